@@ -1,0 +1,5 @@
+"""``python -m batch``: the same as the ``m365batch`` command."""
+
+from batch.cli import cli
+
+cli()
