@@ -1,0 +1,347 @@
+"""Journal: every run's operations, recorded before and after they are sent.
+
+Graph has no idempotency keys, so exactly-once *effect* comes from desired state plus this
+journal. Each run has a folder ``M365BATCH_HOME/runs/<run-id>/`` holding ``journal.sqlite``
+(SQLite in WAL mode, ``synchronous=FULL``: a record is on disk before the next request
+goes out). The states of an operation::
+
+    planned --(sent)--> sent --(answer)--> done
+                          \\--(no answer: timeout, reset, 504, killed)--> still "sent"
+
+On resume, ``pending()`` is planned minus done; an operation left in ``sent`` has an
+unknown outcome and must be checked against the tenant before it is sent again.
+
+A run is tied to its input by SHA-256 (a resume with a changed file is refused) and holds a
+per-tenant lock while it writes (a second apply on the same tenant is refused). The journal
+is stamped with ``FORMAT_VERSION``; readers of older formats belong here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import secrets
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+from batch.errors import JournalError
+
+FORMAT_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ops (
+    seq INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    row INTEGER,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'planned',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    sent_at TEXT,
+    done_at TEXT,
+    result TEXT
+);
+CREATE INDEX IF NOT EXISTS ops_state ON ops(state);
+"""
+
+#: run states kept in meta['state']
+RUNNING, FINISHED, INTERRUPTED = "running", "finished", "interrupted"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What ``runs`` lists about one past run."""
+
+    run_id: str
+    kind: str
+    state: str
+    created: str
+    finished: str | None
+    input_path: str | None
+    input_sha256: str | None
+    tenant: str | None
+    counts: dict[str, int]
+    report: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (for ``runs --json``)."""
+        return {
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "state": self.state,
+            "created": self.created,
+            "finished": self.finished,
+            "input": self.input_path,
+            "input_sha256": self.input_sha256,
+            "tenant": self.tenant,
+            "operations": self.counts,
+            "report": self.report,
+        }
+
+
+@dataclass(frozen=True)
+class JournalOp:
+    """One journaled operation: its key, Excel row, payload and where it stands."""
+
+    seq: int
+    key: str
+    row: int | None
+    payload: dict[str, Any]
+    state: str
+    attempts: int
+    result: dict[str, Any] | None
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, hex."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """A sortable, unique run id such as ``20261128-091502-3fa2``."""
+    now = now or dt.datetime.now()
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def runs_dir(home: Path) -> Path:
+    """The folder that holds one sub-folder per run."""
+    return home / "runs"
+
+
+class Journal:
+    """The journal of one run. Open with :meth:`create` or :meth:`open`."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = connection
+
+    # -- opening -------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        home: Path,
+        *,
+        kind: str,
+        tenant: str,
+        input_path: Path | None = None,
+        input_sha256: str | None = None,
+        meta: dict[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> Journal:
+        """Start a new run's journal."""
+        run_id = run_id or new_run_id()
+        folder = runs_dir(home) / run_id
+        folder.mkdir(parents=True, exist_ok=False)
+        journal = cls._connect(folder / "journal.sqlite")
+        now = _now()
+        values = {
+            "format_version": FORMAT_VERSION,
+            "run_id": run_id,
+            "kind": kind,
+            "tenant": tenant,
+            "state": RUNNING,
+            "created": now,
+            "input_path": str(input_path) if input_path else None,
+            "input_sha256": input_sha256,
+            **(meta or {}),
+        }
+        with journal._db:
+            journal._db.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?)",
+                [(k, json.dumps(v)) for k, v in values.items()],
+            )
+        return journal
+
+    @classmethod
+    def open(cls, home: Path, run_id: str) -> Journal:
+        """Open an existing run's journal."""
+        path = runs_dir(home) / run_id / "journal.sqlite"
+        if not path.is_file():
+            raise JournalError(
+                f"No run '{run_id}' in {runs_dir(home)}.", hint="See `m365batch runs`."
+            )
+        journal = cls._connect(path)
+        version = journal.get("format_version")
+        if version != FORMAT_VERSION:
+            raise JournalError(
+                f"Run '{run_id}' was written by a journal format {version} this version cannot read."
+            )
+        return journal
+
+    @classmethod
+    def _connect(cls, path: Path) -> Journal:
+        try:
+            connection = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"The journal {path} is damaged: {exc}") from exc
+        connection.isolation_level = "DEFERRED"
+        return cls(path, connection)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- metadata ------------------------------------------------------------------------
+    @property
+    def run_id(self) -> str:
+        return str(self.get("run_id"))
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A metadata value (JSON-decoded)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set(self, **values: Any) -> None:
+        """Store metadata values (JSON-encoded), durably."""
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [(k, json.dumps(v)) for k, v in values.items()],
+            )
+
+    def finish(self, state: str = FINISHED, **values: Any) -> None:
+        """Mark the run finished (or interrupted) with optional final metadata."""
+        self.set(state=state, finished=_now(), **values)
+
+    # -- operations ----------------------------------------------------------------------
+    def add_ops(self, ops: Iterable[tuple[str, int | None, dict[str, Any]]]) -> None:
+        """Record planned operations as ``(key, excel_row, payload)``, in order."""
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO ops(key, row, payload) VALUES (?, ?, ?)",
+                ((key, row, json.dumps(payload)) for key, row, payload in ops),
+            )
+
+    def mark_sent(self, key: str) -> None:
+        """Record that an operation is about to go out (before the request is sent)."""
+        with self._db:
+            cursor = self._db.execute(
+                "UPDATE ops SET state = CASE WHEN state = 'done' THEN 'done' ELSE 'sent' END, "
+                "attempts = attempts + 1, sent_at = ? WHERE key = ?",
+                (_now(), key),
+            )
+        if cursor.rowcount != 1:
+            raise JournalError(f"Operation '{key}' is not in the journal of run {self.run_id}.")
+
+    def mark_done(self, key: str, result: dict[str, Any]) -> None:
+        """Record an operation's final outcome."""
+        with self._db:
+            cursor = self._db.execute(
+                "UPDATE ops SET state = 'done', done_at = ?, result = ? WHERE key = ?",
+                (_now(), json.dumps(result), key),
+            )
+        if cursor.rowcount != 1:
+            raise JournalError(f"Operation '{key}' is not in the journal of run {self.run_id}.")
+
+    def ops(self, state: str | None = None) -> Iterator[JournalOp]:
+        """Journaled operations in planned order, optionally only those in ``state``."""
+        query = "SELECT seq, key, row, payload, state, attempts, result FROM ops"
+        args: tuple[Any, ...] = ()
+        if state:
+            query += " WHERE state = ?"
+            args = (state,)
+        for seq, key, row, payload, op_state, attempts, result in self._db.execute(
+            query + " ORDER BY seq", args
+        ):
+            yield JournalOp(
+                seq, key, row, json.loads(payload), op_state, attempts, json.loads(result) if result else None
+            )
+
+    def pending(self) -> list[JournalOp]:
+        """Operations not yet done: planned, or sent with an unknown outcome."""
+        return [op for op in self.ops() if op.state != "done"]
+
+    def counts(self) -> dict[str, int]:
+        """How many operations are in each state."""
+        return dict(self._db.execute("SELECT state, COUNT(*) FROM ops GROUP BY state").fetchall())
+
+    def info(self) -> RunInfo:
+        """A summary of this run for ``runs``."""
+        return RunInfo(
+            run_id=self.run_id,
+            kind=str(self.get("kind")),
+            state=str(self.get("state")),
+            created=str(self.get("created")),
+            finished=self.get("finished"),
+            input_path=self.get("input_path"),
+            input_sha256=self.get("input_sha256"),
+            tenant=self.get("tenant"),
+            counts=self.counts(),
+            report=self.get("report"),
+        )
+
+
+def list_runs(home: Path) -> list[RunInfo]:
+    """Every run under ``home``, newest first. Damaged journals are skipped."""
+    folder = runs_dir(home)
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.glob("*/journal.sqlite"), reverse=True):
+        try:
+            with Journal.open(home, path.parent.name) as journal:
+                found.append(journal.info())
+        except JournalError:
+            continue
+    return found
+
+
+def latest_unfinished(home: Path) -> str | None:
+    """The id of the newest run that did not finish, if any."""
+    for info in list_runs(home):
+        if info.state != FINISHED:
+            return info.run_id
+    return None
+
+
+@contextmanager
+def tenant_lock(home: Path, tenant: str, run_id: str) -> Iterator[None]:
+    """Hold the per-tenant write lock for the length of a run; refuse a second writer."""
+    locks = home / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    safe = hashlib.sha256(tenant.encode()).hexdigest()[:16]
+    holder = locks / f"tenant-{safe}.holder"
+    lock = filelock.FileLock(str(locks / f"tenant-{safe}.lock"), timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout as exc:
+        other = holder.read_text(encoding="utf-8").strip() if holder.exists() else "another run"
+        raise JournalError(
+            f"Another run ({other}) is writing to this tenant right now.",
+            hint="Wait for it to finish, then `m365batch resume` or run again.",
+        ) from exc
+    try:
+        holder.write_text(f"run {run_id}, pid {os.getpid()}", encoding="utf-8")
+        yield
+    finally:
+        lock.release()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")

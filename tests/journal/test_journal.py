@@ -1,0 +1,109 @@
+"""The run journal: durable operation states, pending work, locking and run listing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from batch.errors import JournalError
+from batch.journal import (
+    FINISHED,
+    Journal,
+    file_sha256,
+    latest_unfinished,
+    list_runs,
+    tenant_lock,
+)
+
+
+def _journal(home: Path, run_id: str = "20261128-090000-aaaa") -> Journal:
+    journal = Journal.create(home, kind="apply", tenant="t1", run_id=run_id)
+    journal.add_ops([(f"op{i}", i + 2, {"i": i}) for i in range(5)])
+    return journal
+
+
+def test_pending_is_planned_minus_done(tmp_path: Path) -> None:
+    with _journal(tmp_path) as journal:
+        journal.mark_sent("op0")
+        journal.mark_done("op0", {"status": 200})
+        journal.mark_sent("op1")  # sent, outcome unknown
+        pending = journal.pending()
+    assert [op.key for op in pending] == ["op1", "op2", "op3", "op4"]
+    assert pending[0].state == "sent" and pending[0].attempts == 1
+    assert pending[1].state == "planned"
+
+
+def test_state_survives_reopen(tmp_path: Path) -> None:
+    with _journal(tmp_path) as journal:
+        journal.mark_sent("op3")
+        journal.mark_done("op3", {"status": 400, "code": "Request_BadRequest"})
+    with Journal.open(tmp_path, "20261128-090000-aaaa") as journal:
+        done = [op for op in journal.ops("done")]
+        assert [(op.key, op.row, op.result) for op in done] == [
+            ("op3", 5, {"status": 400, "code": "Request_BadRequest"})
+        ]
+        assert journal.counts() == {"done": 1, "planned": 4}
+
+
+def test_unknown_operation_is_an_error(tmp_path: Path) -> None:
+    with _journal(tmp_path) as journal, pytest.raises(JournalError, match="nope"):
+        journal.mark_sent("nope")
+
+
+def test_open_missing_run_names_the_runs_command(tmp_path: Path) -> None:
+    with pytest.raises(JournalError, match="m365batch runs"):
+        Journal.open(tmp_path, "missing")
+
+
+def test_runs_are_listed_newest_first_with_latest_unfinished(tmp_path: Path) -> None:
+    _journal(tmp_path, "20261128-090000-aaaa").close()
+    with _journal(tmp_path, "20261128-100000-bbbb") as journal:
+        journal.finish(FINISHED, report="r.xlsx")
+    runs = list_runs(tmp_path)
+    assert [r.run_id for r in runs] == ["20261128-100000-bbbb", "20261128-090000-aaaa"]
+    assert runs[0].as_dict()["report"] == "r.xlsx"
+    assert latest_unfinished(tmp_path) == "20261128-090000-aaaa"
+
+
+def test_file_sha256(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_bytes(b"abc")
+    assert file_sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_second_writer_on_same_tenant_is_refused(tmp_path: Path) -> None:
+    with tenant_lock(tmp_path, "t1", "run-a"):
+        with pytest.raises(JournalError, match="run run-a"), tenant_lock(tmp_path, "t1", "run-b"):
+            pass
+        with tenant_lock(tmp_path, "t2", "run-c"):  # another tenant is independent
+            pass
+    with tenant_lock(tmp_path, "t1", "run-b"):  # released
+        pass
+
+
+def test_sigkill_mid_write_leaves_a_consistent_journal(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from pathlib import Path
+        from batch.journal import Journal
+        j = Journal.create(Path({str(tmp_path)!r}), kind="apply", tenant="t", run_id="r1")
+        j.add_ops([(f"op{{i}}", i, {{"i": i}}) for i in range(200)])
+        for i in range(200):
+            j.mark_sent(f"op{{i}}")
+            if i == 120:
+                os.kill(os.getpid(), signal.SIGKILL)
+            j.mark_done(f"op{{i}}", {{"status": 200}})
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], env=os.environ.copy())
+    assert proc.returncode == -signal.SIGKILL
+    with Journal.open(tmp_path, "r1") as journal:
+        assert journal.counts() == {"done": 120, "sent": 1, "planned": 79}
+        assert journal.pending()[0].key == "op120"
