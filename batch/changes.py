@@ -1,0 +1,142 @@
+"""Per-user change rules: what must change for one user to reach what a row asks.
+
+This is the heart of planning, kept free of I/O: given a user's current licenses
+(:class:`batch.tenant.UserState`) and what the row wants (:class:`Desire`), compute the
+minimal :class:`LicenseChange`. Rules an experienced admin expects:
+
+- Additive by default: add what is listed, remove what is listed, leave the rest. With
+  ``exact`` the listed licenses are the user's full set of *direct* licenses.
+- A SKU already held directly is not re-added, unless its disabled plans must change. Then
+  the plans are merged deliberately: additive mode disables the listed plans on top of those
+  already disabled (it never silently re-enables a plan); exact mode sets exactly the
+  listed ones. Re-adding a held SKU replaces its disabledPlans in Graph, so the merged set
+  is always sent whole.
+- Licenses inherited from a group are never removed directly (Graph refuses; the group's
+  membership is what grants them): the change says so instead.
+- Adds and removes for one user go in ONE assignLicense call, so a swap never leaves the user
+  unlicensed.
+- A usage location is needed before a license can be assigned: the row's, else the user's,
+  else the ``default_usage_location``; without one the row cannot be applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from batch.tenant import UserState
+
+
+@dataclass(frozen=True)
+class LicenseWant:
+    """A license a row asks for, with the plans it wants disabled (``None``: not said)."""
+
+    sku_id: str
+    disabled_plans: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class Desire:
+    """What one row asks for one user."""
+
+    add: tuple[LicenseWant, ...] = ()
+    remove: frozenset[str] = frozenset()
+    usage_location: str | None = None
+    offboard: bool = False
+    exact: bool = False
+
+
+@dataclass
+class LicenseChange:
+    """The minimal change for one user, and what the planner should tell the admin."""
+
+    add: dict[str, frozenset[str]] = field(default_factory=dict)  # sku -> disabled plans to send
+    remove: list[str] = field(default_factory=list)
+    usage_location: str | None = None  # set before the licenses, when not None
+    notes: list[str] = field(default_factory=list)  # said in the report's Detail column
+    blocked: str | None = None  # why the change cannot be made at all
+    new_seats: list[str] = field(default_factory=list)  # SKUs that take a seat the user lacks
+    freed_seats: list[str] = field(default_factory=list)  # SKUs whose seat is given back
+
+    @property
+    def writes_license(self) -> bool:
+        return bool(self.add or self.remove)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.add or self.remove or self.usage_location)
+
+
+def license_change(
+    desire: Desire,
+    state: UserState,
+    *,
+    default_usage_location: str | None = None,
+    name: dict[str, str] | None = None,
+) -> LicenseChange:
+    """The minimal license change that brings ``state`` to what ``desire`` asks.
+
+    :param name: SKU id -> part number, for readable notes.
+    """
+    label = (lambda sku: (name or {}).get(sku, sku))
+    change = LicenseChange()
+    wanted = {w.sku_id: w for w in desire.add}
+
+    for sku, want in wanted.items():
+        held = state.licenses.get(sku)
+        if held is None:
+            change.add[sku] = want.disabled_plans or frozenset()
+            change.new_seats.append(sku)
+            continue
+        if not held.direct:
+            change.notes.append(f"{label(sku)} already held through a group")
+            continue
+        target = _target_plans(held.disabled_plans, want.disabled_plans, exact=desire.exact)
+        if target != held.disabled_plans:
+            change.add[sku] = target
+            change.notes.append(f"{label(sku)} disabled plans updated")
+
+    removals = set(desire.remove)
+    if desire.offboard:
+        removals |= set(state.licenses)
+    if desire.exact:
+        removals |= {sku for sku in state.direct_skus if sku not in wanted}
+    for sku in sorted(removals, key=label):
+        held = state.licenses.get(sku)
+        if held is None:
+            if sku in desire.remove:
+                change.notes.append(f"{label(sku)} not held")
+            continue
+        if held.direct:
+            change.remove.append(sku)
+            if not held.inherited:
+                change.freed_seats.append(sku)
+            else:
+                change.notes.append(f"{label(sku)} stays through a group after the direct one goes")
+        elif sku in desire.remove or desire.offboard:
+            change.notes.append(
+                f"{label(sku)} is inherited from a group and cannot be removed directly: "
+                "remove the user from the group"
+            )
+
+    wanted_location = (desire.usage_location or "").upper() or None
+    current = (state.usage_location or "").upper() or None
+    if wanted_location and wanted_location != current:
+        change.usage_location = wanted_location
+    elif change.add and not current:
+        if default_usage_location:
+            change.usage_location = default_usage_location.upper()
+            change.notes.append(f"usage location {change.usage_location} (default)")
+        else:
+            change.blocked = (
+                "the user has no usage location: add a UsageLocation column or pass "
+                "--default-usage-location"
+            )
+    return change
+
+
+def _target_plans(
+    current: frozenset[str], wanted: frozenset[str] | None, *, exact: bool
+) -> frozenset[str]:
+    if wanted is None:  # the row says nothing about plans: keep the user's
+        return current
+    return wanted if exact else current | wanted

@@ -1,0 +1,161 @@
+"""Tenant state: what the tenant holds, read from Graph JSON into plain values.
+
+The planner, the true-up and the reconciler all read the same facts: per SKU the seats
+bought and used, per user the licenses held and *how* (directly or through which groups).
+Functions here are pure (Graph JSON in, dataclasses out) so they are easy to test; the
+reading itself goes through the Graph client.
+
+Seats: Graph has no "available" field. Following Microsoft's own scripts and the
+licenseUnitsDetail docs, free seats are ``prepaidUnits.enabled - consumedUnits``: units in
+``warning`` (grace period after expiry), ``suspended`` and ``lockedOut`` cannot take new
+assignments, and a user holding a SKU both directly and through a group consumes one seat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: the user properties every stage needs; assignedLicenses etc. are returned only on $select
+USER_SELECT = (
+    "id,userPrincipalName,displayName,accountEnabled,usageLocation,department,"
+    "assignedLicenses,licenseAssignmentStates"
+)
+
+
+@dataclass(frozen=True)
+class SkuSeats:
+    """One subscribed SKU's seat figures."""
+
+    sku_id: str
+    part_number: str
+    applies_to: str
+    capability_status: str
+    enabled: int
+    warning: int
+    suspended: int
+    locked_out: int
+    consumed: int
+    service_plans: tuple[tuple[str, str], ...] = ()  # (servicePlanId, servicePlanName)
+
+    @property
+    def free(self) -> int:
+        """Seats that can take a new assignment now (never negative)."""
+        return max(0, self.enabled - self.consumed)
+
+    @property
+    def purchased(self) -> int:
+        """Units bought and still in force or in grace (enabled + warning)."""
+        return self.enabled + self.warning
+
+    @property
+    def user_assignable(self) -> bool:
+        return self.applies_to.lower() == "user"
+
+
+def seats_from_skus(skus: Iterable[Mapping[str, Any]]) -> list[SkuSeats]:
+    """Seat figures for every SKU of a ``GET /subscribedSkus`` answer, by part number."""
+    result = []
+    for sku in skus:
+        units = sku.get("prepaidUnits") or {}
+        result.append(
+            SkuSeats(
+                sku_id=str(sku["skuId"]).lower(),
+                part_number=str(sku.get("skuPartNumber") or sku["skuId"]),
+                applies_to=str(sku.get("appliesTo") or "User"),
+                capability_status=str(sku.get("capabilityStatus") or "Enabled"),
+                enabled=int(units.get("enabled") or 0),
+                warning=int(units.get("warning") or 0),
+                suspended=int(units.get("suspended") or 0),
+                locked_out=int(units.get("lockedOut") or 0),
+                consumed=int(sku.get("consumedUnits") or 0),
+                service_plans=tuple(
+                    (str(p["servicePlanId"]).lower(), str(p.get("servicePlanName") or ""))
+                    for p in sku.get("servicePlans") or []
+                ),
+            )
+        )
+    return sorted(result, key=lambda s: s.part_number.lower())
+
+
+@dataclass(frozen=True)
+class HeldLicense:
+    """A SKU a user holds: its disabled plans and where it comes from."""
+
+    sku_id: str
+    disabled_plans: frozenset[str]
+    direct: bool
+    groups: tuple[str, ...] = ()  # ids of groups the license is inherited from
+    errors: tuple[str, ...] = ()  # licenseAssignmentStates errors (CountViolation, ...)
+
+    @property
+    def inherited(self) -> bool:
+        return bool(self.groups)
+
+
+@dataclass(frozen=True)
+class UserState:
+    """What the tenant says about one user, as far as licensing goes."""
+
+    id: str
+    upn: str
+    display_name: str
+    account_enabled: bool
+    usage_location: str | None
+    licenses: Mapping[str, HeldLicense] = field(default_factory=dict)
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def direct_skus(self) -> set[str]:
+        return {sku for sku, held in self.licenses.items() if held.direct}
+
+    def holds(self, sku_id: str) -> bool:
+        return sku_id in self.licenses
+
+
+def user_state(user: Mapping[str, Any]) -> UserState:
+    """A :class:`UserState` from a Graph user selected with :data:`USER_SELECT`.
+
+    ``licenseAssignmentStates`` tells direct from inherited; when it is absent (older
+    answers), every assigned license is taken as direct.
+    """
+    states = user.get("licenseAssignmentStates")
+    licenses: dict[str, HeldLicense] = {}
+    if states:
+        by_sku: dict[str, list[Mapping[str, Any]]] = {}
+        for state in states:
+            by_sku.setdefault(str(state["skuId"]).lower(), []).append(state)
+        assigned = {
+            str(a["skuId"]).lower(): frozenset(str(p).lower() for p in a.get("disabledPlans") or [])
+            for a in user.get("assignedLicenses") or []
+        }
+        for sku, entries in by_sku.items():
+            direct = [e for e in entries if not e.get("assignedByGroup")]
+            groups = tuple(str(e["assignedByGroup"]) for e in entries if e.get("assignedByGroup"))
+            errors = tuple(str(e["error"]) for e in entries if e.get("error") not in (None, "None"))
+            source = direct[0] if direct else entries[0]
+            disabled = assigned.get(sku)
+            if disabled is None or direct:
+                disabled = frozenset(str(p).lower() for p in source.get("disabledPlans") or [])
+            licenses[sku] = HeldLicense(sku, disabled, bool(direct), groups, errors)
+    else:
+        for assigned_license in user.get("assignedLicenses") or []:
+            sku = str(assigned_license["skuId"]).lower()
+            disabled = frozenset(str(p).lower() for p in assigned_license.get("disabledPlans") or [])
+            licenses[sku] = HeldLicense(sku, disabled, True)
+    enabled = user.get("accountEnabled")
+    return UserState(
+        id=str(user["id"]),
+        upn=str(user.get("userPrincipalName") or ""),
+        display_name=str(user.get("displayName") or ""),
+        account_enabled=True if enabled is None else bool(enabled),
+        usage_location=(user.get("usageLocation") or None),
+        licenses=licenses,
+        raw=user,
+    )
+
+
+def read_seats(client: Any) -> list[SkuSeats]:
+    """Read ``GET /subscribedSkus`` through a Graph client and return seat figures."""
+    return seats_from_skus(client.get_all("/subscribedSkus"))
