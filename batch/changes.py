@@ -42,7 +42,8 @@ class Desire:
     remove: frozenset[str] = frozenset()
     usage_location: str | None = None
     offboard: bool = False
-    exact: bool = False
+    exact: bool = False  # the listed licenses are the user's whole set of direct licenses
+    exact_plans: bool = False  # the listed disabled plans replace the user's, never merge
 
 
 @dataclass
@@ -90,7 +91,8 @@ def license_change(
         if not held.direct:
             change.notes.append(f"{label(sku)} already held through a group")
             continue
-        target = _target_plans(held.disabled_plans, want.disabled_plans, exact=desire.exact)
+        target = _target_plans(held.disabled_plans, want.disabled_plans,
+                               exact=desire.exact or desire.exact_plans)
         if target != held.disabled_plans:
             change.add[sku] = target
             change.notes.append(f"{label(sku)} disabled plans updated")

@@ -98,6 +98,8 @@ class JournalOp:
     state: str
     attempts: int
     result: dict[str, Any] | None
+    sent_at: str | None = None
+    done_at: str | None = None
 
 
 def file_sha256(path: Path) -> str:
@@ -231,10 +233,15 @@ class Journal:
 
     # -- operations ----------------------------------------------------------------------
     def add_ops(self, ops: Iterable[tuple[str, int | None, dict[str, Any]]]) -> None:
-        """Record planned operations as ``(key, excel_row, payload)``, in order."""
+        """Record planned operations as ``(key, excel_row, payload)``, in order.
+
+        An operation already journaled and not done takes the new payload (a resumed run
+        re-plans from the tenant's current state); one already done is left as it is.
+        """
         with self._db:
             self._db.executemany(
-                "INSERT INTO ops(key, row, payload) VALUES (?, ?, ?)",
+                "INSERT INTO ops(key, row, payload) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET payload = excluded.payload WHERE state != 'done'",
                 ((key, row, json.dumps(payload)) for key, row, payload in ops),
             )
 
@@ -261,16 +268,17 @@ class Journal:
 
     def ops(self, state: str | None = None) -> Iterator[JournalOp]:
         """Journaled operations in planned order, optionally only those in ``state``."""
-        query = "SELECT seq, key, row, payload, state, attempts, result FROM ops"
+        query = "SELECT seq, key, row, payload, state, attempts, result, sent_at, done_at FROM ops"
         args: tuple[Any, ...] = ()
         if state:
             query += " WHERE state = ?"
             args = (state,)
-        for seq, key, row, payload, op_state, attempts, result in self._db.execute(
-            query + " ORDER BY seq", args
+        for seq, key, row, payload, op_state, attempts, result, sent_at, done_at in list(
+            self._db.execute(query + " ORDER BY seq", args)
         ):
             yield JournalOp(
-                seq, key, row, json.loads(payload), op_state, attempts, json.loads(result) if result else None
+                seq, key, row, json.loads(payload), op_state, attempts,
+                json.loads(result) if result else None, sent_at, done_at,
             )
 
     def pending(self) -> list[JournalOp]:

@@ -159,3 +159,79 @@ def user_state(user: Mapping[str, Any]) -> UserState:
 def read_seats(client: Any) -> list[SkuSeats]:
     """Read ``GET /subscribedSkus`` through a Graph client and return seat figures."""
     return seats_from_skus(client.get_all("/subscribedSkus"))
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """A group the sheet names: its licenses, whether it can be joined, and its members."""
+
+    id: str
+    display_name: str
+    sku_ids: frozenset[str]
+    dynamic: bool
+    members: frozenset[str]  # user object ids (direct members)
+
+
+#: above this many users in a sheet, paging through every user beats looking each one up
+PAGE_ALL_THRESHOLD = 3000
+GROUP_SELECT = "id,displayName,assignedLicenses,groupTypes,membershipRule,securityEnabled"
+
+
+def read_users(client: Any, wanted: Iterable[str]) -> dict[str, UserState]:
+    """Read the named users (UPNs or object ids); returns ``{casefolded name: state}``.
+
+    A few thousand users are looked up by ``$filter`` in ``$batch``; more than that, and the
+    whole directory is paged at 999 a page, which costs fewer requests.
+    """
+    names = {str(w).strip().casefold() for w in wanted if str(w).strip()}
+    fields = USER_SELECT.split(",")
+    found: dict[str, UserState] = {}
+    if len(names) > PAGE_ALL_THRESHOLD:
+        for user in client.get_all("/users", params={"$select": USER_SELECT, "$top": 999}):
+            for key in (str(user.get("userPrincipalName") or "").casefold(), str(user["id"]).casefold()):
+                if key in names:
+                    found[key] = user_state(user)
+        return found
+    for asked, user in client.resolve_users(sorted(names), select=fields).items():
+        found[asked.casefold()] = user_state(user)
+    return found
+
+
+def read_groups(client: Any, names: Iterable[str]) -> tuple[dict[str, GroupInfo], dict[str, str]]:
+    """Find groups by display name or id, with members.
+
+    Returns ``({casefolded name: group}, {casefolded name: problem})``; a problem is a
+    name no group has, or one that several groups share.
+    """
+    from batch.graph import is_guid, odata_string
+
+    groups: dict[str, GroupInfo] = {}
+    problems: dict[str, str] = {}
+    for name in sorted({n.strip() for n in names if n.strip()}, key=str.casefold):
+        if is_guid(name):
+            matches = [client.get(f"/groups/{name}", params={"$select": GROUP_SELECT})]
+        else:
+            matches = list(
+                client.get_all(
+                    "/groups",
+                    params={"$filter": f"displayName eq {odata_string(name)}", "$select": GROUP_SELECT},
+                )
+            )
+        if not matches:
+            problems[name.casefold()] = f"no group named '{name}'"
+            continue
+        if len(matches) > 1:
+            problems[name.casefold()] = f"{len(matches)} groups are named '{name}': use the group's id"
+            continue
+        group = matches[0]
+        members = frozenset(
+            str(m["id"]) for m in client.get_all(f"/groups/{group['id']}/members", params={"$select": "id", "$top": 999})
+        )
+        groups[name.casefold()] = GroupInfo(
+            id=str(group["id"]),
+            display_name=str(group.get("displayName") or name),
+            sku_ids=frozenset(str(a["skuId"]).lower() for a in group.get("assignedLicenses") or []),
+            dynamic=bool(group.get("membershipRule")) or "DynamicMembership" in (group.get("groupTypes") or []),
+            members=members,
+        )
+    return groups, problems

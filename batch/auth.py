@@ -1,0 +1,384 @@
+"""Auth: app-only access tokens for Microsoft Graph through msal (client credentials).
+
+One :class:`MsalTokenProvider` per tenant. It builds msal's ``ConfidentialClientApplication``
+from :class:`batch.config.Settings` with a client secret or a certificate:
+
+- PEM: the file holds the private key and the certificate (Azure SDK convention). We read
+  both with ``cryptography`` (checking the password and that the key matches the
+  certificate) and hand msal ``{"private_key", "public_certificate", "passphrase"}`` *without*
+  a ``thumbprint``: msal >= 1.35 then computes the SHA-256 thumbprint (``x5t#S256``, PS256)
+  itself, whereas a ``thumbprint`` key would make it use the deprecated SHA-1 form.
+- PFX/P12: ``{"private_key_pfx_path", "passphrase"}``; msal uses SHA-256 as well.
+
+Tokens live in msal's in-memory cache only (never on disk). msal renews a cached token on its
+own when less than five minutes remain. A 401 in the middle of a run means the service
+stopped honouring a token before its stated expiry; :meth:`MsalTokenProvider.renew` drops
+that token from the cache and fetches a new one, once per stale token however many threads
+saw the 401 at the same time.
+
+msal's failures (a result dict with ``error``/``error_description``, or ``ValueError`` and
+``requests`` exceptions during authority discovery) become :class:`batch.errors.AuthError`
+with the AADSTS code and never the secret.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlparse
+
+import msal
+import requests
+import requests.adapters
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
+
+from batch.config import Settings
+from batch.errors import AuthError, ConfigError
+from batch.logs import register_secret
+
+log = logging.getLogger(__name__)
+
+#: The scope of an app-only Graph token is the resource plus ``/.default``.
+GRAPH_SCOPE_SUFFIX = "/.default"
+GRAPH_RESOURCE = "https://graph.microsoft.com"
+#: Graph hosts of the national clouds, each its own token resource
+SOVEREIGN_GRAPH_HOSTS = frozenset(
+    {"graph.microsoft.us", "dod-graph.microsoft.us", "microsoftgraph.chinacloudapi.cn"}
+)
+
+_AADSTS = re.compile(r"AADSTS\d+")
+
+_HINTS = {
+    "AADSTS7000215": "The client secret is wrong: use the secret's value, not its id.",
+    "AADSTS7000222": "The client secret has expired: create a new one in the app registration.",
+    "AADSTS700016": "No such app in this tenant: check AZURE_CLIENT_ID and AZURE_TENANT_ID.",
+    "AADSTS90002": "No such tenant: check AZURE_TENANT_ID.",
+    "AADSTS700027": "The certificate is not registered on the app, or its signature is invalid.",
+    "AADSTS700024": "The client assertion is not within its valid time range: check the clock.",
+}
+
+
+@runtime_checkable
+class TokenProvider(Protocol):
+    """Something that hands out bearer tokens and can renew one the service rejected."""
+
+    def token(self) -> str:
+        """A valid access token."""
+        ...
+
+    def renew(self, stale: str) -> str:
+        """A token other than ``stale`` (fetch a new one unless another thread already did)."""
+        ...
+
+
+class StaticTokenProvider:
+    """Wrap a plain callable returning a token (tests, or tokens obtained elsewhere)."""
+
+    def __init__(self, fetch: Callable[[], str]) -> None:
+        self._fetch = fetch
+
+    def token(self) -> str:
+        """Call the wrapped function."""
+        return self._fetch()
+
+    def renew(self, stale: str) -> str:
+        """Call the wrapped function again; it is its own judge of freshness."""
+        return self._fetch()
+
+
+def as_token_provider(value: TokenProvider | Callable[[], str]) -> TokenProvider:
+    """Accept either a :class:`TokenProvider` or a zero-argument callable."""
+    if isinstance(value, TokenProvider):
+        return value
+    return StaticTokenProvider(value)
+
+
+class PinnedSession(requests.Session):
+    """A ``requests.Session`` whose configured ``verify`` wins over the environment.
+
+    requests lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` replace a session's ``verify``
+    (psf/requests#3829), so a machine-wide bundle would make the simulated tenant's CA, or a
+    CA configured for a tenant profile, silently ignored. Proxies still come from the
+    environment.
+    """
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> dict[str, Any]:
+        merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if verify in (None, True) and self.verify not in (None, True):
+            merged["verify"] = self.verify
+        return merged
+
+
+def new_session(
+    verify: str | bool | None, *, pool_size: int = 10, timeout: Any = None
+) -> requests.Session:
+    """A pooled session with no automatic retries, trusting ``verify`` whatever the environment."""
+    session = PinnedSession()
+    # Retries are the caller's (they must respect Retry-After and never repeat a write blindly).
+    adapter = requests.adapters.HTTPAdapter(
+        pool_connections=4, pool_maxsize=max(pool_size, 4), max_retries=0
+    )
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.verify = verify if verify not in (None, "") else True
+    if timeout is not None:
+        # msal calls the session without a timeout; give it one (requests has no default).
+        session.request = functools.partial(session.request, timeout=timeout)  # type: ignore[method-assign]
+    return session
+
+
+def graph_scope(graph_url: str) -> str:
+    """The app-only scope for Graph at ``graph_url``: its resource id plus ``/.default``.
+
+    The resource is Graph's application ID URI, not wherever requests go: the national
+    clouds have their own Graph host and resource, any other host (a private endpoint, the
+    simulated tenant) still serves tokens for ``https://graph.microsoft.com``.
+    """
+    host = (urlparse(graph_url).hostname or "").lower()
+    if host in SOVEREIGN_GRAPH_HOSTS:
+        return f"https://{host}{GRAPH_SCOPE_SUFFIX}"
+    return f"{GRAPH_RESOURCE}{GRAPH_SCOPE_SUFFIX}"
+
+
+def build_credential(settings: Settings) -> str | dict[str, Any]:
+    """The ``client_credential`` msal expects for these settings (secret or certificate)."""
+    if settings.certificate_path:
+        path = Path(settings.certificate_path)
+        data = _read_bytes(path)
+        password = settings.certificate_password
+        if _is_pfx(path, data):
+            _check_pfx(path, data, password)
+            credential: dict[str, Any] = {"private_key_pfx_path": str(path)}
+        else:
+            key_pem, cert_pem = _split_pem(path, data, password)
+            # No "thumbprint" key on purpose: msal would then sign with the SHA-1 form.
+            credential = {"private_key": key_pem, "public_certificate": cert_pem}
+        if password:
+            credential["passphrase"] = password
+        return credential
+    if settings.client_secret:
+        return settings.client_secret
+    raise ConfigError(
+        "No client secret or certificate is configured.",
+        hint="Set AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH.",
+    )
+
+
+def certificate_thumbprint(settings: Settings) -> str | None:
+    """The SHA-256 thumbprint (hex) of the configured certificate, for messages and checks."""
+    if not settings.certificate_path:
+        return None
+    path = Path(settings.certificate_path)
+    data = _read_bytes(path)
+    if _is_pfx(path, data):
+        cert = _check_pfx(path, data, settings.certificate_password)
+    else:
+        _, cert_pem = _split_pem(path, data, settings.certificate_password)
+        cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    return cert.fingerprint(hashes.SHA256()).hex().upper()
+
+
+def needs_instance_discovery(authority_host: str) -> bool:
+    """Whether msal should validate the authority through Microsoft's instance discovery.
+
+    Discovery calls ``login.microsoftonline.com`` to vouch for the host. It is right for the
+    public and sovereign clouds, but a private authority (an ADFS-like or local HTTPS
+    identity provider, the built-in simulated tenant) is unknown to it and would be refused,
+    so discovery is turned off only for hosts msal does not already know.
+    """
+    host = (urlparse(authority_host).hostname or "").lower()
+    return host in WELL_KNOWN_AUTHORITY_HOSTS
+
+
+class MsalTokenProvider:
+    """App-only tokens for one tenant through msal's client-credentials flow."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        http_client: requests.Session | None = None,
+        timeout: float | tuple[float, float] = (10.0, 60.0),
+    ) -> None:
+        if not (settings.tenant_id and settings.client_id):
+            raise ConfigError("AZURE_TENANT_ID and AZURE_CLIENT_ID must both be set.")
+        register_secret(settings.client_secret)
+        register_secret(settings.certificate_password)
+        self._settings = settings
+        self._scopes = [graph_scope(settings.graph_url)]
+        self._credential = build_credential(settings)
+        self._http_client = http_client
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._app: msal.ConfidentialClientApplication | None = None
+        self._current: str | None = None
+        self.tokens_acquired = 0  #: tokens fetched from the identity provider (not the cache)
+
+    @property
+    def scopes(self) -> list[str]:
+        """The scopes asked for (the Graph resource with ``/.default``)."""
+        return list(self._scopes)
+
+    def token(self) -> str:
+        """A valid access token, from msal's cache when it has one that is not about to expire."""
+        with self._lock:
+            return self._acquire()
+
+    def renew(self, stale: str) -> str:
+        """Drop ``stale`` from the cache and fetch a new token (once, whatever the threads)."""
+        with self._lock:
+            if self._current is not None and self._current != stale:
+                return self._current  # another thread already renewed it
+            app = self._application()
+            cache = app.token_cache
+            for item in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
+                if item.get("secret") == stale:
+                    cache.remove_at(item)
+            log.debug("access token rejected by the service; renewing it")
+            return self._acquire()
+
+    def _acquire(self) -> str:
+        app = self._application()
+        try:
+            result = app.acquire_token_for_client(scopes=self._scopes)
+        except (requests.RequestException, ValueError) as exc:
+            raise AuthError(
+                f"Could not reach the sign-in service at {self._settings.authority_host}: "
+                f"{type(exc).__name__}",
+                hint="Check the network, AZURE_AUTHORITY_HOST and REQUESTS_CA_BUNDLE.",
+            ) from exc
+        if not result or "access_token" not in result:
+            raise _auth_error(result or {}, self._settings)
+        token = str(result["access_token"])
+        if result.get("token_source") != "cache":
+            self.tokens_acquired += 1
+            log.debug("access token acquired (expires in %s s)", result.get("expires_in"))
+        self._current = token
+        return token
+
+    def _application(self) -> msal.ConfidentialClientApplication:
+        if self._app is not None:
+            return self._app
+        settings = self._settings
+        http_client = self._http_client or new_session(settings.ca_bundle, timeout=self._timeout)
+        kwargs: dict[str, Any] = {
+            "client_credential": self._credential,
+            "authority": settings.authority,
+            "http_client": http_client,
+            "token_cache": msal.TokenCache(),  # memory only
+        }
+        if not needs_instance_discovery(settings.authority_host):
+            kwargs["instance_discovery"] = False
+        try:
+            # msal fetches the tenant's OpenID configuration here (network I/O).
+            self._app = msal.ConfidentialClientApplication(settings.client_id, **kwargs)
+        except ValueError as exc:
+            text = str(exc)
+            code = _AADSTS.search(text)
+            raise AuthError(
+                f"The sign-in authority {settings.authority} was refused: "
+                f"{_first_line(text)}",
+                error=code.group(0) if code else None,
+                hint="Check AZURE_TENANT_ID and AZURE_AUTHORITY_HOST.",
+            ) from exc
+        except requests.RequestException as exc:
+            raise AuthError(
+                f"Could not reach the sign-in service at {settings.authority_host}: "
+                f"{type(exc).__name__}",
+                hint="Check the network, AZURE_AUTHORITY_HOST and REQUESTS_CA_BUNDLE.",
+            ) from exc
+        return self._app
+
+
+def _auth_error(result: dict[str, Any], settings: Settings) -> AuthError:
+    error = str(result.get("error") or "unknown_error")
+    description = _first_line(str(result.get("error_description") or ""))
+    code_match = _AADSTS.search(description)
+    code = code_match.group(0) if code_match else None
+    hint = _HINTS.get(code or "")
+    if hint is None and error == "invalid_client":
+        hint = "Check the client secret or certificate of the app registration."
+    message = f"Sign-in failed for app {settings.client_id} in tenant {settings.tenant_id}: "
+    message += description or error
+    return AuthError(
+        message, error=code or error, correlation_id=result.get("correlation_id"), hint=hint
+    )
+
+
+def _first_line(text: str) -> str:
+    # Entra appends "Trace ID: ... Correlation ID: ... Timestamp: ..." (usually on new lines).
+    text = text.split("Trace ID:")[0].strip()
+    return text.splitlines()[0].strip() if text else ""
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"Certificate file cannot be read: {path}: {exc.strerror}") from exc
+
+
+def _is_pfx(path: Path, data: bytes) -> bool:
+    return path.suffix.lower() in (".pfx", ".p12") or b"-----BEGIN" not in data
+
+
+def _check_pfx(path: Path, data: bytes, password: str | None) -> x509.Certificate:
+    try:
+        key, cert, _ = pkcs12.load_key_and_certificates(
+            data, password.encode() if password else None
+        )
+    except ValueError as exc:
+        raise ConfigError(
+            f"Certificate file {path.name} cannot be opened: wrong password or not a PFX file.",
+            hint="Check AZURE_CLIENT_CERTIFICATE_PASSWORD.",
+        ) from exc
+    if key is None or cert is None:
+        raise ConfigError(f"Certificate file {path.name} must hold both a private key and a certificate.")
+    _check_pair(path, key, cert)
+    return cert
+
+
+def _split_pem(path: Path, data: bytes, password: str | None) -> tuple[str, str]:
+    text = data.decode("ascii", errors="replace")
+    key_match = re.search(
+        r"-----BEGIN (?:ENCRYPTED |RSA |EC )?PRIVATE KEY-----.+?-----END (?:ENCRYPTED |RSA |EC )?PRIVATE KEY-----",
+        text,
+        re.S,
+    )
+    cert_match = re.search(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", text, re.S)
+    if not key_match or not cert_match:
+        raise ConfigError(
+            f"Certificate file {path.name} must hold both a PEM private key and its certificate."
+        )
+    key_pem, cert_pem = key_match.group(0), cert_match.group(0)
+    try:
+        key = serialization.load_pem_private_key(
+            key_pem.encode(), password.encode() if password else None
+        )
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"The private key in {path.name} cannot be read: wrong or missing password?",
+            hint="Check AZURE_CLIENT_CERTIFICATE_PASSWORD.",
+        ) from exc
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    except ValueError as exc:
+        raise ConfigError(f"The certificate in {path.name} cannot be read.") from exc
+    _check_pair(path, key, cert)
+    return key_pem, cert_pem
+
+
+def _check_pair(path: Path, key: Any, cert: x509.Certificate) -> None:
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
+        raise ConfigError(f"The private key in {path.name} does not belong to its certificate.")

@@ -1,0 +1,252 @@
+"""Catalog: SKU and service-plan names, from Microsoft's reference merged with the tenant.
+
+The shipped reference (``batch/data/sku-catalog.json``, built by
+``scripts/build_sku_catalog.py`` from Microsoft's "Product names and service plan
+identifiers for licensing" CSV) knows the friendly product names; the tenant's
+``GET /subscribedSkus`` items know what the tenant actually has (seats, ``appliesTo``,
+``capabilityStatus``, the service plans as the tenant sees them). :class:`Catalog` merges
+the two, keyed on the SKU GUID (names are not unique keys), and resolves what people write
+in sheets:
+
+* a license as a part number (``SPE_E3``), a product name ("Microsoft 365 E3",
+  case-insensitive), a skuId GUID (any case, braces or not) or a legacy ``tenant:SKU``
+  (MSOnline's AccountSkuId);
+* a service plan as ``PLAN``, ``SKU:PLAN`` or a servicePlanId GUID, within a SKU.
+
+The tenant wins whenever it knows a fact; SKUs the reference lags behind on keep their part
+number as their name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+__all__ = [
+    "COMMON_PART_NUMBERS",
+    "Catalog",
+    "ServicePlan",
+    "Sku",
+    "normalise_guid",
+    "product_name",
+    "subscribed_skus_from_catalog",
+]
+
+_GUID = re.compile(r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$")
+
+#: SKUs most tenants buy; the generic input template lists these.
+COMMON_PART_NUMBERS = (
+    "SPE_E3", "SPE_E5", "SPE_F1", "ENTERPRISEPACK", "ENTERPRISEPREMIUM", "STANDARDPACK",
+    "DESKLESSPACK", "SPB", "O365_BUSINESS_PREMIUM", "O365_BUSINESS_ESSENTIALS", "EMS",
+    "EMSPREMIUM", "EXCHANGESTANDARD", "POWER_BI_PRO", "VISIOCLIENT", "PROJECTPREMIUM",
+    "Microsoft_365_Copilot",
+)
+
+
+def normalise_guid(text: str) -> str | None:
+    """The lower-case GUID in ``text`` (braces allowed), or None if it is not a GUID."""
+    match = _GUID.match(text.strip())
+    return match.group(1).lower() if match else None
+
+
+def _key(text: str) -> str:
+    """Case- and whitespace-insensitive key for names (NBSP and tabs included)."""
+    return " ".join(text.replace("\u00a0", " ").split()).casefold()
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    """A service plan inside a SKU."""
+
+    id: str
+    name: str
+    friendly_name: str = ""
+
+
+@dataclass(frozen=True)
+class Sku:
+    """A SKU as the catalog knows it; tenant fields are None when the tenant lacks it."""
+
+    id: str
+    part_number: str
+    #: Microsoft's product display names (first is the one shown); may be empty
+    names: tuple[str, ...] = ()
+    plans: tuple[ServicePlan, ...] = ()
+    in_tenant: bool = False
+    applies_to: str | None = None  #: "User" or "Company" (tenant only)
+    capability_status: str | None = None
+    enabled_units: int = 0
+    warning_units: int = 0
+    suspended_units: int = 0
+    consumed_units: int = 0
+
+    @property
+    def name(self) -> str:
+        """Friendly product name for reports, falling back to the part number."""
+        return self.names[0] if self.names else self.part_number
+
+    @property
+    def free_units(self) -> int:
+        """Seats that can take a new assignment: enabled minus consumed (never negative)."""
+        return max(self.enabled_units - self.consumed_units, 0)
+
+    def find_plan(self, text: str) -> ServicePlan | None:
+        """A plan of this SKU by name (any case) or servicePlanId GUID."""
+        guid = normalise_guid(text)
+        wanted = _key(text)
+        for plan in self.plans:
+            if (guid and plan.id == guid) or _key(plan.name) == wanted:
+                return plan
+        return None
+
+
+@dataclass
+class Catalog:
+    """Every known SKU by GUID, with indexes for resolving names."""
+
+    skus: dict[str, Sku]
+    _by_part: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    _by_name: dict[str, list[str]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for sku in self.skus.values():
+            self._by_part.setdefault(_key(sku.part_number), []).append(sku.id)
+            for name in sku.names:
+                self._by_name.setdefault(_key(name), []).append(sku.id)
+
+    @classmethod
+    def load(cls, subscribed_skus: Iterable[Mapping[str, Any]] | None = None) -> Catalog:
+        """The shipped reference merged with the tenant's ``subscribedSkus`` items."""
+        reference = _reference()
+        skus = dict(reference)
+        for item in subscribed_skus or ():
+            sku_id = normalise_guid(str(item.get("skuId", "")))
+            if not sku_id:
+                continue
+            known = reference.get(sku_id)
+            plan_names = {p.id: p for p in known.plans} if known else {}
+            plans = []
+            for plan in item.get("servicePlans") or ():
+                plan_id = normalise_guid(str(plan.get("servicePlanId", "")))
+                if plan_id:
+                    friendly = plan_names[plan_id].friendly_name if plan_id in plan_names else ""
+                    plans.append(ServicePlan(plan_id, str(plan.get("servicePlanName") or plan_id), friendly))
+            prepaid = item.get("prepaidUnits") or {}
+            skus[sku_id] = Sku(
+                id=sku_id,
+                part_number=str(item.get("skuPartNumber") or (known.part_number if known else sku_id)).strip(),
+                names=known.names if known else (),
+                plans=tuple(plans) or (known.plans if known else ()),
+                in_tenant=True,
+                applies_to=item.get("appliesTo"),
+                capability_status=item.get("capabilityStatus"),
+                enabled_units=int(prepaid.get("enabled") or 0),
+                warning_units=int(prepaid.get("warning") or 0),
+                suspended_units=int(prepaid.get("suspended") or 0),
+                consumed_units=int(item.get("consumedUnits") or 0),
+            )
+        return cls(skus)
+
+    @property
+    def tenant_skus(self) -> list[Sku]:
+        """The tenant's SKUs, by part number."""
+        return sorted((s for s in self.skus.values() if s.in_tenant), key=lambda s: s.part_number.lower())
+
+    def get(self, sku_id: str) -> Sku | None:
+        """The SKU with this GUID (any case, braces allowed)."""
+        guid = normalise_guid(sku_id)
+        return self.skus.get(guid) if guid else None
+
+    def friendly_name(self, sku_id: str) -> str:
+        """A product name for reports: Microsoft's name, else the part number, else the id."""
+        sku = self.get(sku_id)
+        return sku.name if sku else sku_id
+
+    def find_skus(self, text: str) -> list[Sku]:
+        """Every SKU ``text`` can mean, tenant SKUs first; [] when it means none.
+
+        Accepts a skuId GUID, a part number, a product name or ``tenant:PART``.
+        """
+        text = text.strip()
+        if not text:
+            return []
+        guid = normalise_guid(text)
+        if guid:
+            return [self.skus[guid]] if guid in self.skus else []
+        ids = self._by_part.get(_key(text)) or self._by_name.get(_key(text))
+        if not ids and ":" in text:
+            # MSOnline wrote licenses as "contoso:ENTERPRISEPACK" (AccountSkuId).
+            ids = self._by_part.get(_key(text.split(":", 1)[1]))
+        found = [self.skus[i] for i in dict.fromkeys(ids or [])]
+        return sorted(found, key=lambda s: not s.in_tenant)
+
+    def suggest(self, text: str) -> str | None:
+        """The closest part number or product name to ``text`` (tenant SKUs preferred)."""
+        wanted = _key(text.split(":", 1)[-1])
+        tenant = [s for s in self.skus.values() if s.in_tenant]
+        for pool in (tenant, list(self.skus.values())):
+            choices: dict[str, str] = {}
+            for sku in pool:
+                choices.setdefault(_key(sku.part_number), sku.part_number)
+                for name in sku.names:
+                    choices.setdefault(_key(name), name)
+            close = difflib.get_close_matches(wanted, list(choices), n=1, cutoff=0.75)
+            if close:
+                return choices[close[0]]
+        return None
+
+
+@lru_cache(maxsize=1)
+def _reference() -> dict[str, Sku]:
+    """The shipped reference, parsed once per process."""
+    text = resources.files("batch").joinpath("data/sku-catalog.json").read_text(encoding="utf-8")
+    document = json.loads(text)
+    plans = {pid: ServicePlan(pid, names[0], names[1]) for pid, names in document["plans"].items()}
+    return {
+        item["id"]: Sku(
+            id=item["id"],
+            part_number=item["partNumber"],
+            names=tuple(item["names"]),
+            plans=tuple(plans[p] for p in item["plans"] if p in plans),
+        )
+        for item in document["skus"]
+    }
+
+
+def product_name(sku_id: str) -> str | None:
+    """Microsoft's product name for a skuId (any case, braces allowed), or None if unknown."""
+    guid = normalise_guid(sku_id)
+    sku = _reference().get(guid) if guid else None
+    return sku.name if sku and sku.names else None
+
+
+def subscribed_skus_from_catalog(
+    part_numbers: Iterable[str], *, enabled: int = 25, consumed: int = 0,
+    applies_to: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Graph ``subscribedSkus`` items for reference SKUs: offline templates and tests."""
+    reference = _reference()
+    by_part = {s.part_number.casefold(): s for s in reference.values()}
+    items = []
+    for part in part_numbers:
+        sku = by_part[part.casefold()]
+        items.append({
+            "skuId": sku.id,
+            "skuPartNumber": sku.part_number,
+            "appliesTo": (applies_to or {}).get(sku.part_number, "User"),
+            "capabilityStatus": "Enabled",
+            "consumedUnits": consumed,
+            "prepaidUnits": {"enabled": enabled, "suspended": 0, "warning": 0, "lockedOut": 0},
+            "servicePlans": [
+                {"servicePlanId": p.id, "servicePlanName": p.name, "provisioningStatus": "Success",
+                 "appliesTo": "User"}
+                for p in sku.plans
+            ],
+        })
+    return items

@@ -1,0 +1,154 @@
+"""Execute: send a plan's operations through the batch engine, journaling each one.
+
+The plan's :class:`~batch.plan.PlannedOp` values become engine
+:class:`~batch.engine.Operation` values with read-back hooks; every operation is marked
+``sent`` in the journal before its request goes out and ``done`` with its result after.
+Waves run in order (seats given back before seats taken). Operations already ``done`` in the
+journal (a resumed run) are not sent again.
+
+Group membership writes are idempotent in effect: "already a member" (400) on a join and
+"not found" (404) on a leave mean the user is already as asked, and count as applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from batch.engine import (
+    EngineSettings,
+    EngineStats,
+    Operation,
+    Outcome,
+    ReadBack,
+    Result,
+    run_operations,
+)
+from batch.graph import GraphClient
+from batch.journal import Journal
+from batch.plan import PlannedOp
+
+_ALREADY_MEMBER = "already exist"
+_UNFINISHED = {Outcome.NOT_ATTEMPTED, Outcome.STOPPED, Outcome.UNKNOWN}
+
+
+def operation_for(op: PlannedOp) -> Operation:
+    """The engine operation for one planned write, with its read-back hook."""
+    if op.kind == "assignLicense":
+        prerequisite = None
+        if op.usage_location:
+            prerequisite = _usage_location_op(f"{op.key} (usageLocation)", op.user_id, op.usage_location)
+        return Operation(
+            key=op.key, method=op.method, url=op.url, body=op.body, prerequisite=prerequisite,
+            verify=ReadBack(
+                f"/users/{op.user_id}?$select=id,assignedLicenses,licenseAssignmentStates",
+                _license_check(op.body),
+            ),
+            usage_location_set=bool(op.usage_location), context=op,
+        )
+    if op.kind == "usageLocation":
+        base = _usage_location_op(op.key, op.user_id, str(op.body["usageLocation"]))
+        return Operation(key=base.key, method=base.method, url=base.url, body=base.body,
+                         verify=base.verify, context=op)
+    group = str(op.before.get("group"))
+    joining = op.kind == "joinGroup"
+    return Operation(
+        key=op.key, method=op.method, url=op.url, body=op.body, context=op,
+        verify=lambda client: _is_member(client, group, op.user_id) == joining,
+    )
+
+
+def execute_plan(
+    client: GraphClient,
+    ops: Iterable[PlannedOp],
+    journal: Journal,
+    *,
+    settings: EngineSettings | None = None,
+    on_progress: Callable[[EngineStats], None] | None = None,
+) -> tuple[dict[str, dict[str, Any]], list[EngineStats]]:
+    """Run the operations not yet done, wave by wave; return every result by key, and stats.
+
+    Results of operations finished by an earlier process of the same run come from the
+    journal, so the caller sees the whole run.
+    """
+    ops = list(ops)
+    done = {j.key: j.result or {} for j in journal.ops("done")}
+    stats: list[EngineStats] = []
+    for wave in sorted({op.wave for op in ops}):
+        todo = [operation_for(op) for op in ops if op.wave == wave and op.key not in done]
+        if not todo:
+            continue
+        by_key = {operation.key: operation for operation in todo}
+
+        def record(operation: Operation, result: Result) -> None:
+            # Operations the run did not finish stay open in the journal ("planned", or
+            # "sent" with an unknown outcome) so that resume takes them up again.
+            if result.outcome not in _UNFINISHED:
+                journal.mark_done(operation.key, _settled(operation, result))
+
+        results, wave_stats = run_operations(
+            client, todo, settings=settings, total=len(todo),
+            on_sent=lambda operation: journal.mark_sent(operation.key),
+            on_result=record, on_progress=on_progress,
+        )
+        stats.append(wave_stats)
+        for key, result in results.items():
+            done[key] = _settled(by_key[key], result)
+    return done, stats
+
+
+def _settled(operation: Operation, result: Result) -> dict[str, Any]:
+    """The result as journaled, with idempotent group answers counted as applied."""
+    data = result.as_dict()
+    op = operation.context
+    if isinstance(op, PlannedOp) and result.outcome is Outcome.FAILED:
+        already = (
+            op.kind == "joinGroup" and result.status == 400 and _ALREADY_MEMBER in (result.message or "")
+        ) or (op.kind == "leaveGroup" and result.status == 404)
+        if already:
+            data["outcome"] = Outcome.APPLIED.value
+            data["note"] = "already as asked"
+    return data
+
+
+def result_ok(result: Mapping[str, Any]) -> bool:
+    """Whether a journaled result means the change is in place."""
+    return str(result.get("outcome")) in (Outcome.APPLIED.value, Outcome.VERIFIED_APPLIED.value)
+
+
+def _usage_location_op(key: str, user_id: str, location: str) -> Operation:
+    return Operation(
+        key=key, method="PATCH", url=f"/users/{user_id}", body={"usageLocation": location},
+        verify=ReadBack(f"/users/{user_id}?$select=id,usageLocation",
+                        lambda user: str(user.get("usageLocation") or "").upper() == location.upper()),
+    )
+
+
+def _license_check(body: Mapping[str, Any]) -> Callable[[dict[str, Any]], bool]:
+    """A predicate: the user's direct licenses show this assignLicense's effect."""
+    adds = {
+        str(a["skuId"]).lower(): sorted(str(p).lower() for p in a.get("disabledPlans") or [])
+        for a in body.get("addLicenses") or []
+    }
+    removes = {str(s).lower() for s in body.get("removeLicenses") or []}
+
+    def check(user: dict[str, Any]) -> bool:
+        states = user.get("licenseAssignmentStates")
+        if states is None:  # no states: every assigned license is taken as direct
+            direct = {str(a["skuId"]).lower(): a.get("disabledPlans") or [] for a in user.get("assignedLicenses") or []}
+        else:
+            direct = {
+                str(s["skuId"]).lower(): s.get("disabledPlans") or []
+                for s in states if not s.get("assignedByGroup")
+            }
+        held = {sku: sorted(str(p).lower() for p in plans) for sku, plans in direct.items()}
+        return all(held.get(sku) == plans for sku, plans in adds.items()) and not (removes & set(held))
+
+    return check
+
+
+def _is_member(client: GraphClient, group_id: str, user_id: str) -> bool:
+    return any(
+        str(member.get("id")) == user_id
+        for member in client.get_all(f"/groups/{group_id}/members", params={"$select": "id", "$top": 999})
+    )

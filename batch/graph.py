@@ -1,0 +1,632 @@
+"""Graph client: the HTTPS session, single requests, paging, ``$batch`` posts, UPN resolution.
+
+Every request to Microsoft Graph goes through :class:`GraphClient`; the same code talks to a
+real tenant and to the built-in simulated one. It owns:
+
+- one pooled ``requests.Session`` (pool >= the engine's concurrency, connect/read timeouts,
+  ``verify`` set to the configured CA bundle) and a :class:`batch.auth.TokenProvider`;
+- single requests (:meth:`GraphClient.get`, :meth:`~GraphClient.get_all`, ``post``,
+  ``patch``, ``delete``) retried on 429/503/504 after ``Retry-After`` (or exponential
+  backoff with jitter when the header is absent). Writes are retried only on 429 and 503,
+  the answers that say the request was not carried out; a 504 or a lost connection on a
+  write is raised so the caller can read the state back before anything is sent again;
+- a 401 renews the token once and retries; a second 401, or a 403 after a renewal, raises
+  :class:`batch.errors.PermissionDenied`;
+- errors mapped once into :class:`~batch.errors.GraphStatusError` /
+  :class:`~batch.errors.PermissionDenied` / :class:`~batch.errors.GraphRequestError`, each
+  carrying method, URL, status, Graph error code and request-id;
+- :meth:`GraphClient.send_batch`, one raw ``POST /$batch`` for the engine (``batch.engine``),
+  which does its own per-item retries and pacing;
+- :meth:`GraphClient.resolve_users`: UPNs to user objects through
+  ``$filter=userPrincipalName in (...)`` (quotes doubled, percent-encoded so ``#`` is
+  ``%23``), many filters per ``$batch``, and each returned UPN checked against the one asked
+  for, so that writes can then be sent by object id.
+
+Nothing here logs an ``Authorization`` header or a token: requests are logged as method, URL,
+status, request-id, attempt and timing only.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlparse
+
+import requests
+
+from batch.auth import MsalTokenProvider, TokenProvider, as_token_provider, new_session
+from batch.config import Settings
+from batch.errors import GraphRequestError, GraphStatusError, PermissionDenied
+
+log = logging.getLogger(__name__)
+
+#: Graph's limit on requests inside one ``$batch`` body.
+MAX_BATCH_ITEMS = 20
+#: Values per ``in (...)`` clause when resolving users. Graph documents no hard number for
+#: ``userPrincipalName in``; 15 is what established tools use and keeps URLs short.
+RESOLVE_CHUNK = 15
+DEFAULT_TIMEOUT = (10.0, 60.0)
+USER_AGENT = "m365batch"
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+# Characters left as they are in query values; everything else (# & + % = space ...) is encoded.
+_QUERY_SAFE = "'(),:/@$*!"
+
+
+@dataclass
+class RetryPolicy:
+    """How single requests are retried (the engine has its own, per item)."""
+
+    max_retries: int = 5
+    backoff_base: float = 1.0  #: first backoff without Retry-After, doubled each time
+    backoff_cap: float = 60.0
+    max_retry_after: float = 300.0  #: a longer Retry-After is not waited for: the error is raised
+
+
+@dataclass
+class ClientStats:
+    """Counters of what the client sent, for progress lines and the report."""
+
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0  #: answers with status 429 (single requests and whole batches)
+    resource_units: float = 0.0  #: sum of x-ms-resource-unit headers seen
+    token_renewals: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: float) -> None:
+        """Add to several counters at once, thread-safely."""
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+
+@dataclass
+class BatchReply:
+    """The raw answer to one ``POST /$batch`` (or the reason there was none)."""
+
+    status: int | None  #: outer HTTP status; ``None`` when no answer came back
+    headers: Mapping[str, str]
+    responses: dict[str, dict[str, Any]] | None  #: item id -> {status, headers, body}
+    error: GraphRequestError | None = None
+    #: False only when the request provably never reached the server (connection refused)
+    delivered: bool = True
+    request_id: str | None = None
+    elapsed: float = 0.0
+    body: Any = None
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: seconds (fractional too) or an HTTP date."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+def backoff_delay(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with full jitter for retry number ``attempt`` (1 = first retry)."""
+    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def odata_string(value: str) -> str:
+    """``value`` as an OData string literal: single quotes doubled, then quoted."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def encode_query(params: Mapping[str, Any]) -> str:
+    """A query string with values percent-encoded (``#`` -> %23, ``+`` -> %2B, space -> %20)."""
+    return "&".join(
+        f"{quote(str(key), safe='$')}={quote(str(value), safe=_QUERY_SAFE)}"
+        for key, value in params.items()
+        if value is not None
+    )
+
+
+def user_path(user: str) -> str:
+    """``/users/{id or UPN}`` with the UPN percent-encoded as one path segment."""
+    return "/users/" + quote(user, safe="@")
+
+
+def is_guid(value: str) -> bool:
+    """Whether ``value`` is a GUID (an object id)."""
+    return bool(_GUID.match(value.strip()))
+
+
+def build_session(
+    settings: Settings, *, pool_size: int = 16, user_agent: str = USER_AGENT
+) -> requests.Session:
+    """A pooled session trusting the configured CA bundle; no automatic retries."""
+    session = new_session(settings.ca_bundle, pool_size=pool_size)
+    session.headers["User-Agent"] = user_agent
+    return session
+
+
+def graph_error_fields(body: Any) -> tuple[str | None, str | None, str | None]:
+    """(code, message, request-id) from a Graph error body, whatever its exact nesting."""
+    if not isinstance(body, dict):
+        return None, None, None
+    error = body.get("error")
+    if not isinstance(error, dict):
+        return None, None, None
+    inner = error.get("innerError") or error.get("innererror") or {}
+    request_id = inner.get("request-id") if isinstance(inner, dict) else None
+    code = error.get("code") or None
+    message = error.get("message") or None
+    return (str(code) if code else None, str(message) if message else None, request_id)
+
+
+def status_error(
+    method: str,
+    url: str,
+    status: int,
+    body: Any,
+    headers: Mapping[str, str] | None = None,
+    *,
+    hint: str | None = None,
+) -> GraphStatusError:
+    """The exception for an error answer: PermissionDenied for 401/403, else GraphStatusError."""
+    code, message, inner_id = graph_error_fields(body)
+    request_id = (headers or {}).get("request-id") or inner_id
+    if message is None:
+        message = (
+            body[:200] if isinstance(body, str) and body.strip() else f"HTTP {status} with no error body"
+        )
+    cls = PermissionDenied if status in (401, 403) else GraphStatusError
+    if cls is PermissionDenied and hint is None:
+        hint = (
+            "The app lacks a permission for this call (LicenseAssignment.ReadWrite.All and "
+            "User.Read.All are the least it needs), or admin consent was not granted."
+        )
+    return cls(
+        message,
+        status=status,
+        code=code,
+        request_id=request_id,
+        method=method,
+        url=_display_url(url),
+        response=body,
+        hint=hint,
+    )
+
+
+class GraphClient:
+    """A Microsoft Graph client over one pooled HTTPS session and one token provider."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        session: requests.Session | None = None,
+        token_provider: TokenProvider | Callable[[], str] | None = None,
+        pool_size: int = 16,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.graph_url = settings.graph_url.rstrip("/")
+        origin = urlparse(self.graph_url)
+        self._origin = (origin.scheme, origin.netloc.lower())
+        self.session = session or build_session(settings, pool_size=pool_size)
+        if token_provider is None:
+            token_provider = MsalTokenProvider(settings, timeout=timeout)
+        self.tokens = as_token_provider(token_provider)
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.stats = ClientStats()
+        self._sleep = sleep
+
+    # -- URLs -------------------------------------------------------------------------
+
+    def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
+        """The absolute URL for a path relative to the Graph version root (or a nextLink)."""
+        if path.startswith("https://") or path.startswith("http://"):
+            parsed = urlparse(path)
+            if (parsed.scheme, parsed.netloc.lower()) != self._origin:
+                # Never send the token to another host, whatever a response told us.
+                raise GraphRequestError(
+                    f"Refusing to follow a link to another host: {parsed.netloc}",
+                    method="GET",
+                    url=_display_url(path),
+                )
+            url = path
+        else:
+            url = f"{self.graph_url}/{path.lstrip('/')}"
+        if params:
+            query = encode_query(params)
+            if query:
+                url += ("&" if "?" in url else "?") + query
+        return url
+
+    # -- single requests ----------------------------------------------------------------
+
+    def get(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """GET one resource and return its JSON body."""
+        return self.request("GET", path, params=params, headers=headers)
+
+    def get_all(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield every item of a collection, following ``@odata.nextLink`` whole.
+
+        Request headers (``ConsistencyLevel: eventual`` for advanced queries) are sent again
+        with every page, as Graph does not carry them over.
+        """
+        page = self.request("GET", path, params=params, headers=headers)
+        while True:
+            yield from page.get("value") or []
+            link = page.get("@odata.nextLink")
+            if not link:
+                return
+            page = self.request("GET", str(link), headers=headers)
+
+    def post(
+        self,
+        path: str,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        *,
+        idempotent: bool = False,
+    ) -> dict[str, Any]:
+        """POST and return the JSON body (``{}`` for an empty answer)."""
+        return self.request("POST", path, json_body=json_body, headers=headers, idempotent=idempotent)
+
+    def patch(
+        self, path: str, json_body: Any = None, headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """PATCH and return the JSON body (``{}`` for 204)."""
+        return self.request("PATCH", path, json_body=json_body, headers=headers)
+
+    def delete(self, path: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """DELETE and return the JSON body (``{}`` for 204)."""
+        return self.request("DELETE", path, headers=headers)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        idempotent: bool | None = None,
+    ) -> dict[str, Any]:
+        """Send one request with retries; return the JSON body or raise a GraphError."""
+        method = method.upper()
+        url = self.url(path, params)
+        if idempotent is None:
+            idempotent = method == "GET"
+        retry_statuses = {429, 503, 504} if idempotent else {429, 503}
+        attempt = 0
+        renewed = False
+        while True:
+            attempt += 1
+            response = self._send(method, url, headers=headers, json_body=json_body,
+                                  attempt=attempt, idempotent=idempotent)
+            status = response.status_code
+            body = _json_or_text(response)
+            if status < 400:
+                return body if isinstance(body, dict) else {}
+            if status in (401, 403) and not renewed:
+                renewed = True
+                self._renew(response)
+                continue
+            if status in retry_statuses and attempt <= self.retry.max_retries:
+                delay = parse_retry_after(response.headers.get("Retry-After"))
+                if delay is None:
+                    delay = backoff_delay(attempt, self.retry.backoff_base, self.retry.backoff_cap)
+                if delay <= self.retry.max_retry_after:
+                    self.stats.add(retries=1)
+                    log.debug("%s %s: %s, retrying in %.2f s", method, _display_url(url), status, delay)
+                    self._sleep(delay)
+                    continue
+            raise status_error(method, url, status, body, response.headers)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None,
+        json_body: Any,
+        attempt: int,
+        idempotent: bool,
+    ) -> requests.Response:
+        """One HTTP exchange; transport failures retried only where that cannot repeat a write."""
+        transport_attempt = 0
+        while True:
+            transport_attempt += 1
+            try:
+                return self._exchange(method, url, headers=headers, json_body=json_body,
+                                      attempt=attempt)
+            except GraphRequestError as exc:
+                never_sent = getattr(exc, "never_sent", False)
+                if (idempotent or never_sent) and transport_attempt <= self.retry.max_retries:
+                    delay = backoff_delay(transport_attempt, self.retry.backoff_base, self.retry.backoff_cap)
+                    self.stats.add(retries=1)
+                    log.debug("%s %s: %s, retrying in %.2f s", method, _display_url(url), exc, delay)
+                    self._sleep(delay)
+                    continue
+                raise
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None,
+        json_body: Any,
+        attempt: int,
+        timeout: tuple[float, float] | None = None,
+    ) -> requests.Response:
+        token = self.tokens.token()
+        send_headers = {"Authorization": f"Bearer {token}", "client-request-id": str(uuid.uuid4())}
+        if json_body is not None:
+            send_headers["Content-Type"] = "application/json"
+        send_headers.update(headers or {})
+        started = time.monotonic()
+        try:
+            response = self.session.request(
+                method,
+                url,
+                headers=send_headers,
+                data=json.dumps(json_body) if json_body is not None else None,
+                timeout=timeout or self.timeout,
+            )
+        except requests.RequestException as exc:
+            elapsed = time.monotonic() - started
+            log.debug("%s %s attempt %d: no answer after %.0f ms (%s)", method,
+                      _display_url(url), attempt, elapsed * 1000, type(exc).__name__)
+            raise _request_error(method, url, exc) from exc
+        response._m365batch_token = token  # type: ignore[attr-defined]  # for renew()
+        elapsed = time.monotonic() - started
+        units = _float(response.headers.get("x-ms-resource-unit"))
+        self.stats.add(requests=1, throttled=int(response.status_code == 429), resource_units=units)
+        log.debug(
+            "%s %s attempt %d: %s in %.0f ms, request-id %s",
+            method, _display_url(url), attempt, response.status_code, elapsed * 1000,
+            response.headers.get("request-id"),
+        )
+        return response
+
+    def _renew(self, response: requests.Response) -> None:
+        stale = getattr(response, "_m365batch_token", "")
+        self.stats.add(token_renewals=1)
+        self.tokens.renew(stale)
+
+    # -- $batch ---------------------------------------------------------------------------
+
+    def send_batch(
+        self, items: list[dict[str, Any]], *, timeout: tuple[float, float] | None = None
+    ) -> BatchReply:
+        """POST one ``$batch`` of at most 20 items once; the engine classifies the answer.
+
+        A 401 on the whole request (nothing in it was carried out) renews the token once and
+        sends again; a second 401, or a 403 on the whole request, raises PermissionDenied.
+        Every other answer, and a missing one, is returned as a :class:`BatchReply`.
+        """
+        if not 0 < len(items) <= MAX_BATCH_ITEMS:
+            raise ValueError(f"a $batch holds 1 to {MAX_BATCH_ITEMS} requests, not {len(items)}")
+        url = f"{self.graph_url}/$batch"
+        renewed = False
+        started = time.monotonic()
+        while True:
+            try:
+                response = self._exchange(
+                    "POST", url, headers=None, json_body={"requests": items},
+                    attempt=1, timeout=timeout,
+                )
+            except GraphRequestError as exc:
+                return BatchReply(
+                    status=None, headers={}, responses=None, error=exc,
+                    delivered=not getattr(exc, "never_sent", False),
+                    elapsed=time.monotonic() - started,
+                )
+            status = response.status_code
+            body = _json_or_text(response)
+            if status == 401 and not renewed:
+                renewed = True
+                self._renew(response)
+                continue
+            if status in (401, 403):
+                raise status_error("POST", url, status, body, response.headers)
+            responses = _index_responses(body) if status < 400 or status == 424 else None
+            return BatchReply(
+                status=status,
+                headers=response.headers,
+                responses=responses,
+                request_id=response.headers.get("request-id"),
+                elapsed=time.monotonic() - started,
+                body=body,
+            )
+
+    # -- users ----------------------------------------------------------------------------
+
+    def resolve_users(
+        self,
+        users: Iterable[str],
+        *,
+        select: Iterable[str] = ("id", "userPrincipalName"),
+    ) -> dict[str, dict[str, Any]]:
+        """Look users up by UPN (or object id) and return ``{as asked: user object}``.
+
+        Users not found are absent from the result. A user is only returned under the UPN
+        that was asked for when Graph's ``userPrincipalName`` equals it (ignoring case), so
+        an oddly encoded UPN can never resolve to somebody else.
+        """
+        fields = list(dict.fromkeys(["id", "userPrincipalName", *select]))
+        wanted: dict[str, list[str]] = {}  # casefolded -> every spelling asked
+        for raw in users:
+            text = str(raw).strip()
+            if text and text not in wanted.setdefault(text.casefold(), []):
+                wanted[text.casefold()].append(text)
+        ids = [v[0] for v in wanted.values() if is_guid(v[0])]
+        upns = [v[0] for v in wanted.values() if not is_guid(v[0])]
+        paths = [
+            _filter_path("id", chunk, fields) for chunk in _chunks(ids, RESOLVE_CHUNK)
+        ] + [
+            _filter_path("userPrincipalName", chunk, fields) for chunk in _chunks(upns, RESOLVE_CHUNK)
+        ]
+        found: dict[str, dict[str, Any]] = {}
+        for user in self._read_many(paths):
+            if not isinstance(user, dict):
+                continue
+            for key in ("userPrincipalName", "id"):
+                value = str(user.get(key) or "")
+                for asked in wanted.get(value.casefold(), []):
+                    found[asked] = user
+        return found
+
+    def _read_many(self, paths: list[str]) -> Iterator[dict[str, Any]]:
+        """Yield the items of several collection GETs, sent 20 to a ``$batch`` when many."""
+        if len(paths) <= 1:
+            for path in paths:
+                yield from self.get_all(path)
+            return
+        pending = list(paths)
+        attempts: dict[str, int] = {}
+        while pending:
+            chunk, pending = pending[:MAX_BATCH_ITEMS], pending[MAX_BATCH_ITEMS:]
+            items = [{"id": str(i), "method": "GET", "url": p} for i, p in enumerate(chunk)]
+            reply = self.send_batch(items)
+            wait = 0.0
+            for index, path in enumerate(chunk):
+                answer = (reply.responses or {}).get(str(index))
+                status = int(answer.get("status", 0)) if answer else 0
+                if answer and status < 400:
+                    body = answer.get("body") or {}
+                    yield from body.get("value") or []
+                    if body.get("@odata.nextLink"):
+                        yield from self.get_all(str(body["@odata.nextLink"]))
+                    continue
+                attempts[path] = attempts.get(path, 0) + 1
+                retryable = answer is None or status in (429, 500, 502, 503, 504)
+                if not retryable or attempts[path] > self.retry.max_retries:
+                    if answer is None:
+                        raise reply.error or status_error(
+                            "POST", f"{self.graph_url}/$batch", reply.status or 0, reply.body,
+                            reply.headers,
+                        )
+                    raise status_error("GET", self.url(path), status, answer.get("body"),
+                                       _lower_keys(answer.get("headers")))
+                delay = parse_retry_after(_lower_keys(answer.get("headers") if answer else None).get("retry-after"))
+                if delay is None:
+                    delay = backoff_delay(attempts[path], self.retry.backoff_base, self.retry.backoff_cap)
+                wait = max(wait, delay)
+                pending.append(path)
+            if wait:
+                self.stats.add(retries=1)
+                self._sleep(min(wait, self.retry.max_retry_after))
+
+
+def _filter_path(prop: str, values: list[str], fields: list[str]) -> str:
+    literals = ",".join(odata_string(v) for v in values)
+    return "/users?" + encode_query(
+        {"$filter": f"{prop} in ({literals})", "$select": ",".join(fields)}
+    )
+
+
+def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def _index_responses(body: Any) -> dict[str, dict[str, Any]] | None:
+    if not isinstance(body, dict) or not isinstance(body.get("responses"), list):
+        return None
+    indexed: dict[str, dict[str, Any]] = {}
+    for item in body["responses"]:
+        if isinstance(item, dict) and item.get("id") is not None:
+            # Ids are not case-sensitive in Graph; ours are digits, lowercase anyway.
+            key = str(item["id"]).lower()
+            if key in indexed:
+                log.warning("$batch answer repeats item id %s; keeping the first", key)
+                continue
+            indexed[key] = item
+    return indexed
+
+
+def _lower_keys(headers: Any) -> dict[str, str]:
+    if not isinstance(headers, dict):
+        return {}
+    return {str(k).lower(): str(v) for k, v in headers.items()}
+
+
+def _json_or_text(response: requests.Response) -> Any:
+    if not response.content:
+        return {}
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def _float(value: str | None) -> float:
+    try:
+        return float(value) if value else 0.0
+    except ValueError:
+        return 0.0
+
+
+def _display_url(url: str) -> str:
+    # The full URL is useful in messages; it carries no credential (tokens go in headers).
+    return url
+
+
+def _request_error(method: str, url: str, exc: requests.RequestException) -> GraphRequestError:
+    if isinstance(exc, requests.exceptions.SSLError):
+        what = "the TLS handshake failed (is REQUESTS_CA_BUNDLE right?)"
+    elif isinstance(exc, requests.exceptions.ConnectTimeout):
+        what = "connecting timed out"
+    elif isinstance(exc, requests.exceptions.ReadTimeout):
+        what = "no answer before the read timeout"
+    elif isinstance(exc, requests.exceptions.ConnectionError):
+        what = "the connection failed or was reset"
+    else:
+        what = f"the request failed ({type(exc).__name__})"
+    error = GraphRequestError(f"{method} {url}: {what}", method=method, url=_display_url(url))
+    # A request that could not even connect was never seen by the server: safe to send again.
+    error.never_sent = _never_sent(exc)  # type: ignore[attr-defined]
+    return error
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        text = repr(exc.args[0]) if exc.args else ""
+        return "NewConnectionError" in text or "Connection refused" in text
+    return False

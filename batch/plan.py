@@ -1,0 +1,409 @@
+"""Plan: compute, read-only, exactly which writes a sheet needs, and whether seats suffice.
+
+The plan is a value. ``plan`` renders it as a workbook; ``apply`` executes the very same
+operations (see :mod:`batch.execute`). Every input row gets one :class:`RowPlan` with a
+status:
+
+- ``Planned``: changes are needed and will be sent;
+- ``NoChange``: the user already is as the row asks;
+- ``Invalid`` / ``Deferred`` / ``Skipped``: from validation (a duplicate row is Skipped);
+- ``Failed``: cannot be applied: user not found, no free seat, no usage location, a group
+  that does not exist or is dynamic;
+- ``Skipped`` also for rows that ask only for what Graph cannot do directly (removing a
+  license inherited from a group) and for licenses asked for a disabled account.
+
+Operations run in two waves: first everything that gives seats back (removals, group
+leaves), then everything that takes seats (adds, swaps, group joins), so a sheet of leavers
+and joiners works with the seats the leavers free. Seats are forecast per SKU in sheet
+order before anything is written: a row that cannot get every seat it needs fails whole,
+with the shortfall, and is never sent to fail at Graph.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from batch.changes import Desire, LicenseChange, LicenseWant, license_change
+from batch.tenant import GroupInfo, SkuSeats, UserState
+from batch.validate import Action, RowRequest, RowStatus, ValidationResult
+
+#: the statuses of the report's Rows sheet
+PLANNED, NO_CHANGE, INVALID, FAILED, DEFERRED, SKIPPED = (
+    "Planned", "NoChange", "Invalid", "Failed", "Deferred", "Skipped"
+)
+APPLIED = "Applied"
+
+#: waves: writes that free seats go before writes that take them
+FREE_WAVE, TAKE_WAVE = 0, 1
+
+
+@dataclass(frozen=True)
+class PlannedOp:
+    """One Graph write the plan needs, in a JSON-friendly form the journal can keep."""
+
+    key: str
+    row: int
+    user_id: str
+    upn: str
+    kind: str  # assignLicense | usageLocation | joinGroup | leaveGroup
+    method: str
+    url: str
+    body: Any
+    wave: int
+    summary: str  # one line for the report's Changes sheet
+    #: for assignLicense: the usage location to set first (PATCH in the same $batch)
+    usage_location: str | None = None
+    #: what the user had before, for undo: {"usageLocation": .., "licenses": {sku: [plans]}}
+    before: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy for the journal."""
+        return {
+            "key": self.key, "row": self.row, "user_id": self.user_id, "upn": self.upn,
+            "kind": self.kind, "method": self.method, "url": self.url, "body": self.body,
+            "wave": self.wave, "summary": self.summary, "usage_location": self.usage_location,
+            "before": dict(self.before),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PlannedOp:
+        """The inverse of :meth:`as_dict`."""
+        return cls(**{k: data[k] for k in (
+            "key", "row", "user_id", "upn", "kind", "method", "url", "body", "wave", "summary",
+            "usage_location", "before",
+        )})
+
+
+@dataclass
+class RowPlan:
+    """What the plan says about one input row."""
+
+    request: RowRequest
+    status: str
+    detail: str = ""
+    error_code: str | None = None
+    user_id: str | None = None
+    added: list[str] = field(default_factory=list)  # part numbers
+    removed: list[str] = field(default_factory=list)
+    ops: list[str] = field(default_factory=list)  # keys of this row's operations
+
+    @property
+    def row(self) -> int:
+        return self.request.row
+
+
+@dataclass
+class SeatForecast:
+    """One SKU's seats: free now, given back and taken by the plan, and any shortfall."""
+
+    sku_id: str
+    part_number: str
+    enabled: int
+    warning: int
+    suspended: int
+    consumed: int
+    free_before: int
+    freed: int = 0
+    taken: int = 0
+    shortfall: int = 0  # seats rows asked for beyond what was free
+
+    @property
+    def free_after(self) -> int:
+        return self.free_before + self.freed - self.taken
+
+    @property
+    def consumed_after(self) -> int:
+        return self.consumed - self.freed + self.taken
+
+
+@dataclass
+class Plan:
+    """The whole plan: one RowPlan per input row, the operations, the seat forecast."""
+
+    rows: list[RowPlan]
+    ops: list[PlannedOp]
+    seats: list[SeatForecast]
+    exact: bool = False
+
+    def counts(self) -> Counter[str]:
+        """Rows per status."""
+        return Counter(r.status for r in self.rows)
+
+    def op_counts(self) -> Counter[str]:
+        """Operations per kind; swaps (an add and a remove in one call) counted apart."""
+        counts: Counter[str] = Counter()
+        for op in self.ops:
+            if op.kind == "assignLicense":
+                body = op.body or {}
+                adds, removes = body.get("addLicenses") or [], body.get("removeLicenses") or []
+                counts["swaps" if adds and removes else "adds" if adds else "removes"] += 1
+            else:
+                counts[op.kind] += 1
+        return counts
+
+    @property
+    def removals(self) -> int:
+        """Licenses taken away from users by this plan (the removal guard counts these)."""
+        return sum(len((op.body or {}).get("removeLicenses") or []) for op in self.ops
+                   if op.kind == "assignLicense")
+
+    def shortfalls(self) -> list[SeatForecast]:
+        """SKUs the sheet asked more seats of than are free."""
+        return [s for s in self.seats if s.shortfall]
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """How to read the sheet against the tenant."""
+
+    exact: bool = False
+    default_usage_location: str | None = None
+    include_disabled: bool = False  # assign licenses to disabled accounts too
+    #: an empty DisabledPlans means "enable every plan" rather than "not said" (undo uses it)
+    exact_plans: bool = False
+
+
+def desire_for(request: RowRequest, options: PlanOptions) -> Desire:
+    """What a validated row asks of its user, in the terms of :mod:`batch.changes`."""
+    def plans(add: Any) -> frozenset[str] | None:
+        given = frozenset(p.lower() for p in add.disabled_plans)
+        return given if (given or options.exact_plans) else None
+
+    return Desire(
+        add=tuple(LicenseWant(a.sku_id.lower(), plans(a)) for a in request.add_licenses),
+        remove=frozenset(s.lower() for s in request.remove_licenses),
+        usage_location=request.usage_location,
+        offboard=request.action is Action.OFFBOARD,
+        exact=options.exact,
+        exact_plans=options.exact_plans,
+    )
+
+
+def build_plan(
+    validation: ValidationResult,
+    *,
+    seats: Iterable[SkuSeats],
+    users: Mapping[str, UserState],
+    groups: Mapping[str, GroupInfo] | None = None,
+    group_problems: Mapping[str, str] | None = None,
+    options: PlanOptions | None = None,
+    graph_url: str = "https://graph.microsoft.com/v1.0",
+) -> Plan:
+    """Plan every row of ``validation`` against the tenant's state. Reads nothing, writes nothing.
+
+    :param users: ``{casefolded UPN or object id: state}`` for the sheet's users.
+    :param groups: ``{casefolded name or id: group}`` for the groups the sheet names.
+    """
+    options = options or PlanOptions()
+    groups = groups or {}
+    group_problems = group_problems or {}
+    forecast = {
+        s.sku_id: SeatForecast(s.sku_id, s.part_number, s.enabled, s.warning, s.suspended,
+                               s.consumed, s.free)
+        for s in seats
+    }
+    names = {s.sku_id: s.part_number for s in forecast.values()}
+    planner = _Planner(options, users, groups, group_problems, forecast, names, graph_url)
+    rows = [planner.plan_row(request) for request in validation.rows]
+    planner.settle_seats(rows)
+    ops = [op for op in planner.ops if op.key in planner.kept]
+    return Plan(rows=rows, ops=ops, seats=sorted(forecast.values(), key=lambda s: s.part_number.lower()),
+                exact=options.exact)
+
+
+class _Planner:
+    """The row-by-row work of :func:`build_plan`."""
+
+    def __init__(
+        self,
+        options: PlanOptions,
+        users: Mapping[str, UserState],
+        groups: Mapping[str, GroupInfo],
+        group_problems: Mapping[str, str],
+        forecast: dict[str, SeatForecast],
+        names: dict[str, str],
+        graph_url: str,
+    ) -> None:
+        self.options = options
+        self.users = users
+        self.groups = groups
+        self.group_problems = group_problems
+        self.forecast = forecast
+        self.names = names
+        self.graph_url = graph_url.rstrip("/")
+        self.ops: list[PlannedOp] = []
+        self.kept: set[str] = set()
+        # per row: seats it takes and frees, settled in sheet order once all rows are planned
+        self.takes: dict[int, list[str]] = {}
+        self.frees: dict[int, list[str]] = {}
+
+    def label(self, sku: str) -> str:
+        return self.names.get(sku, sku)
+
+    def plan_row(self, request: RowRequest) -> RowPlan:
+        if request.status is not RowStatus.READY:
+            status = {RowStatus.INVALID: INVALID, RowStatus.DEFERRED: DEFERRED}.get(request.status, SKIPPED)
+            detail = f"same as row {request.same_as}" if request.same_as else ""
+            return RowPlan(request, status, detail)
+        state = self.users.get(request.user.casefold())
+        if state is None:
+            return RowPlan(request, FAILED, f"no user {request.user} in the tenant", "UserNotFound")
+        plan = RowPlan(request, PLANNED, user_id=state.id)
+        if not state.account_enabled and request.add_licenses and not self.options.include_disabled:
+            plan.status, plan.error_code = SKIPPED, "AccountDisabled"
+            plan.detail = "the account is disabled: licenses are not added (--include-disabled to add anyway)"
+            return plan
+
+        joins, leaves, problem = self._group_changes(request, state)
+        if problem:
+            plan.status, plan.error_code, plan.detail = FAILED, "GroupProblem", problem
+            return plan
+        desire = desire_for(request, self.options)
+        change = license_change(
+            desire, state, default_usage_location=self.options.default_usage_location, name=self.names
+        )
+        if change.blocked:
+            plan.status, plan.error_code, plan.detail = FAILED, "NoUsageLocation", change.blocked
+            return plan
+        # joining a licensed group takes a seat of each of its SKUs the user does not hold yet
+        group_takes = [
+            sku for group in joins for sku in sorted(group.sku_ids)
+            if not state.holds(sku) and sku not in change.add
+        ]
+        self.takes[request.row] = change.new_seats + group_takes
+        self.frees[request.row] = change.freed_seats
+        self._emit(request, state, change, joins, leaves, plan)
+        plan.added = [self.label(s) for s in change.add if s in change.new_seats]
+        plan.removed = [self.label(s) for s in change.remove]
+        notes = list(change.notes)
+        if not plan.ops:
+            plan.status = SKIPPED if any("cannot be removed" in n for n in notes) else NO_CHANGE
+        plan.detail = "; ".join(notes)
+        return plan
+
+    def _group_changes(
+        self, request: RowRequest, state: UserState
+    ) -> tuple[list[GroupInfo], list[GroupInfo], str | None]:
+        joins, leaves = [], []
+        for names, target, joining in ((request.join_groups, joins, True), (request.leave_groups, leaves, False)):
+            for name in names:
+                key = name.strip().casefold()
+                if key in self.group_problems:
+                    return [], [], self.group_problems[key]
+                group = self.groups.get(key)
+                if group is None:
+                    return [], [], f"no group named '{name}'"
+                if group.dynamic:
+                    return [], [], f"'{group.display_name}' has dynamic membership: it cannot be joined or left"
+                if (state.id in group.members) != joining:
+                    target.append(group)
+        return joins, leaves, None
+
+    def _emit(
+        self,
+        request: RowRequest,
+        state: UserState,
+        change: LicenseChange,
+        joins: list[GroupInfo],
+        leaves: list[GroupInfo],
+        plan: RowPlan,
+    ) -> None:
+        row, uid = request.row, state.id
+        before = {
+            "usageLocation": state.usage_location,
+            "licenses": {
+                sku: sorted(state.licenses[sku].disabled_plans)
+                for sku in [*change.add, *change.remove] if sku in state.licenses
+                and state.licenses[sku].direct
+            },
+        }
+        if change.writes_license:
+            adds = {sku: sorted(plans) for sku, plans in change.add.items()}
+            body = {
+                "addLicenses": [{"skuId": sku, "disabledPlans": plans} for sku, plans in adds.items()],
+                "removeLicenses": list(change.remove),
+            }
+            parts = [f"+{self.label(s)}" + (f" (disabled: {len(p)})" if p else "") for s, p in adds.items()]
+            parts += [f"-{self.label(s)}" for s in change.remove]
+            if change.usage_location:
+                parts.insert(0, f"usageLocation={change.usage_location}")
+            wave = TAKE_WAVE if change.new_seats or change.add else FREE_WAVE
+            self._add(plan, PlannedOp(
+                key=f"row {row}: assignLicense {state.upn}", row=row, user_id=uid, upn=state.upn,
+                kind="assignLicense", method="POST", url=f"/users/{uid}/assignLicense", body=body,
+                wave=wave, summary=" ".join(parts), usage_location=change.usage_location, before=before,
+            ))
+        elif change.usage_location:
+            self._add(plan, PlannedOp(
+                key=f"row {row}: usageLocation {state.upn}", row=row, user_id=uid, upn=state.upn,
+                kind="usageLocation", method="PATCH", url=f"/users/{uid}",
+                body={"usageLocation": change.usage_location}, wave=FREE_WAVE,
+                summary=f"usageLocation={change.usage_location}", before=before,
+            ))
+        for group in leaves:
+            self._add(plan, PlannedOp(
+                key=f"row {row}: leaveGroup {group.display_name} {state.upn}", row=row, user_id=uid,
+                upn=state.upn, kind="leaveGroup", method="DELETE",
+                url=f"/groups/{group.id}/members/{uid}/$ref", body=None, wave=FREE_WAVE,
+                summary=f"leave group {group.display_name}", before={"group": group.id},
+            ))
+        for group in joins:
+            self._add(plan, PlannedOp(
+                key=f"row {row}: joinGroup {group.display_name} {state.upn}", row=row, user_id=uid,
+                upn=state.upn, kind="joinGroup", method="POST", url=f"/groups/{group.id}/members/$ref",
+                body={"@odata.id": f"{self.graph_url}/directoryObjects/{uid}"}, wave=TAKE_WAVE,
+                summary=f"join group {group.display_name}", before={"group": group.id},
+            ))
+
+    def _add(self, plan: RowPlan, op: PlannedOp) -> None:
+        self.ops.append(op)
+        plan.ops.append(op.key)
+
+    def settle_seats(self, rows: list[RowPlan]) -> None:
+        """Give every row its seats in sheet order; a row short of any seat fails whole.
+
+        Seats given back in the first wave serve the rows of the second, but only those of
+        rows that will run: a failing row frees nothing, which can make a later row short
+        too, so allocation repeats until no new row fails (it only ever grows the failures).
+        """
+        planned = [row for row in rows if row.status == PLANNED]
+        failed: dict[int, list[str]] = {}
+        while True:
+            freed = Counter(
+                sku for row in planned if row.row not in failed for sku in self.frees.get(row.row, [])
+            )
+            available = {sku: f.free_before + freed[sku] for sku, f in self.forecast.items()}
+            taken: Counter[str] = Counter()
+            shortfall: Counter[str] = Counter()
+            newly = {}
+            for row in planned:
+                needed = Counter(self.takes.get(row.row, []))
+                short = [sku for sku, n in needed.items() if available.get(sku, 0) < n]
+                if short or row.row in failed:
+                    for sku in short:
+                        shortfall[sku] += needed[sku] - max(0, available.get(sku, 0))
+                    if row.row not in failed:
+                        newly[row.row] = short
+                    continue
+                for sku, n in needed.items():
+                    available[sku] -= n
+                    taken[sku] += n
+            if not newly:
+                break
+            failed.update(newly)
+        for sku, seats in self.forecast.items():
+            seats.freed, seats.taken, seats.shortfall = freed[sku], taken[sku], shortfall[sku]
+        for row in planned:
+            if row.row in failed:
+                self._fail_for_seats(row, failed[row.row])
+            else:
+                self.kept.update(row.ops)
+
+    def _fail_for_seats(self, row: RowPlan, short: list[str]) -> None:
+        row.status, row.error_code = FAILED, "NoSeats"
+        row.detail = "no free seat of " + ", ".join(self.label(s) for s in short)
+        row.ops = []
+        row.added, row.removed = [], []

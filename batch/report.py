@@ -1,0 +1,204 @@
+"""Report: the run workbook of ``plan``, ``apply``, ``resume`` and ``undo``.
+
+Sheets, as the product contract describes them:
+
+- ``Summary``: tenant, input file and its SHA-256, run id, mode, start and end, rows per
+  status, seats per SKU before -> after, requests, throttled answers and retries, and a
+  chart of seat use per SKU;
+- ``Rows``: the input exactly as given (same columns, same order) plus Row, Status, Added,
+  Removed, Detail, ErrorCode, RequestId, Verified and LicensesAfter; every input row once;
+- ``Problems``: every validation finding;
+- ``Licenses``: per SKU purchased, warning, suspended, assigned and free, before and after;
+- ``Changes``: every write sent to Graph, with its outcome.
+
+All text goes through :class:`batch.workbook.ReportWorkbook`, so nothing from a sheet or
+from Graph can become a formula.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from batch.plan import Plan, RowPlan
+from batch.tenant import SkuSeats
+from batch.validate import ValidationResult, problems_table
+from batch.workbook import ReportWorkbook
+
+ROW_COLUMNS = (
+    "Row", "Status", "Added", "Removed", "Detail", "ErrorCode", "RequestId", "Verified",
+    "LicensesAfter",
+)
+STATUS_ORDER = ("Applied", "NoChange", "Planned", "Invalid", "Failed", "Deferred", "Skipped")
+
+
+@dataclass
+class RowOutcome:
+    """A row's final line in the report (from the plan, the journal and the read-back)."""
+
+    status: str
+    detail: str = ""
+    added: str = ""
+    removed: str = ""
+    error_code: str = ""
+    request_id: str = ""
+    verified: str = ""  # "Yes", "No" or "" (not checked)
+    licenses_after: str = ""
+
+
+@dataclass
+class ChangeLine:
+    """One write sent to Graph, for the Changes sheet."""
+
+    time: str
+    row: int
+    user: str
+    operation: str
+    summary: str
+    outcome: str
+    status: int | None
+    error: str
+    attempts: int
+    request_id: str
+
+
+@dataclass
+class RunFacts:
+    """What the Summary sheet says about the run."""
+
+    tenant: str
+    mode: str  # plan | apply | resume | undo
+    run_id: str
+    input_path: Path | None
+    input_sha256: str | None
+    started: dt.datetime
+    finished: dt.datetime
+    options: Mapping[str, object] = field(default_factory=dict)
+    counters: Mapping[str, float] = field(default_factory=dict)  # requests, throttled, retries...
+    notes: Sequence[str] = ()
+
+
+def plan_outcomes(plan: Plan) -> dict[int, RowOutcome]:
+    """Row outcomes for a plan that has not been applied."""
+    return {
+        row.row: RowOutcome(
+            status=row.status, detail=row.detail, added=", ".join(row.added),
+            removed=", ".join(row.removed), error_code=row.error_code or "",
+        )
+        for row in plan.rows
+    }
+
+
+def write_run_report(
+    path: Path,
+    *,
+    facts: RunFacts,
+    validation: ValidationResult,
+    plan: Plan,
+    outcomes: Mapping[int, RowOutcome],
+    seats_after: Iterable[SkuSeats] | None = None,
+    changes: Sequence[ChangeLine] = (),
+    overwrite: bool = False,
+) -> Path:
+    """Write the run workbook atomically; return its path."""
+    after = {s.sku_id: s for s in seats_after} if seats_after is not None else None
+    book = ReportWorkbook(path, overwrite=overwrite)
+    try:
+        summary = book.add_key_values("Summary", _summary_pairs(facts, validation, plan, outcomes),
+                                      title="m365batch run report")
+        headers, rows = _rows_table(validation, plan.rows, outcomes)
+        width = len(validation.sheet.headers)  # the input's columns come first, as given
+        book.add_table("Rows", headers, rows, kinds={headers[width]: "int"},
+                       status_column=headers[width + 1])
+        headers, problems = problems_table(validation)
+        book.add_table("Problems", headers, problems, kinds={"Row": "int"}, status_column=None)
+        lic_headers, lic_rows = _licenses_table(plan, after)
+        licenses = book.add_table("Licenses", lic_headers, lic_rows,
+                                  kinds={h: "int" for h in lic_headers[2:]}, status_column=None)
+        book.add_bar_chart(
+            licenses, category_column=0,
+            value_columns=[lic_headers.index("Assigned after"), lic_headers.index("Free after")],
+            title="Seats per SKU after the run", on_sheet=summary, at="D3", headers=lic_headers,
+        )
+        book.add_table(
+            "Changes",
+            ("Time", "Row", "User", "Operation", "Change", "Outcome", "HTTP status", "Error",
+             "Attempts", "RequestId"),
+            [(c.time, c.row, c.user, c.operation, c.summary, c.outcome, c.status, c.error,
+              c.attempts, c.request_id) for c in changes],
+            kinds={"Row": "int", "HTTP status": "int", "Attempts": "int"}, status_column=None,
+        )
+    except BaseException:
+        book.discard()
+        raise
+    return book.save()
+
+
+def _summary_pairs(
+    facts: RunFacts, validation: ValidationResult, plan: Plan, outcomes: Mapping[int, RowOutcome]
+) -> list[tuple[str, object]]:
+    counts: dict[str, int] = {}
+    for outcome in outcomes.values():
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    pairs: list[tuple[str, object]] = [
+        ("Tenant", facts.tenant),
+        ("Mode", facts.mode),
+        ("Run id", facts.run_id),
+        ("Input file", str(facts.input_path) if facts.input_path else ""),
+        ("Sheet", validation.sheet.sheet_name or ""),
+        ("Input SHA-256", facts.input_sha256 or ""),
+        ("Started", facts.started.replace(microsecond=0)),
+        ("Finished", facts.finished.replace(microsecond=0)),
+        ("Rows in input", len(validation.rows)),
+    ]
+    pairs += [(f"Rows {status}", counts.get(status, 0)) for status in STATUS_ORDER]
+    pairs += [(f"Option {name}", "" if value is None else str(value)) for name, value in facts.options.items()]
+    for name, value in facts.counters.items():
+        pairs.append((name, value))
+    for seat in plan.seats:
+        if seat.taken or seat.freed or seat.shortfall:
+            text = f"{seat.consumed} -> {seat.consumed_after} assigned, {seat.free_before} -> {seat.free_after} free"
+            if seat.shortfall:
+                text += f" (short by {seat.shortfall})"
+            pairs.append((f"Seats {seat.part_number}", text))
+    pairs += [("Note", note) for note in facts.notes]
+    return pairs
+
+
+def _rows_table(
+    validation: ValidationResult, rows: Sequence[RowPlan], outcomes: Mapping[int, RowOutcome]
+) -> tuple[tuple[str, ...], list[tuple[object, ...]]]:
+    taken = {h.casefold() for h in validation.sheet.headers}
+    extra = tuple(f"{h} (m365batch)" if h.casefold() in taken else h for h in ROW_COLUMNS)
+    headers = tuple(validation.sheet.headers) + extra
+    width = len(validation.sheet.headers)
+    table = []
+    for row in rows:
+        outcome = outcomes[row.row]
+        values = tuple(row.request.values) + ("",) * (width - len(row.request.values))
+        table.append((
+            *values[:width], row.row, outcome.status, outcome.added, outcome.removed,
+            outcome.detail, outcome.error_code, outcome.request_id, outcome.verified,
+            outcome.licenses_after,
+        ))
+    return headers, table
+
+
+def _licenses_table(
+    plan: Plan, after: Mapping[str, SkuSeats] | None
+) -> tuple[tuple[str, ...], list[tuple[object, ...]]]:
+    headers = (
+        "SKU", "SkuId", "Purchased", "Warning", "Suspended", "Assigned before", "Free before",
+        "Assigned after", "Free after",
+    )
+    rows = []
+    for seat in plan.seats:
+        now = after.get(seat.sku_id) if after is not None else None
+        assigned_after = now.consumed if now else seat.consumed_after
+        free_after = now.free if now else seat.free_after
+        rows.append((seat.part_number, seat.sku_id, seat.enabled, seat.warning, seat.suspended,
+                     seat.consumed, seat.free_before, assigned_after, free_after))
+    return headers, rows

@@ -1,0 +1,659 @@
+"""Validate: check every row of a read sheet and turn it into a clean per-row request.
+
+Validation never stops at the first problem. Each row yields a :class:`RowRequest` (the
+planner's input) with a status, and any number of :class:`Finding` s (the report's
+``Problems`` sheet). Invalid rows never stop the others; only input that cannot be read at
+all raises, and that happens earlier, in :mod:`batch.sources`.
+
+Statuses: ``Ready`` (the planner takes it), ``Invalid`` (an error finding), ``Deferred``
+(its effective date is after ``as_of``), ``Skipped`` (an exact repeat of an earlier row for
+the same user: it adds nothing, so it is reported and not applied twice).
+
+Rules (the ``rule`` of a finding):
+
+==========================  ========  ==================================================
+rule                        severity  meaning
+==========================  ========  ==================================================
+missing-user                error     neither a UPN nor an ObjectId
+invalid-upn                 error     not a user principal name Entra accepts
+invalid-object-id           error     not a GUID
+unknown-license             error     no SKU by that part number, name or GUID
+license-not-in-tenant       error     a real SKU, but not one of the tenant's subscriptions
+ambiguous-license           error     the name means several of the tenant's SKUs
+company-license             error     the SKU applies to the company, not to users
+license-not-enabled         error     the subscription is suspended, locked out or deleted
+remove-not-in-tenant        warning   nothing to remove: the tenant has no such SKU
+add-and-remove              error     the same SKU is both added and removed
+unknown-plan                error     no service plan by that name or GUID
+plan-not-in-license         error     the plan is not part of any license the row adds
+plan-without-license        error     plans to disable but no license added
+invalid-usage-location      error     not an ISO 3166-1 alpha-2 code or a country name
+usage-location-name         info      a country name or alias turned into its code
+invalid-date                error     the date cannot be read, or is ambiguous (3/4/2025)
+future-date                 warning   effective after ``as_of``: the row is Deferred
+unknown-action              error     not ``assign`` or ``offboard``
+offboard-with-licenses      error     an offboard row that also adds licenses or plans
+group-join-and-leave        error     the same group is joined and left
+extra-cells                 error     values beyond the last column (an unquoted delimiter?)
+nothing-to-do               warning   the row asks for no change
+duplicate-row               warning   repeats an earlier row for the same user: Skipped
+conflicting-rows            error     two different rows for the same user
+==========================  ========  ==================================================
+
+Design choices: licenses and plans in one cell are separated by ``;``, ``,`` or line
+breaks (a whole cell that is one product name with a comma in it is recognised first).
+Numeric dates must be unambiguous: ``2025-04-03``, ``03.04.2025`` (day first), or
+``13/4/2025`` where one part is over 12; ``3/4/2025`` is refused rather than guessed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import enum
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+import pycountry
+
+from batch.catalog import Catalog, Sku, normalise_guid
+from batch.sources import Sheet, SourceRow
+from batch.workbook import ReportWorkbook
+
+__all__ = [
+    "Action",
+    "Finding",
+    "LicenseAdd",
+    "RowRequest",
+    "RowStatus",
+    "Severity",
+    "ValidationResult",
+    "parse_date",
+    "parse_usage_location",
+    "problems_table",
+    "rows_table",
+    "summary_lines",
+    "upn_problem",
+    "validate_sheet",
+    "write_validation_workbook",
+]
+
+
+class Severity(str, enum.Enum):
+    """How much a finding matters: errors make the row Invalid."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class RowStatus(str, enum.Enum):
+    """A row's status after validation (the report uses the same words)."""
+
+    READY = "Ready"
+    INVALID = "Invalid"
+    DEFERRED = "Deferred"
+    SKIPPED = "Skipped"
+
+
+class Action(str, enum.Enum):
+    """What a row asks for."""
+
+    ASSIGN = "assign"  #: make the user hold these licenses, plans, groups, location
+    OFFBOARD = "offboard"  #: remove every direct license and leave the listed groups
+
+
+_ACTIONS = {
+    "": Action.ASSIGN, "assign": Action.ASSIGN, "add": Action.ASSIGN, "onboard": Action.ASSIGN,
+    "update": Action.ASSIGN, "offboard": Action.OFFBOARD, "leaver": Action.OFFBOARD,
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One validation problem, located as the user sees it in Excel."""
+
+    row: int
+    column: str
+    value: str
+    rule: str
+    message: str
+    severity: Severity = Severity.ERROR
+
+
+@dataclass(frozen=True)
+class LicenseAdd:
+    """A license to hold, with the service plans to disable in it (GUIDs, sorted)."""
+
+    sku_id: str
+    part_number: str
+    disabled_plans: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RowRequest:
+    """What one input row asks for, cleaned; the planner consumes these."""
+
+    row: int  #: Excel row number in the input
+    status: RowStatus
+    action: Action
+    upn: str | None
+    object_id: str | None  #: lower-case GUID
+    add_licenses: tuple[LicenseAdd, ...] = ()
+    remove_licenses: tuple[str, ...] = ()  #: skuIds, lower-case
+    usage_location: str | None = None  #: ISO 3166-1 alpha-2
+    join_groups: tuple[str, ...] = ()  #: names or ids, as written
+    leave_groups: tuple[str, ...] = ()
+    effective_date: dt.date | None = None
+    values: tuple[str, ...] = ()  #: the original cells, aligned with the sheet's headers
+    same_as: int | None = None  #: for a Skipped duplicate: the row it repeats
+
+    @property
+    def deferred(self) -> bool:
+        """True when the row waits for its effective date."""
+        return self.status is RowStatus.DEFERRED
+
+    @property
+    def ready(self) -> bool:
+        """True when the planner should take the row."""
+        return self.status is RowStatus.READY
+
+    @property
+    def user(self) -> str:
+        """How the row names its user: the UPN, else the ObjectId."""
+        return self.upn or self.object_id or ""
+
+    def signature(self) -> tuple[object, ...]:
+        """Everything the row asks, for comparing rows of the same user."""
+        return (
+            self.action, frozenset(self.add_licenses), frozenset(self.remove_licenses),
+            self.usage_location, frozenset(g.casefold() for g in self.join_groups),
+            frozenset(g.casefold() for g in self.leave_groups), self.effective_date,
+        )
+
+
+@dataclass
+class ValidationResult:
+    """Every row as a request, every finding, and the date rows were judged against."""
+
+    sheet: Sheet
+    rows: list[RowRequest]
+    findings: list[Finding]
+    as_of: dt.date
+    _by_row: dict[int, list[Finding]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for finding in self.findings:
+            self._by_row.setdefault(finding.row, []).append(finding)
+
+    def with_status(self, status: RowStatus) -> list[RowRequest]:
+        """The rows in ``status``."""
+        return [r for r in self.rows if r.status is status]
+
+    @property
+    def ready(self) -> list[RowRequest]:
+        """Rows the planner takes."""
+        return self.with_status(RowStatus.READY)
+
+    def counts(self) -> Counter[str]:
+        """Rows per status."""
+        return Counter(r.status.value for r in self.rows)
+
+    def counts_by_rule(self) -> Counter[str]:
+        """Findings per rule."""
+        return Counter(f.rule for f in self.findings)
+
+    def findings_for(self, row: int) -> list[Finding]:
+        """The findings of one Excel row."""
+        return self._by_row.get(row, [])
+
+    def detail(self, row: int) -> str:
+        """One line for the report's Detail column: errors first, then warnings."""
+        found = sorted(self.findings_for(row), key=lambda f: list(Severity).index(f.severity))
+        return "; ".join(f.message for f in found)
+
+
+# --------------------------------------------------------------------------- single values
+
+_UPN_LOCAL = re.compile(r"^[A-Za-z0-9'.\-_!#^~+$&]+$")
+_DOMAIN_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?$")
+
+
+def upn_problem(upn: str) -> str | None:
+    """Why ``upn`` is not a user principal name Entra accepts, or None if it is one.
+
+    Follows Entra's UPN rules: ``local@domain``; the local part (at most 64 characters) of
+    letters, digits and ``' . - _ ! # ^ ~ + $ &``, not starting or ending with a dot;
+    guests' ``#EXT#`` form is valid; at most 113 characters in all.
+    """
+    if any(ch.isspace() for ch in upn):
+        return "it contains a space"
+    if upn.count("@") != 1:
+        return "it needs exactly one @" if upn.count("@") > 1 else "it has no @domain"
+    local, domain = upn.split("@")
+    if not local:
+        return "nothing before the @"
+    if len(upn) > 113:
+        return "longer than 113 characters"
+    if len(local) > 64:
+        return "more than 64 characters before the @"
+    if not _UPN_LOCAL.match(local):
+        bad = sorted({ch for ch in local if not _UPN_LOCAL.match(ch)})
+        return f"character {' '.join(repr(ch) for ch in bad)} is not allowed before the @"
+    if local.startswith(".") or local.endswith(".") or ".." in local:
+        return "a dot cannot start or end the name or follow another dot"
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels):
+        return f"'{domain}' is not a domain name"
+    if not labels[-1].isalpha():
+        return f"'{domain}' does not end in a top-level domain"
+    return None
+
+
+_COUNTRY_ALIASES = {
+    "uk": "GB", "great britain": "GB", "britain": "GB", "england": "GB", "scotland": "GB",
+    "wales": "GB", "northern ireland": "GB", "usa": "US", "u.s.a.": "US", "u.s.": "US",
+    "america": "US", "united states of america": "US", "holland": "NL", "the netherlands": "NL",
+    "south korea": "KR", "russia": "RU", "czechia": "CZ", "czech republic": "CZ",
+    "vietnam": "VN", "turkey": "TR", "iran": "IR", "taiwan": "TW", "uae": "AE",
+}
+
+
+@lru_cache(maxsize=4096)
+def parse_usage_location(text: str) -> tuple[str | None, bool]:
+    """(ISO alpha-2 code or None, True when it was given as a name or alias)."""
+    value = " ".join(text.split())
+    if len(value) == 2 and value.isalpha():
+        country = pycountry.countries.get(alpha_2=value.upper())
+        if country:
+            return str(country.alpha_2), False
+    alias = _COUNTRY_ALIASES.get(value.casefold())
+    if alias:
+        return alias, True
+    if len(value) < 3:
+        return None, False
+    try:
+        country = pycountry.countries.lookup(value)
+    except LookupError:
+        return None, False
+    return str(country.alpha_2), True
+
+
+_ISO_DATE = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
+_DOTTED = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
+_SLASHED = re.compile(r"^(\d{1,2})[/-](\d{1,2})[/-](\d{4})$")
+_NAMED_FORMATS = ("%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y", "%B %d %Y", "%b %d %Y",
+                  "%d-%b-%Y", "%d-%b-%y", "%d %b %y")
+
+
+@lru_cache(maxsize=4096)
+def parse_date(text: str) -> tuple[dt.date | None, str | None]:
+    """(date, None) or (None, why not). Refuses ambiguous day/month orders."""
+    value = text.strip()
+    try:
+        match = _ISO_DATE.match(value)
+        if match:
+            return dt.date(int(match[1]), int(match[2]), int(match[3])), None
+        match = _DOTTED.match(value)
+        if match:
+            return dt.date(int(match[3]), int(match[2]), int(match[1])), None
+        match = _SLASHED.match(value)
+        if match:
+            first, second, year = int(match[1]), int(match[2]), int(match[3])
+            if first > 12:
+                return dt.date(year, second, first), None
+            if second > 12 or first == second:
+                return dt.date(year, first, second), None
+            return None, (f"'{value}' could be {first}/{second} or {second}/{first} (day/month): "
+                          "write it as YYYY-MM-DD")
+    except ValueError:
+        return None, f"'{value}' is not a real date"
+    for fmt in _NAMED_FORMATS:
+        try:
+            return dt.datetime.strptime(value, fmt).date(), None
+        except ValueError:
+            continue
+    return None, f"'{value}' is not a date: write it as YYYY-MM-DD"
+
+
+_SPLIT_MAIN = re.compile(r"[;\n\r]+")
+
+
+def _split_list(text: str, whole: Callable[[str], bool] | None = None) -> list[str]:
+    """Split a cell list on ; , or line breaks, keeping a whole entry that ``whole`` accepts."""
+    items: list[str] = []
+    for part in _SPLIT_MAIN.split(text):
+        part = part.strip()
+        if not part:
+            continue
+        if "," in part and not (whole and whole(part)):
+            items.extend(p.strip() for p in part.split(",") if p.strip())
+        else:
+            items.append(part)
+    return list(dict.fromkeys(items))
+
+
+# --------------------------------------------------------------------------- the validator
+
+
+class _Validator:
+    """Per-run state: the catalog, caches of resolved cell texts, the findings so far."""
+
+    def __init__(self, sheet: Sheet, catalog: Catalog, as_of: dt.date) -> None:
+        self.sheet = sheet
+        self.catalog = catalog
+        self.as_of = as_of
+        self.findings: list[Finding] = []
+        self._row_errors = False
+        self._sku_cache: dict[str, tuple[Sku | None, str | None, str | None]] = {}
+
+    # -- helpers
+
+    def flag(self, row: int, field_name: str, value: str, rule: str, message: str,
+             severity: Severity = Severity.ERROR) -> None:
+        self.findings.append(Finding(row, self.sheet.column_name(field_name), value, rule, message, severity))
+        if severity is Severity.ERROR:
+            self._row_errors = True
+
+    def resolve_sku(self, text: str) -> tuple[Sku | None, str | None, str | None]:
+        """(sku, rule, message) for one license as written, cached per distinct text."""
+        cached = self._sku_cache.get(text)
+        if cached is not None:
+            return cached
+        result = self._resolve_sku(text)
+        self._sku_cache[text] = result
+        return result
+
+    def _resolve_sku(self, text: str) -> tuple[Sku | None, str | None, str | None]:
+        candidates = self.catalog.find_skus(text)
+        if not candidates:
+            suggestion = self.catalog.suggest(text)
+            hint = f" Did you mean '{suggestion}'?" if suggestion else ""
+            return None, "unknown-license", f"'{text}' is not a license part number, product name or skuId.{hint}"
+        in_tenant = [s for s in candidates if s.in_tenant]
+        if not in_tenant:
+            sku = candidates[0]
+            return sku, "license-not-in-tenant", (
+                f"'{text}' ({sku.part_number}, {sku.name}) is not one of the tenant's subscriptions.")
+        if len(in_tenant) > 1:
+            options = ", ".join(f"{s.part_number} {s.id}" for s in in_tenant)
+            return None, "ambiguous-license", f"'{text}' means several of the tenant's SKUs ({options}): write the skuId."
+        return in_tenant[0], None, None
+
+    # -- one row
+
+    def row(self, source: SourceRow) -> RowRequest:
+        self._row_errors = False
+        sheet, number = self.sheet, source.row
+        value = sheet.value
+
+        if source.extra:
+            self.flag(number, "upn", ", ".join(source.extra), "extra-cells",
+                      f"{len(source.extra)} value(s) beyond the last column: a value probably holds an "
+                      "unquoted delimiter; quote it or remove the stray values.")
+
+        upn_text, oid_text = value(source, "upn"), value(source, "object_id")
+        upn = object_id = None
+        if upn_text:
+            problem = upn_problem(upn_text)
+            if problem:
+                self.flag(number, "upn", upn_text, "invalid-upn",
+                          f"'{upn_text}' is not a valid user principal name: {problem}.")
+            else:
+                upn = upn_text
+        if oid_text:
+            object_id = normalise_guid(oid_text)
+            if object_id is None:
+                self.flag(number, "object_id", oid_text, "invalid-object-id",
+                          f"'{oid_text}' is not an object id (a GUID).")
+        if not upn_text and not oid_text:
+            self.flag(number, "upn", "", "missing-user", "No user: fill in UserPrincipalName (or ObjectId).")
+
+        action_text = value(source, "action")
+        action = _ACTIONS.get(action_text.casefold())
+        if action is None:
+            close = difflib.get_close_matches(action_text.casefold(), ["assign", "offboard"], n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            self.flag(number, "action", action_text, "unknown-action",
+                      f"Unknown action '{action_text}': use assign or offboard.{hint}")
+            action = Action.ASSIGN
+
+        adds = self._licenses(source, "add_licenses")
+        removes = self._licenses(source, "remove_licenses")
+        add_ids = {sku.id for sku in adds}
+        for sku in removes:
+            if sku.id in add_ids:
+                self.flag(number, "remove_licenses", value(source, "remove_licenses"), "add-and-remove",
+                          f"{sku.part_number} is both added and removed on this row.")
+        disabled = self._disabled_plans(source, adds, action)
+        if action is Action.OFFBOARD and (adds or value(source, "disabled_plans")):
+            self.flag(number, "add_licenses", value(source, "add_licenses"), "offboard-with-licenses",
+                      "An offboard row removes every license: leave AddLicenses and DisabledPlans empty.")
+
+        location = None
+        location_text = value(source, "usage_location")
+        if location_text:
+            location, from_name = parse_usage_location(location_text)
+            if location is None:
+                self.flag(number, "usage_location", location_text, "invalid-usage-location",
+                          f"'{location_text}' is not a usage location: use a two-letter ISO country code "
+                          "such as US, GB or DE.")
+            elif from_name:
+                self.flag(number, "usage_location", location_text, "usage-location-name",
+                          f"'{location_text}' read as {location}.", Severity.INFO)
+
+        join = _split_list(value(source, "groups"))
+        leave = _split_list(value(source, "remove_groups"))
+        if action is Action.OFFBOARD:
+            join, leave = [], list(dict.fromkeys(join + leave))
+        both = {g.casefold() for g in join} & {g.casefold() for g in leave}
+        if both:
+            self.flag(number, "remove_groups", value(source, "remove_groups"), "group-join-and-leave",
+                      f"Group(s) {', '.join(sorted(both))} both joined and left on this row.")
+
+        effective = self._effective_date(source, action)
+
+        status = RowStatus.INVALID if self._row_errors else RowStatus.READY
+        if status is RowStatus.READY and effective and effective > self.as_of:
+            status = RowStatus.DEFERRED
+        if status is RowStatus.READY and action is Action.ASSIGN and not (
+                adds or removes or join or leave or location):
+            self.flag(number, "add_licenses", "", "nothing-to-do",
+                      "The row asks for no change.", Severity.WARNING)
+        return RowRequest(
+            row=number, status=status, action=action, upn=upn, object_id=object_id,
+            add_licenses=tuple(
+                LicenseAdd(sku.id, sku.part_number, tuple(sorted(disabled.get(sku.id, ())))) for sku in adds),
+            remove_licenses=tuple(sku.id for sku in removes),
+            usage_location=location, join_groups=tuple(join), leave_groups=tuple(leave),
+            effective_date=effective, values=source.values,
+        )
+
+    def _licenses(self, source: SourceRow, field_name: str) -> list[Sku]:
+        text = self.sheet.value(source, field_name)
+        if not text:
+            return []
+        found: list[Sku] = []
+        adding = field_name == "add_licenses"
+        for item in _split_list(text, whole=lambda t: bool(self.catalog.find_skus(t))):
+            sku, rule, message = self.resolve_sku(item)
+            if rule == "license-not-in-tenant" and not adding:
+                self.flag(source.row, field_name, item, "remove-not-in-tenant",
+                          f"{message} There is nothing to remove.", Severity.WARNING)
+                continue
+            if rule:
+                self.flag(source.row, field_name, item, rule, message or "")
+                continue
+            assert sku is not None
+            if adding and sku.applies_to and sku.applies_to.casefold() == "company":
+                self.flag(source.row, field_name, item, "company-license",
+                          f"{sku.part_number} ({sku.name}) applies to the whole company and cannot be "
+                          "assigned to a user.")
+                continue
+            if adding and sku.capability_status and sku.capability_status.casefold() in (
+                    "suspended", "lockedout", "deleted"):
+                self.flag(source.row, field_name, item, "license-not-enabled",
+                          f"The tenant's {sku.part_number} subscription is {sku.capability_status}: "
+                          "it cannot take new assignments.")
+                continue
+            if sku not in found:
+                found.append(sku)
+        return found
+
+    def _disabled_plans(self, source: SourceRow, adds: list[Sku], action: Action) -> dict[str, set[str]]:
+        text = self.sheet.value(source, "disabled_plans")
+        disabled: dict[str, set[str]] = defaultdict(set)
+        if not text:
+            return disabled
+        number = source.row
+        if not adds:
+            if action is not Action.OFFBOARD:  # offboard rows get their own finding
+                self.flag(number, "disabled_plans", text, "plan-without-license",
+                          "DisabledPlans needs a license in AddLicenses to disable them in.")
+            return disabled
+        for item in _split_list(text):
+            sku_part, _, plan_text = item.rpartition(":")
+            targets = adds
+            if sku_part:
+                sku, _, _ = self.resolve_sku(sku_part)
+                targets = [s for s in adds if sku is not None and s.id == sku.id]
+                if not targets:
+                    self.flag(number, "disabled_plans", item, "plan-not-in-license",
+                              f"'{item}': {sku_part} is not among the licenses this row adds.")
+                    continue
+            hits = [(sku, plan) for sku in targets if (plan := sku.find_plan(plan_text))]
+            if hits:
+                for sku, plan in hits:
+                    disabled[sku.id].add(plan.id)
+                continue
+            known = any(s.find_plan(plan_text) for s in self.catalog.skus.values())
+            names = ", ".join(s.part_number for s in targets)
+            if known:
+                self.flag(number, "disabled_plans", item, "plan-not-in-license",
+                          f"Service plan '{plan_text}' is not part of {names}.")
+            else:
+                self.flag(number, "disabled_plans", item, "unknown-plan",
+                          f"'{plan_text}' is not a service plan name or id (licenses on this row: {names}).")
+        return disabled
+
+    def _effective_date(self, source: SourceRow, action: Action) -> dt.date | None:
+        sheet = self.sheet
+        order = ["effective_date"] + (["leave_date", "start_date"] if action is Action.OFFBOARD
+                                      else ["start_date", "leave_date"])
+        for name in order:
+            text = sheet.value(source, name)
+            if not text:
+                continue
+            date, problem = parse_date(text)
+            if date is None:
+                self.flag(source.row, name, text, "invalid-date", f"{problem}.")
+                return None
+            if date > self.as_of:
+                self.flag(source.row, name, text, "future-date",
+                          f"Effective {date.isoformat()}, after {self.as_of.isoformat()}: deferred "
+                          "(run again on that date, or use --as-of).", Severity.WARNING)
+            return date
+        return None
+
+
+def validate_sheet(sheet: Sheet, catalog: Catalog, *, as_of: dt.date | None = None) -> ValidationResult:
+    """Check every row of ``sheet`` against ``catalog``; never raises for row problems.
+
+    :param as_of: rows effective after this date are Deferred (default: today).
+    """
+    as_of = as_of or dt.date.today()
+    validator = _Validator(sheet, catalog, as_of)
+    rows = [validator.row(source) for source in sheet.rows]
+    rows = _check_same_user(rows, validator)
+    findings = sorted(validator.findings, key=lambda f: f.row)
+    return ValidationResult(sheet=sheet, rows=rows, findings=findings, as_of=as_of)
+
+
+def _check_same_user(rows: list[RowRequest], validator: _Validator) -> list[RowRequest]:
+    """Skip exact repeats of a user's row; mark different rows for one user as conflicting."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for index, request in enumerate(rows):
+        key = (request.object_id or request.upn or "").casefold()
+        if key:
+            groups[key].append(index)
+    for indexes in groups.values():
+        if len(indexes) < 2:
+            continue
+        members = [rows[i] for i in indexes]
+        first = members[0]
+        same = all(m.status is not RowStatus.INVALID and m.signature() == first.signature() for m in members)
+        for index in indexes[1 if same else 0:]:
+            request = rows[index]
+            others = ", ".join(str(m.row) for m in members if m.row != request.row)
+            if same:
+                validator.flag(request.row, "upn", request.user, "duplicate-row",
+                               f"Same as row {first.row}: skipped.", Severity.WARNING)
+                rows[index] = _replace_status(request, RowStatus.SKIPPED, same_as=first.row)
+            else:
+                validator.flag(request.row, "upn", request.user, "conflicting-rows",
+                               f"{request.user} also has row(s) {others} asking for something else: "
+                               "put all of a user's changes on one row.")
+                rows[index] = _replace_status(request, RowStatus.INVALID)
+    return rows
+
+
+def _replace_status(request: RowRequest, status: RowStatus, *, same_as: int | None = None) -> RowRequest:
+    return replace(request, status=status, same_as=same_as)
+
+
+# --------------------------------------------------------------------------- output
+
+PROBLEM_HEADERS = ("Row", "Column", "Value", "Rule", "Message", "Severity")
+ROW_EXTRA_HEADERS = ("Row", "Status", "Detail")
+
+
+def problems_table(result: ValidationResult) -> tuple[tuple[str, ...], list[tuple[object, ...]]]:
+    """The ``Problems`` sheet: one line per finding."""
+    return PROBLEM_HEADERS, [
+        (f.row, f.column, f.value, f.rule, f.message, f.severity.value) for f in result.findings
+    ]
+
+
+def rows_table(result: ValidationResult) -> tuple[tuple[str, ...], list[tuple[object, ...]]]:
+    """The ``Rows`` sheet: the input exactly as given, plus Row, Status and Detail."""
+    taken = {h.casefold() for h in result.sheet.headers}
+    extra = tuple(f"{h} (m365batch)" if h.casefold() in taken else h for h in ROW_EXTRA_HEADERS)
+    headers = tuple(result.sheet.headers) + extra
+    rows = [(*r.values, r.row, r.status.value, result.detail(r.row)) for r in result.rows]
+    return headers, rows
+
+
+def write_validation_workbook(result: ValidationResult, path: Path, *, overwrite: bool = False) -> Path:
+    """Write the validation workbook (Problems, Rows) atomically; return its path."""
+    book = ReportWorkbook(path, overwrite=overwrite)
+    try:
+        headers, rows = problems_table(result)
+        book.add_table("Problems", headers, rows, kinds={"Row": "int"}, status_column=None)
+        headers, rows = rows_table(result)
+        book.add_table("Rows", headers, rows, kinds={headers[-3]: "int"}, status_column=headers[-2])
+    except BaseException:
+        book.discard()
+        raise
+    return book.save()
+
+
+def summary_lines(result: ValidationResult) -> list[str]:
+    """A short plain-text summary: rows read, per status, findings by rule."""
+    counts = result.counts()
+    lines = [
+        f"Rows read: {len(result.rows)} ({result.sheet.path.name}"
+        + (f", sheet '{result.sheet.sheet_name}'" if result.sheet.sheet_name else "")
+        + (f", {result.sheet.encoding}, {result.sheet.delimiter}-separated" if result.sheet.encoding else "")
+        + ")",
+        "  " + ", ".join(f"{status.value.lower()}: {counts.get(status.value, 0)}" for status in RowStatus),
+    ]
+    by_rule = result.counts_by_rule()
+    if by_rule:
+        lines.append("Findings by rule:")
+        lines.extend(f"  {rule}: {count}" for rule, count in by_rule.most_common())
+    lines.extend(f"Note: {note}" for note in result.sheet.notes)
+    return lines
