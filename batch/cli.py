@@ -219,3 +219,265 @@ def template(app: AppContext, as_csv: bool, output: Path | None) -> None:
     target = output or output_path("template", suffix=".csv" if as_csv else ".xlsx")
     written = write_template(target, Catalog.load(skus), as_csv=as_csv)
     click.echo(f"Template: {written}")
+
+
+# -- plan, apply, resume, runs, undo ------------------------------------------------------
+
+_FILE = click.Path(path_type=Path, dir_okay=False)
+
+
+def _run_options(func: Any) -> Any:
+    """The options every command that plans a sheet takes."""
+    options = [
+        click.option("--sheet", metavar="NAME", help="The worksheet to read (default: the first visible one)."),
+        click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+                     help="Judge effective dates against this day instead of today."),
+        click.option("--exact", is_flag=True,
+                     help="The sheet is each user's full set of direct licenses: unlisted ones are removed."),
+        click.option("--default-usage-location", metavar="CC", callback=_country,
+                     help="ISO country code for users who have none and get a license."),
+        click.option("--include-disabled", is_flag=True, help="Add licenses to disabled accounts too."),
+        click.option("--output", type=_FILE, metavar="PATH",
+                     help="Where to write the workbook (default: next to FILE, timestamped)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _country(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from batch.validate import parse_usage_location
+
+    code, _ = parse_usage_location(value)
+    if code is None:
+        raise click.BadParameter(f"'{value}' is not an ISO 3166-1 country code or country name.")
+    return code
+
+
+def _options(sheet: str | None, as_of: Any, exact: bool, default_usage_location: str | None,
+             include_disabled: bool) -> Any:
+    from batch.jobs import RunOptions
+
+    return RunOptions(sheet=sheet, as_of=as_of.date() if as_of else None, exact=exact,
+                      default_usage_location=default_usage_location, include_disabled=include_disabled)
+
+
+@cli.command()
+@click.argument("file", type=_FILE)
+@_run_options
+@click.pass_obj
+def plan(app: AppContext, file: Path, output: Path | None, **options: Any) -> None:
+    """Show exactly what a sheet would change, and whether seats suffice; no writes.
+
+    Writes the plan as a report workbook (Rows with Planned/NoChange/Failed..., the seat
+    forecast per SKU). Exits 3 when some rows are invalid, failed or deferred.
+
+    \b
+    Example:
+        m365batch plan samples/onboarding.xlsx
+        m365batch plan offboarding.csv --default-usage-location GB
+    """
+    from batch.graph import GraphClient
+    from batch.jobs import prepare, write_plan_report
+
+    with app.tenant() as settings:
+        prepared = prepare(GraphClient(settings), file, _options(**options))
+    click.echo("\n".join(prepared.summary_lines()))
+    click.echo(f"Plan workbook: {write_plan_report(prepared, settings.describe(), output)}")
+    if any(prepared.plan.counts().get(s) for s in ("Invalid", "Failed", "Deferred")):
+        click.get_current_context().exit(int(ExitCode.ROWS_FAILED))
+
+
+@cli.command()
+@click.argument("file", type=_FILE)
+@_run_options
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--max-removals", type=click.IntRange(min=0), metavar="N",
+              help="Allow the run to remove up to N licenses (default 100).")
+@click.pass_obj
+def apply(app: AppContext, file: Path, output: Path | None, yes: bool, max_removals: int | None,
+          **options: Any) -> None:
+    """Plan a sheet, confirm, write the changes through Graph $batch, read back, report.
+
+    Every operation is journaled before and after it is sent: if the run is interrupted,
+    `m365batch resume` finishes it. Exits 0 when every row is applied or already as asked,
+    3 when some rows are invalid, failed or deferred, 4 when a safety guard stopped it.
+
+    \b
+    Example:
+        m365batch apply samples/onboarding.xlsx
+        m365batch apply leavers.csv --yes --max-removals 400
+    """
+    from batch.graph import GraphClient
+    from batch.jobs import apply as apply_plan
+    from batch.jobs import check_removals, prepare
+
+    with app.tenant() as settings:
+        client = GraphClient(settings)
+        prepared = prepare(client, file, _options(**options))
+        click.echo("\n".join(prepared.summary_lines()))
+        check_removals(prepared.plan, max_removals)
+        if not prepared.plan.ops:
+            click.echo("Nothing to write.")
+        elif not yes and not click.confirm(f"Apply {len(prepared.plan.ops)} changes?", default=False):
+            raise click.Abort()
+        with _progress(len(prepared.plan.ops)) as progress:
+            result = apply_plan(client, settings, prepared, output=output, on_progress=progress)
+    _finish(result)
+
+
+@cli.command()
+@click.argument("run_id", metavar="[RUN]", required=False)
+@click.option("--output", type=_FILE, metavar="PATH", help="Where to write the workbook.")
+@click.pass_obj
+def resume(app: AppContext, run_id: str | None, output: Path | None) -> None:
+    """Continue an interrupted run from its journal (default: the latest unfinished run).
+
+    The input file must be unchanged. The tenant is read again first, so nothing whose
+    outcome was unknown is sent twice.
+
+    \b
+    Example:
+        m365batch resume
+        m365batch resume 20261128-091502-3fa2
+    """
+    from batch.graph import GraphClient
+    from batch.jobs import resume as resume_run
+
+    with app.tenant() as settings:
+        with _progress(None) as progress:
+            result = resume_run(GraphClient(settings), settings, run_id, output=output, on_progress=progress)
+    _finish(result)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.pass_obj
+def runs(app: AppContext, as_json: bool) -> None:
+    """List past runs, newest first.
+
+    \b
+    Example:
+        m365batch runs
+        m365batch runs --json
+    """
+    from batch.journal import list_runs
+
+    found = list_runs(app.settings.home)
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in found], indent=2))
+        return
+    rows = [
+        (r.run_id, r.kind, r.state, Path(r.input_path).name if r.input_path else "",
+         sum(r.counts.values()), r.counts.get("done", 0), r.report or "")
+        for r in found
+    ]
+    click.echo(_table(("Run", "Kind", "State", "Input", "Writes", "Done", "Report"), rows)
+               if rows else "No runs yet.")
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--max-removals", type=click.IntRange(min=0), metavar="N",
+              help="Allow the undo to remove up to N licenses (default 100).")
+@click.option("--output", type=_FILE, metavar="PATH", help="Where to write the workbook.")
+@click.pass_obj
+def undo(app: AppContext, run_id: str, yes: bool, max_removals: int | None, output: Path | None) -> None:
+    """Revert what a run changed: planned and applied like any run.
+
+    Writes the inverse of the run as a sheet in the run's folder (licenses it added are
+    removed, licenses it removed come back with their disabled plans, groups are left or
+    joined again), then plans and applies that sheet.
+
+    \b
+    Example:
+        m365batch undo 20261128-091502-3fa2
+    """
+    from batch.graph import GraphClient
+    from batch.jobs import RunOptions, check_removals, prepare, write_undo_sheet
+    from batch.jobs import apply as apply_plan
+    from batch.tenant import read_seats
+
+    with app.tenant() as settings:
+        client = GraphClient(settings)
+        names = {s.sku_id: s.part_number for s in read_seats(client)}
+        sheet = write_undo_sheet(settings.home, run_id, names)
+        prepared = prepare(client, sheet, RunOptions(exact_plans=True))
+        click.echo(f"Undo of run {run_id}: {sheet}")
+        click.echo("\n".join(prepared.summary_lines()))
+        check_removals(prepared.plan, max_removals)
+        if prepared.plan.ops and not yes and not click.confirm(
+            f"Apply {len(prepared.plan.ops)} changes?", default=False
+        ):
+            raise click.Abort()
+        with _progress(len(prepared.plan.ops)) as progress:
+            result = apply_plan(client, settings, prepared, kind="undo", output=output,
+                                on_progress=progress, meta={"undo_of": run_id})
+    _finish(result)
+
+
+@contextmanager
+def _progress(total: int | None) -> Iterator[Any]:
+    """A progress bar on stderr fed by the engine's counters (quiet when not a terminal)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="write", disable=not sys.stderr.isatty(), file=sys.stderr,
+               dynamic_ncols=True)
+    done = [0]
+
+    def update(stats: Any) -> None:
+        if stats.finished > done[0]:
+            bar.update(stats.finished - done[0])
+            done[0] = stats.finished
+        bar.set_postfix(throttled=stats.throttled_items, retries=stats.retries, refresh=False)
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
+def _finish(result: Any) -> None:
+    counts = ", ".join(f"{status} {n}" for status, n in sorted(result.counts.items()))
+    click.echo(f"Run {result.run_id}: {counts}")
+    for note in result.notes:
+        click.echo(f"Note: {note}")
+    click.echo(f"Report: {result.report}")
+    if result.exit_code:
+        click.get_current_context().exit(int(result.exit_code))
+
+
+@cli.command("true-up")
+@click.option("--prices", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              metavar="FILE", help="CSV or XLSX of Sku, MonthlyPrice, Currency.")
+@click.option("--previous", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              metavar="WORKBOOK", help="An earlier true-up workbook, to list what changed.")
+@click.option("--inactive-days", type=click.IntRange(1, 3650), default=90, show_default=True,
+              help="Licensed users without a sign-in for this long are reclaimable.")
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), metavar="PATH",
+              help="Where to write the workbook (default: true-up-<tenant>-<time>.xlsx here).")
+@click.pass_obj
+def true_up(app: AppContext, prices: Path | None, previous: Path | None, inactive_days: int,
+            output: Path | None) -> None:
+    """Write the monthly true-up workbook: seats, cost, waste and changes.
+
+    \b
+    Example:
+        m365batch true-up
+        m365batch true-up --prices prices.csv --previous true-up-contoso-20250301-0900.xlsx
+    """
+    from batch.graph import GraphClient
+    from batch.trueup_report import run_trueup, summary_lines
+
+    with app.tenant() as settings:
+        trueup, path = run_trueup(
+            GraphClient(settings), prices_path=prices, previous_path=previous,
+            inactive_days=inactive_days, output=output, tenant_label=settings.tenant_id or "",
+            progress=lambda message: click.echo(f"  {message}", err=True))
+    for note in trueup.notes:
+        click.echo(f"Note: {note}", err=True)
+    click.echo("\n".join(summary_lines(trueup)))
+    click.echo(f"Workbook: {path}")

@@ -423,14 +423,18 @@ class BatchEngine:
 
     def _next_wake(self, now: float) -> float:
         candidates = [1.0]
-        if self._ready:
+        # With every batch slot taken only a completion can let more go: wait for it rather
+        # than wake for operations that are due (that busy loop would starve the workers).
+        has_slot = self._batches < max(1, int(self._concurrency))
+        if self._ready and has_slot and self._stop is None:
             candidates.append(self._ready[0][0] - now)
-        if self._verify:
-            candidates.append(self._verify[0][0] - now)
         if self._pacer_wake is not None:
-            candidates.append(self._pacer_wake - now)
+            if has_slot:
+                candidates.append(self._pacer_wake - now)
             self._pacer_wake = None
-        return max(0.001, min(candidates))
+        if self._verify and self._stop is None:
+            candidates.append(self._verify[0][0] - now)
+        return max(0.002, min(candidates))
 
     def _wait(self, timeout: float) -> None:
         try:

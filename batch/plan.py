@@ -12,11 +12,13 @@ status:
 - ``Skipped`` also for rows that ask only for what Graph cannot do directly (removing a
   license inherited from a group) and for licenses asked for a disabled account.
 
-Operations run in two waves: first everything that gives seats back (removals, group
-leaves), then everything that takes seats (adds, swaps, group joins), so a sheet of leavers
-and joiners works with the seats the leavers free. Seats are forecast per SKU in sheet
-order before anything is written: a row that cannot get every seat it needs fails whole,
-with the shortfall, and is never sent to fail at Graph.
+Operations run in three waves: first what only gives seats back (removals, group leaves),
+then swaps (one ``assignLicense`` that takes a seat of one SKU and gives back another's),
+then what only takes seats (adds, group joins). So a sheet of leavers and joiners works
+with the seats the leavers free. Seats are forecast per SKU, wave by wave and in sheet order
+within a wave, before anything is written: a seat given back in a wave serves only the later
+waves (writes within a wave run concurrently), and a row that cannot get every seat it
+needs fails whole, with the shortfall, and is never sent to fail at Graph.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ PLANNED, NO_CHANGE, INVALID, FAILED, DEFERRED, SKIPPED = (
 )
 APPLIED = "Applied"
 
-#: waves: writes that free seats go before writes that take them
-FREE_WAVE, TAKE_WAVE = 0, 1
+#: waves: writes that only give seats back go first, then swaps (which give one SKU's seat
+#: back as they take another's), then writes that only take seats
+FREE_WAVE, SWAP_WAVE, TAKE_WAVE = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -207,7 +210,7 @@ def build_plan(
     }
     names = {s.sku_id: s.part_number for s in forecast.values()}
     planner = _Planner(options, users, groups, group_problems, forecast, names, graph_url)
-    rows = [planner.plan_row(request) for request in validation.rows]
+    rows = [planner.plan_row(request, validation.detail(request.row)) for request in validation.rows]
     planner.settle_seats(rows)
     ops = [op for op in planner.ops if op.key in planner.kept]
     return Plan(rows=rows, ops=ops, seats=sorted(forecast.values(), key=lambda s: s.part_number.lower()),
@@ -237,17 +240,17 @@ class _Planner:
         self.ops: list[PlannedOp] = []
         self.kept: set[str] = set()
         # per row: seats it takes and frees, settled in sheet order once all rows are planned
-        self.takes: dict[int, list[str]] = {}
-        self.frees: dict[int, list[str]] = {}
+        self.takes: dict[int, list[tuple[int, str]]] = {}  # row -> (wave, sku)
+        self.frees: dict[int, list[tuple[int, str]]] = {}
 
     def label(self, sku: str) -> str:
         return self.names.get(sku, sku)
 
-    def plan_row(self, request: RowRequest) -> RowPlan:
+    def plan_row(self, request: RowRequest, findings: str) -> RowPlan:
+        """Plan one row; ``findings`` is validation's word on it (errors, then warnings)."""
         if request.status is not RowStatus.READY:
             status = {RowStatus.INVALID: INVALID, RowStatus.DEFERRED: DEFERRED}.get(request.status, SKIPPED)
-            detail = f"same as row {request.same_as}" if request.same_as else ""
-            return RowPlan(request, status, detail)
+            return RowPlan(request, status, findings)
         state = self.users.get(request.user.casefold())
         if state is None:
             return RowPlan(request, FAILED, f"no user {request.user} in the tenant", "UserNotFound")
@@ -273,15 +276,19 @@ class _Planner:
             sku for group in joins for sku in sorted(group.sku_ids)
             if not state.holds(sku) and sku not in change.add
         ]
-        self.takes[request.row] = change.new_seats + group_takes
-        self.frees[request.row] = change.freed_seats
-        self._emit(request, state, change, joins, leaves, plan)
+        wave = _license_wave(change)
+        self.takes[request.row] = [(wave, sku) for sku in change.new_seats] + [
+            (TAKE_WAVE, sku) for sku in group_takes]
+        self.frees[request.row] = [(wave, sku) for sku in change.freed_seats] + [
+            (FREE_WAVE, sku) for group in leaves for sku in sorted(group.sku_ids)
+            if state.holds(sku) and not state.licenses[sku].direct and state.licenses[sku].groups == (group.id,)]
+        self._emit(request, state, change, joins, leaves, plan, wave)
         plan.added = [self.label(s) for s in change.add if s in change.new_seats]
         plan.removed = [self.label(s) for s in change.remove]
         notes = list(change.notes)
         if not plan.ops:
             plan.status = SKIPPED if any("cannot be removed" in n for n in notes) else NO_CHANGE
-        plan.detail = "; ".join(notes)
+        plan.detail = "; ".join(filter(None, [findings, *notes]))
         return plan
 
     def _group_changes(
@@ -310,6 +317,7 @@ class _Planner:
         joins: list[GroupInfo],
         leaves: list[GroupInfo],
         plan: RowPlan,
+        wave: int,
     ) -> None:
         row, uid = request.row, state.id
         before = {
@@ -330,7 +338,6 @@ class _Planner:
             parts += [f"-{self.label(s)}" for s in change.remove]
             if change.usage_location:
                 parts.insert(0, f"usageLocation={change.usage_location}")
-            wave = TAKE_WAVE if change.new_seats or change.add else FREE_WAVE
             self._add(plan, PlannedOp(
                 key=f"row {row}: assignLicense {state.upn}", row=row, user_id=uid, upn=state.upn,
                 kind="assignLicense", method="POST", url=f"/users/{uid}/assignLicense", body=body,
@@ -359,38 +366,44 @@ class _Planner:
             ))
 
     def _add(self, plan: RowPlan, op: PlannedOp) -> None:
+        """Keep an operation and tie it to its row."""
         self.ops.append(op)
         plan.ops.append(op.key)
 
     def settle_seats(self, rows: list[RowPlan]) -> None:
-        """Give every row its seats in sheet order; a row short of any seat fails whole.
+        """Give every row its seats, wave by wave and in sheet order; a short row fails whole.
 
-        Seats given back in the first wave serve the rows of the second, but only those of
-        rows that will run: a failing row frees nothing, which can make a later row short
-        too, so allocation repeats until no new row fails (it only ever grows the failures).
+        A failing row gives nothing back, which can make a later row short too, so the
+        allocation repeats until no new row fails (it only ever adds failures).
         """
         planned = [row for row in rows if row.status == PLANNED]
         failed: dict[int, list[str]] = {}
         while True:
-            freed = Counter(
-                sku for row in planned if row.row not in failed for sku in self.frees.get(row.row, [])
-            )
-            available = {sku: f.free_before + freed[sku] for sku, f in self.forecast.items()}
+            available = {sku: f.free_before for sku, f in self.forecast.items()}
             taken: Counter[str] = Counter()
+            freed: Counter[str] = Counter()
             shortfall: Counter[str] = Counter()
-            newly = {}
-            for row in planned:
-                needed = Counter(self.takes.get(row.row, []))
-                short = [sku for sku, n in needed.items() if available.get(sku, 0) < n]
-                if short or row.row in failed:
+            newly: dict[int, list[str]] = {}
+            for wave in (FREE_WAVE, SWAP_WAVE, TAKE_WAVE):
+                for row in planned:
+                    needed = Counter(sku for w, sku in self.takes.get(row.row, []) if w == wave)
+                    short = [sku for sku, n in needed.items() if available.get(sku, 0) < n]
                     for sku in short:
                         shortfall[sku] += needed[sku] - max(0, available.get(sku, 0))
-                    if row.row not in failed:
-                        newly[row.row] = short
-                    continue
-                for sku, n in needed.items():
-                    available[sku] -= n
-                    taken[sku] += n
+                    if short and row.row not in failed:
+                        newly.setdefault(row.row, []).extend(short)
+                    if short or row.row in failed or row.row in newly:
+                        continue
+                    for sku, n in needed.items():
+                        available[sku] -= n
+                        taken[sku] += n
+                for row in planned:  # seats given back in this wave serve the next ones
+                    if row.row in failed or row.row in newly:
+                        continue
+                    for w, sku in self.frees.get(row.row, []):
+                        if w == wave and sku in available:
+                            available[sku] += 1
+                            freed[sku] += 1
             if not newly:
                 break
             failed.update(newly)
@@ -407,3 +420,10 @@ class _Planner:
         row.detail = "no free seat of " + ", ".join(self.label(s) for s in short)
         row.ops = []
         row.added, row.removed = [], []
+
+
+def _license_wave(change: LicenseChange) -> int:
+    """The wave of a user's assignLicense: only gives back, swaps, or only takes."""
+    if change.add:
+        return SWAP_WAVE if change.remove else TAKE_WAVE
+    return FREE_WAVE

@@ -72,6 +72,10 @@ def read_back(
         sleep(poll)
         users.update(read_users(client, [row.request.user for row in waiting]))
 
+    unnamed = {g for state in users.values() for held in state.licenses.values() for g in held.groups} - set(group_names)
+    for group_id in sorted(unnamed):  # licensing groups are few; name them for the report
+        group_names[group_id] = str(client.get(f"/groups/{group_id}", params={"$select": "id,displayName"})
+                                    .get("displayName") or group_id)
     return {
         row.row: _check(row, users.get(row.request.user.casefold()), groups, options, names, group_names)
         for row in rows

@@ -102,7 +102,8 @@ def _fill_workbook(book: ReportWorkbook, catalog: Catalog, headers: list[str], r
         if note:
             sheet.write_comment(0, col, note, {"x_scale": 2, "y_scale": 1.2})
 
-    skus = catalog.tenant_skus
+    # Company-only SKUs cannot be assigned to users, so they are not offered.
+    skus = [s for s in catalog.tenant_skus if (s.applies_to or "User").casefold() != "company"]
     lists_headers = ["License", "Product name", "Part number", "Free seats", "UsageLocation", "Country",
                      "Action"]
     license_items = [s.part_number for s in skus] + [s.name for s in skus if s.name != s.part_number]

@@ -174,7 +174,7 @@ class GroupInfo:
 
 #: above this many users in a sheet, paging through every user beats looking each one up
 PAGE_ALL_THRESHOLD = 3000
-GROUP_SELECT = "id,displayName,assignedLicenses,groupTypes,membershipRule,securityEnabled"
+GROUP_SELECT = "id,displayName,assignedLicenses,groupTypes,securityEnabled"
 
 
 def read_users(client: Any, wanted: Iterable[str]) -> dict[str, UserState]:
@@ -231,7 +231,7 @@ def read_groups(client: Any, names: Iterable[str]) -> tuple[dict[str, GroupInfo]
             id=str(group["id"]),
             display_name=str(group.get("displayName") or name),
             sku_ids=frozenset(str(a["skuId"]).lower() for a in group.get("assignedLicenses") or []),
-            dynamic=bool(group.get("membershipRule")) or "DynamicMembership" in (group.get("groupTypes") or []),
+            dynamic="DynamicMembership" in (group.get("groupTypes") or []),
             members=members,
         )
     return groups, problems

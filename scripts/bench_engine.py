@@ -37,8 +37,17 @@ from batch.simulator.seed import generate_tenant
 
 
 def _tenant_file(folder: Path, users: int) -> tuple[Path, str]:
-    """A generated tenant with one user-assignable SKU big enough for every user."""
+    """A generated tenant with one user-assignable SKU big enough for every user.
+
+    Users start unlicensed with a usage location, so that every assignment is valid and
+    the figures measure the engine, not the sample data's deliberate conflicts.
+    """
     tenant = generate_tenant(users=users, seed=1)
+    for user in tenant["users"]:
+        user["licenses"] = []
+        user["usageLocation"] = user.get("usageLocation") or "US"
+    for group in tenant["groups"]:
+        group["assignedLicenses"] = []
     skus = [s for s in tenant["skus"] if s.get("appliesTo") == "User"
             and s.get("capabilityStatus") == "Enabled"]
     sku = skus[0]

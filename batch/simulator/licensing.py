@@ -42,6 +42,7 @@ from batch.simulator.render import consumed_units, effective_licenses
 from batch.simulator.responses import GraphFault, bad_request
 from batch.simulator.store import ACTIVE_STATES, count_applied, now_iso, record_change
 
+_EXCLUSIVE_PLANS = frozenset(p for pair in MUTUALLY_EXCLUSIVE for p in pair)
 USAGE_LOCATION_MESSAGE = "License assignment cannot be done for user with invalid usage location."
 
 
@@ -60,6 +61,10 @@ def _sku_table(db: sqlite3.Connection) -> dict[str, sqlite3.Row]:
 
 def _plan_ids(sku: sqlite3.Row) -> list[str]:
     return [p["servicePlanId"] for p in json.loads(sku["service_plans"])]
+
+
+def _plan_table(skus: dict[str, sqlite3.Row]) -> dict[str, frozenset[str]]:
+    return {sku: frozenset(_plan_ids(row)) for sku, row in skus.items()}
 
 
 def parse_assign_body(body: Any, skus: dict[str, sqlite3.Row], *, for_group: bool = False
@@ -119,12 +124,12 @@ def _check_sku(sku: str, skus: dict[str, sqlite3.Row], *, for_group: bool) -> No
         raise bad_request(f"License {sku} cannot be assigned to {target}.")
 
 
-def _conflict(licenses: dict[str, set[str]], skus: dict[str, sqlite3.Row],
+def _conflict(licenses: dict[str, set[str]], plans: dict[str, frozenset[str]],
               new: set[str]) -> tuple[str, str] | None:
     """A mutually exclusive pair enabled in ``licenses`` with one side from a ``new`` SKU."""
     enabled: dict[str, set[str]] = {}
     for sku, disabled in licenses.items():
-        for plan in _plan_ids(skus[sku]):
+        for plan in plans[sku] & _EXCLUSIVE_PLANS:
             if plan not in disabled:
                 enabled.setdefault(plan, set()).add(sku)
     for a, b in MUTUALLY_EXCLUSIVE:
@@ -167,7 +172,7 @@ def assign_user_licenses(db: sqlite3.Connection, user: sqlite3.Row, body: Any,
         for r in others:
             merged &= set(json.loads(r["disabled_plans"]))
         result[sku] = merged
-    conflict = _conflict(result, skus, {s for s, _ in adds})
+    conflict = _conflict(result, _plan_table(skus), {s for s, _ in adds})
     if conflict:
         raise bad_request(
             f"License assignment failed because service plans {conflict[0]}, {conflict[1]} "
@@ -250,6 +255,7 @@ def process_group(db: sqlite3.Connection, group_id: str, *, operation: str,
                        (row["user_id"], row["sku_id"], group_id))
             touched.add(row["user_id"])
     skus = _sku_table(db)
+    plans = _plan_table(skus)
     consumed = consumed_units(db)
     stamp = now_iso()
     for user_id in members:
@@ -270,7 +276,7 @@ def process_group(db: sqlite3.Connection, group_id: str, *, operation: str,
             state, error = "Active", "None"
             current = effective_licenses(others)
             current[sku] = current[sku] & set(disabled) if sku in current else set(disabled)
-            if _conflict(current, skus, {sku}):
+            if _conflict(current, plans, {sku}):
                 state, error = "Error", "MutuallyExclusiveViolation"
             elif not holds and consumed.get(sku, 0) + 1 > skus[sku]["enabled"]:
                 state, error = "Error", "CountViolation"

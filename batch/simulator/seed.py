@@ -228,7 +228,7 @@ def _groups(rng: random.Random, people: list[dict[str, Any]]) -> list[dict[str, 
             "mailNickname": nickname, "securityEnabled": True, "mailEnabled": False,
             "groupTypes": [], "createdDateTime": "2022-06-01T08:00:00Z",
             "assignedLicenses": [{"skuId": SKUS[s][0], "disabledPlans": []} for s in licenses],
-            "members": sorted(set(members), key=members.index),
+            "members": list(dict.fromkeys(members)),
         }
 
     return [
