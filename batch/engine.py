@@ -189,7 +189,7 @@ class ReadBack:
 class EngineSettings:
     """Tuning of :class:`BatchEngine`."""
 
-    max_concurrency: int = 8  #: batches in flight at most
+    max_concurrency: int = 16  #: batches in flight at most
     initial_concurrency: int = 4
     batch_size: int = MAX_BATCH_ITEMS
     max_throttle_retries: int = 50  #: per operation; throttling is normal, so generous
@@ -311,6 +311,7 @@ class BatchEngine:
         self._inflight = 0  # batches and read-backs not yet answered
         self._batches = 0  # batches in flight
         self._pacer_wake: float | None = None
+        self._conc_growing = True
         self._concurrency = float(min(s.initial_concurrency, s.max_concurrency))
         self._stop: BatchError | None = None
         self._item_renewed = False
@@ -421,6 +422,11 @@ class BatchEngine:
         except BaseException as exc:  # handed to the dispatch loop, which decides
             self._done_q.put(("batch", batch, exc, self._clock()))
 
+    def _shrink(self) -> None:
+        """Halve the batches in flight after a sign of strain (no answer, 429/5xx on the whole)."""
+        self._concurrency = max(1.0, self._concurrency / 2)
+        self._conc_growing = False
+
     def _next_wake(self, now: float) -> float:
         candidates = [1.0]
         # With every batch slot taken only a completion can let more go: wait for it rather
@@ -478,7 +484,7 @@ class BatchEngine:
         self.stats.resource_units += _float(reply.headers.get("x-ms-resource-unit"))
         self._limit_feedback(reply.headers, at)
         if reply.status is None:  # no answer
-            self._concurrency = max(1.0, self._concurrency / 2)
+            self._shrink()
             message = str(reply.error) if reply.error else "no answer"
             for unit in batch.units:
                 self._count_attempt(failed=True)
@@ -489,7 +495,7 @@ class BatchEngine:
             return
         if reply.status in (429, 503):
             delay = parse_retry_after(reply.headers.get("Retry-After"))
-            self._concurrency = max(1.0, self._concurrency / 2)
+            self._shrink()
             if reply.status == 429:
                 self.stats.throttled_requests += 1
                 self.stats.throttled_items += len(batch.items)
@@ -504,7 +510,7 @@ class BatchEngine:
             return
         if reply.status >= 500 or reply.responses is None:
             # Some items may have been carried out: read back before anything is resent.
-            self._concurrency = max(1.0, self._concurrency / 2)
+            self._shrink()
             for unit in batch.units:
                 self._unknown(unit, at, status=reply.status, request_id=reply.request_id)
             return
@@ -515,7 +521,9 @@ class BatchEngine:
                 self._count_attempt(failed=True)
                 self._finish(unit, self._from_error(unit, error, Outcome.FAILED))
             return
-        self._concurrency = min(float(s.max_concurrency), self._concurrency + 1 / self._concurrency)
+        # Grow by one per answered batch until the first sign of strain, then by 1/c.
+        step = 1.0 if self._conc_growing else 1 / self._concurrency
+        self._concurrency = min(float(s.max_concurrency), self._concurrency + step)
         throttled_delays: list[float] = []
         accepted = 0
         for unit in batch.units:

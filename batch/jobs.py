@@ -28,6 +28,7 @@ from typing import Any
 
 from batch.catalog import Catalog
 from batch.config import Settings
+from batch.crashpoints import crashpoint
 from batch.engine import EngineSettings, EngineStats
 from batch.errors import BatchError, ExitCode, GuardStopped, JournalError
 from batch.execute import execute_plan, result_ok
@@ -218,10 +219,12 @@ def resume(
         prepared = prepare(client, path, options)
         journal.add_ops((op.key, op.row, op.as_dict()) for op in prepared.plan.ops)
         kind = str(journal.get("kind"))
+        overwrite = False
         if output is None and journal.get("output"):
-            output = Path(str(journal.get("output")))
+            # the run's own report, perhaps written before the interruption: replace it
+            output, overwrite = Path(str(journal.get("output"))), True
         return _run(client, settings, prepared, journal, kind=kind, output=output, engine=engine,
-                    on_progress=on_progress, resumed=True)
+                    on_progress=on_progress, resumed=True, overwrite=overwrite)
 
 
 def _run(
@@ -235,6 +238,7 @@ def _run(
     engine: EngineSettings | None,
     on_progress: Callable[[EngineStats], None] | None,
     resumed: bool = False,
+    overwrite: bool = False,
 ) -> RunResult:
     stop: BaseException | None = None
     stats: list[EngineStats] = []
@@ -252,6 +256,7 @@ def _run(
             stop = exc
         if isinstance(stop, KeyboardInterrupt):
             raise stop
+        crashpoint("readback")
         journal_ops = list(journal.ops())
         outcomes = _outcomes(prepared, journal_ops, planned_keys, stopped=stop is not None)
         readback = read_back(client, prepared.plan, prepared.options.plan_options, names=prepared.names,
@@ -275,7 +280,7 @@ def _run(
         )
         report = write_run_report(
             path, facts=facts, validation=prepared.validation, plan=prepared.plan, outcomes=outcomes,
-            seats_after=seats_now, changes=_changes(journal_ops),
+            seats_after=seats_now, changes=_changes(journal_ops), overwrite=overwrite,
         )
         counts = Counter(o.status for o in outcomes.values())
         if stop is None:

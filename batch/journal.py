@@ -32,6 +32,7 @@ from typing import Any
 
 import filelock
 
+from batch.crashpoints import crashpoint
 from batch.errors import JournalError
 
 FORMAT_VERSION = 1
@@ -253,6 +254,8 @@ class Journal:
                 "attempts = attempts + 1, sent_at = ? WHERE key = ?",
                 (_now(), key),
             )
+            crashpoint("journal.write")
+        crashpoint("journal.sent")
         if cursor.rowcount != 1:
             raise JournalError(f"Operation '{key}' is not in the journal of run {self.run_id}.")
 
@@ -263,6 +266,8 @@ class Journal:
                 "UPDATE ops SET state = 'done', done_at = ?, result = ? WHERE key = ?",
                 (_now(), json.dumps(result), key),
             )
+            crashpoint("journal.write")
+        crashpoint("journal.done")
         if cursor.rowcount != 1:
             raise JournalError(f"Operation '{key}' is not in the journal of run {self.run_id}.")
 

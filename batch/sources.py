@@ -372,18 +372,17 @@ def _build_sheet(
         yield from rows_iter
 
     for number, cells in _chain():
-        if not any(cells):
-            continue
-        if not any(cell.strip() for cell in cells):
-            continue
-        for position, cell in enumerate(cells):
-            if len(cell) > max_chars:
-                column = header[position] if position < width else _column_letter(position)
-                raise InputError(
-                    f"a cell holds {len(cell):,} characters, more than the {max_chars:,} a cell can hold.",
-                    path=path, sheet=sheet_name, row=number, column=column or _column_letter(position),
-                    hint="Shorten or remove that value and try again.",
-                )
+        joined = "".join(cells)
+        if not joined or joined.isspace():
+            continue  # blank row: skipped, its number kept by the rows around it
+        if len(joined) > max_chars and max(map(len, cells)) > max_chars:
+            position = next(i for i, cell in enumerate(cells) if len(cell) > max_chars)
+            column = header[position] if position < width else ""
+            raise InputError(
+                f"a cell holds {len(cells[position]):,} characters, more than the {max_chars:,} a cell can hold.",
+                path=path, sheet=sheet_name, row=number, column=column or _column_letter(position),
+                hint="Shorten or remove that value and try again.",
+            )
         if len(rows) >= limits.max_rows:
             raise InputError(
                 f"has more than {limits.max_rows:,} data rows (the limit for one file).",
@@ -678,7 +677,7 @@ def _read_xlsx(path: Path, sheet: str | None, limits: Limits) -> Sheet:
     def _rows() -> Iterator[tuple[int, list[str]]]:
         for index, cells in enumerate(values):
             number = index + 1
-            texts = [_as_text(cell) for cell in cells]
+            texts = [cell if type(cell) is str else _as_text(cell) for cell in cells]
             overrides = shown.get(number)
             if overrides:
                 for col, text in overrides.items():
@@ -822,31 +821,37 @@ def _shown_values(path: Path, part: str, info: _Archive, limits: Limits) -> dict
     # so a plain sheet costs one regex scan.
     pattern = re.compile(
         rb'<c r="([A-Z]{1,3})(\d+)"(?=[^>]*\b(?:' + b"|".join(re.escape(w) for w in wanted) + rb'))'
-        rb'([^>]*?)(?:/>|>(.*?)</c>)',
-        re.DOTALL,
+        rb'([^>]*?)>(?:<f[^>]*>[^<]*</f>|<f[^>]*/>)?<v>([^<]*)</v>'
     )
     result: dict[int, dict[int, str]] = {}
-    for match in pattern.finditer(data):
-        letters, row, attrs, body = match.groups()
-        if not body:
-            continue
-        value_match = re.search(rb"<v>([^<]*)</v>", body)
-        if not value_match:
-            continue
-        raw = value_match.group(1).decode("utf-8", "replace")
-        kind = re.search(rb'\bt="(\w+)"', attrs)
+    shown: dict[tuple[bytes, bytes], str | None] = {}
+    columns: dict[bytes, int] = {}
+    for letters, row, attrs, raw in pattern.findall(data):
+        kind = _T_ATTR.search(attrs)
         kind_text = kind.group(1) if kind else b"n"
-        text: str | None = None
         if kind_text == b"e":
-            text = raw
+            text: str | None = raw.decode("utf-8", "replace")
         elif kind_text == b"n":
-            style = re.search(rb'\bs="(\d+)"', attrs)
-            code = formats.get(int(style.group(1))) if style else None
-            if code:
+            style = _S_ATTR.search(attrs)
+            if not style:
+                continue
+            key = (raw, style.group(1))
+            if key not in shown:
+                code = formats.get(int(style.group(1)))
                 try:
-                    text = _format_number(float(raw), code)
+                    shown[key] = _format_number(float(raw), code) if code else None
                 except ValueError:
-                    text = None
+                    shown[key] = None
+            text = shown[key]
+        else:
+            continue
         if text is not None:
-            result.setdefault(int(row), {})[_column_index(letters.decode())] = text
+            column = columns.get(letters)
+            if column is None:
+                column = columns[letters] = _column_index(letters.decode())
+            result.setdefault(int(row), {})[column] = text
     return result
+
+
+_T_ATTR = re.compile(rb'\bt="(\w+)"')
+_S_ATTR = re.compile(rb'\bs="(\d+)"')

@@ -562,7 +562,8 @@ def _removal_action(held: HeldLicense, group_name: Callable[[str], str]) -> str:
         steps.append("remove the direct assignment")
     for group in held.groups:
         steps.append(f"remove the user from group '{group_name(group)}'")
-    return ("; ".join(steps) or "remove the license").capitalize()
+    text = "; ".join(steps) or "remove the license"
+    return text[0].upper() + text[1:]
 
 
 def compute_trueup(snapshot: Snapshot, catalog: Catalog, prices: PriceList, *,
@@ -582,7 +583,8 @@ def compute_trueup(snapshot: Snapshot, catalog: Catalog, prices: PriceList, *,
     result = TrueUp(snapshot=snapshot, catalog=catalog, prices=prices,
                     inactive_days=inactive_days, skus=figures, reclaim=[], departments=[],
                     countries=[], changes=None, previous=previous, notes=notes)
-    overlaps = overlap_table(catalog, [s.sku_id for s in snapshot.seats])
+    held_anywhere = {h.sku_id for u in snapshot.users for h in u.licenses}
+    overlaps = overlap_table(catalog, held_anywhere | {s.sku_id for s in snapshot.seats})
     threshold = dt.timedelta(days=inactive_days)
     reclaim: list[ReclaimItem] = []
     group_name = result.group_name

@@ -24,7 +24,7 @@ __all__ = ["NO_PRICE", "write_trueup_workbook"]
 NO_PRICE = "no price"
 HEADER_STYLE = {"bold": True, "bg_color": "#D9E1F2", "bottom": 1}
 TOTAL_STYLE = {"bold": True, "top": 1}
-WARN_STYLE = {"font_color": "#9C5700"}
+WARN_STYLE = {"font_color": "#9C5700", "align": "right"}
 
 
 def _money_format(currency: str) -> str:
@@ -62,6 +62,13 @@ def write_trueup_workbook(trueup: TrueUp, path: Path | str) -> Path:
         _cost(book, trueup)
         if trueup.changes is not None:
             _changes(book, trueup)
+        for sheet in book.book.worksheets():
+            # Printed or saved as PDF, each sheet is one page wide, header repeated.
+            sheet.set_landscape()
+            sheet.set_paper(9)  # A4
+            sheet.fit_to_pages(1, 0)
+            if sheet.get_name() not in ("Summary", "Cost"):
+                sheet.repeat_rows(0)
     except BaseException:
         book.discard()
         raise

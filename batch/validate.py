@@ -61,7 +61,7 @@ from pathlib import Path
 import pycountry
 
 from batch.catalog import Catalog, Sku, normalise_guid
-from batch.sources import Sheet, SourceRow
+from batch.sources import FIELD_ALIASES, Sheet, SourceRow
 from batch.workbook import ReportWorkbook
 
 __all__ = [
@@ -223,6 +223,12 @@ _UPN_LOCAL = re.compile(r"^[A-Za-z0-9'.\-_!#^~+$&]+$")
 _DOMAIN_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?$")
 
 
+_UPN_FAST = re.compile(
+    r"^[A-Za-z0-9'\-_!#^~+$&]+(?:\.[A-Za-z0-9'\-_!#^~+$&]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)+[A-Za-z]+$"
+)
+
+
 def upn_problem(upn: str) -> str | None:
     """Why ``upn`` is not a user principal name Entra accepts, or None if it is one.
 
@@ -230,6 +236,8 @@ def upn_problem(upn: str) -> str | None:
     letters, digits and ``' . - _ ! # ^ ~ + $ &``, not starting or ending with a dot;
     guests' ``#EXT#`` form is valid; at most 113 characters in all.
     """
+    if len(upn) <= 113 and _UPN_FAST.match(upn) and upn.index("@") <= 64:
+        return None  # the common case, in one regex
     if any(ch.isspace() for ch in upn):
         return "it contains a space"
     if upn.count("@") != 1:
@@ -340,6 +348,13 @@ def _split_list(text: str, whole: Callable[[str], bool] | None = None) -> list[s
 # --------------------------------------------------------------------------- the validator
 
 
+_DATE_ORDER_ASSIGN = ("effective_date", "start_date", "leave_date")
+_DATE_ORDER_OFFBOARD = ("effective_date", "leave_date", "start_date")
+
+#: a finding without its row: (field, value, rule, message, severity), cached per cell text
+_Issue = tuple[str, str, str, str, Severity]
+
+
 class _Validator:
     """Per-run state: the catalog, caches of resolved cell texts, the findings so far."""
 
@@ -349,7 +364,11 @@ class _Validator:
         self.as_of = as_of
         self.findings: list[Finding] = []
         self._row_errors = False
+        self._fields = tuple(sheet.fields.items())
+        self._blank = dict.fromkeys(FIELD_ALIASES, "")
         self._sku_cache: dict[str, tuple[Sku | None, str | None, str | None]] = {}
+        self._license_cache: dict[tuple[str, str], tuple[tuple[Sku, ...], tuple[_Issue, ...]]] = {}
+        self._plan_cache: dict[tuple[object, ...], tuple[tuple[LicenseAdd, ...], tuple[_Issue, ...]]] = {}
 
     # -- helpers
 
@@ -386,17 +405,25 @@ class _Validator:
 
     # -- one row
 
+    def replay(self, number: int, issues: tuple[_Issue, ...]) -> None:
+        """Flag the findings a cached cell analysis produced, on this row."""
+        for field_name, value, rule, message, severity in issues:
+            self.flag(number, field_name, value, rule, message, severity)
+
     def row(self, source: SourceRow) -> RowRequest:
         self._row_errors = False
-        sheet, number = self.sheet, source.row
-        value = sheet.value
+        number = source.row
+        values = source.values
+        # Every known field's stripped text in one pass ("" when the column is absent).
+        cell = dict(self._blank)
+        cell.update({name: values[index].strip() for name, index in self._fields})
 
         if source.extra:
             self.flag(number, "upn", ", ".join(source.extra), "extra-cells",
                       f"{len(source.extra)} value(s) beyond the last column: a value probably holds an "
                       "unquoted delimiter; quote it or remove the stray values.")
 
-        upn_text, oid_text = value(source, "upn"), value(source, "object_id")
+        upn_text, oid_text = cell["upn"], cell["object_id"]
         upn = object_id = None
         if upn_text:
             problem = upn_problem(upn_text)
@@ -413,7 +440,7 @@ class _Validator:
         if not upn_text and not oid_text:
             self.flag(number, "upn", "", "missing-user", "No user: fill in UserPrincipalName (or ObjectId).")
 
-        action_text = value(source, "action")
+        action_text = cell["action"]
         action = _ACTIONS.get(action_text.casefold())
         if action is None:
             close = difflib.get_close_matches(action_text.casefold(), ["assign", "offboard"], n=1)
@@ -422,20 +449,26 @@ class _Validator:
                       f"Unknown action '{action_text}': use assign or offboard.{hint}")
             action = Action.ASSIGN
 
-        adds = self._licenses(source, "add_licenses")
-        removes = self._licenses(source, "remove_licenses")
+        adds = self._licenses(number, cell["add_licenses"], "add_licenses")
+        removes = self._licenses(number, cell["remove_licenses"], "remove_licenses")
         add_ids = {sku.id for sku in adds}
         for sku in removes:
             if sku.id in add_ids:
-                self.flag(number, "remove_licenses", value(source, "remove_licenses"), "add-and-remove",
+                self.flag(number, "remove_licenses", cell["remove_licenses"], "add-and-remove",
                           f"{sku.part_number} is both added and removed on this row.")
-        disabled = self._disabled_plans(source, adds, action)
-        if action is Action.OFFBOARD and (adds or value(source, "disabled_plans")):
-            self.flag(number, "add_licenses", value(source, "add_licenses"), "offboard-with-licenses",
+        plans_text = cell["disabled_plans"]
+        key = (plans_text, tuple(s.id for s in adds), action)
+        cached = self._plan_cache.get(key)
+        if cached is None:
+            cached = self._plan_cache[key] = self._disabled_plans(plans_text, adds, action)
+        add_licenses, plan_issues = cached
+        self.replay(number, plan_issues)
+        if action is Action.OFFBOARD and (adds or cell["disabled_plans"]):
+            self.flag(number, "add_licenses", cell["add_licenses"], "offboard-with-licenses",
                       "An offboard row removes every license: leave AddLicenses and DisabledPlans empty.")
 
         location = None
-        location_text = value(source, "usage_location")
+        location_text = cell["usage_location"]
         if location_text:
             location, from_name = parse_usage_location(location_text)
             if location is None:
@@ -446,16 +479,16 @@ class _Validator:
                 self.flag(number, "usage_location", location_text, "usage-location-name",
                           f"'{location_text}' read as {location}.", Severity.INFO)
 
-        join = _split_list(value(source, "groups"))
-        leave = _split_list(value(source, "remove_groups"))
+        join = _split_list(cell["groups"])
+        leave = _split_list(cell["remove_groups"])
         if action is Action.OFFBOARD:
             join, leave = [], list(dict.fromkeys(join + leave))
         both = {g.casefold() for g in join} & {g.casefold() for g in leave}
         if both:
-            self.flag(number, "remove_groups", value(source, "remove_groups"), "group-join-and-leave",
+            self.flag(number, "remove_groups", cell["remove_groups"], "group-join-and-leave",
                       f"Group(s) {', '.join(sorted(both))} both joined and left on this row.")
 
-        effective = self._effective_date(source, action)
+        effective = self._effective_date(number, cell, action)
 
         status = RowStatus.INVALID if self._row_errors else RowStatus.READY
         if status is RowStatus.READY and effective and effective > self.as_of:
@@ -466,64 +499,79 @@ class _Validator:
                       "The row asks for no change.", Severity.WARNING)
         return RowRequest(
             row=number, status=status, action=action, upn=upn, object_id=object_id,
-            add_licenses=tuple(
-                LicenseAdd(sku.id, sku.part_number, tuple(sorted(disabled.get(sku.id, ())))) for sku in adds),
+            add_licenses=add_licenses,
             remove_licenses=tuple(sku.id for sku in removes),
             usage_location=location, join_groups=tuple(join), leave_groups=tuple(leave),
             effective_date=effective, values=source.values,
         )
 
-    def _licenses(self, source: SourceRow, field_name: str) -> list[Sku]:
-        text = self.sheet.value(source, field_name)
+    def _licenses(self, number: int, text: str, field_name: str) -> tuple[Sku, ...]:
         if not text:
-            return []
+            return ()
+        key = (field_name, text)
+        cached = self._license_cache.get(key)
+        if cached is None:
+            cached = self._license_cache[key] = self._analyse_licenses(text, field_name)
+        found, issues = cached
+        self.replay(number, issues)
+        return found
+
+    def _analyse_licenses(self, text: str, field_name: str) -> tuple[tuple[Sku, ...], tuple[_Issue, ...]]:
+        """The SKUs one license cell names, and its findings (cached per distinct cell)."""
         found: list[Sku] = []
+        issues: list[_Issue] = []
         adding = field_name == "add_licenses"
         for item in _split_list(text, whole=lambda t: bool(self.catalog.find_skus(t))):
             sku, rule, message = self.resolve_sku(item)
             if rule == "license-not-in-tenant" and not adding:
-                self.flag(source.row, field_name, item, "remove-not-in-tenant",
-                          f"{message} There is nothing to remove.", Severity.WARNING)
+                issues.append((field_name, item, "remove-not-in-tenant",
+                               f"{message} There is nothing to remove.", Severity.WARNING))
                 continue
             if rule:
-                self.flag(source.row, field_name, item, rule, message or "")
+                issues.append((field_name, item, rule, message or "", Severity.ERROR))
                 continue
             assert sku is not None
             if adding and sku.applies_to and sku.applies_to.casefold() == "company":
-                self.flag(source.row, field_name, item, "company-license",
-                          f"{sku.part_number} ({sku.name}) applies to the whole company and cannot be "
-                          "assigned to a user.")
+                issues.append((field_name, item, "company-license",
+                               f"{sku.part_number} ({sku.name}) applies to the whole company and cannot "
+                               "be assigned to a user.", Severity.ERROR))
                 continue
             if adding and sku.capability_status and sku.capability_status.casefold() in (
                     "suspended", "lockedout", "deleted"):
-                self.flag(source.row, field_name, item, "license-not-enabled",
-                          f"The tenant's {sku.part_number} subscription is {sku.capability_status}: "
-                          "it cannot take new assignments.")
+                issues.append((field_name, item, "license-not-enabled",
+                               f"The tenant's {sku.part_number} subscription is {sku.capability_status}: "
+                               "it cannot take new assignments.", Severity.ERROR))
                 continue
             if sku not in found:
                 found.append(sku)
-        return found
+        return tuple(found), tuple(issues)
 
-    def _disabled_plans(self, source: SourceRow, adds: list[Sku], action: Action) -> dict[str, set[str]]:
-        text = self.sheet.value(source, "disabled_plans")
+    def _disabled_plans(self, text: str, adds: tuple[Sku, ...], action: Action
+                        ) -> tuple[tuple[LicenseAdd, ...], tuple[_Issue, ...]]:
+        """The licenses to add with their plans to disable, and the findings (cached)."""
         disabled: dict[str, set[str]] = defaultdict(set)
+        issues: list[_Issue] = []
+
+        def result() -> tuple[tuple[LicenseAdd, ...], tuple[_Issue, ...]]:
+            licenses = tuple(LicenseAdd(s.id, s.part_number, tuple(sorted(disabled.get(s.id, ())))) for s in adds)
+            return licenses, tuple(issues)
+
         if not text:
-            return disabled
-        number = source.row
+            return result()
         if not adds:
             if action is not Action.OFFBOARD:  # offboard rows get their own finding
-                self.flag(number, "disabled_plans", text, "plan-without-license",
-                          "DisabledPlans needs a license in AddLicenses to disable them in.")
-            return disabled
+                issues.append(("disabled_plans", text, "plan-without-license",
+                               "DisabledPlans needs a license in AddLicenses to disable them in.", Severity.ERROR))
+            return result()
         for item in _split_list(text):
             sku_part, _, plan_text = item.rpartition(":")
-            targets = adds
+            targets: list[Sku] = list(adds)
             if sku_part:
                 sku, _, _ = self.resolve_sku(sku_part)
                 targets = [s for s in adds if sku is not None and s.id == sku.id]
                 if not targets:
-                    self.flag(number, "disabled_plans", item, "plan-not-in-license",
-                              f"'{item}': {sku_part} is not among the licenses this row adds.")
+                    issues.append(("disabled_plans", item, "plan-not-in-license",
+                                   f"'{item}': {sku_part} is not among the licenses this row adds.", Severity.ERROR))
                     continue
             hits = [(sku, plan) for sku in targets if (plan := sku.find_plan(plan_text))]
             if hits:
@@ -533,27 +581,26 @@ class _Validator:
             known = any(s.find_plan(plan_text) for s in self.catalog.skus.values())
             names = ", ".join(s.part_number for s in targets)
             if known:
-                self.flag(number, "disabled_plans", item, "plan-not-in-license",
-                          f"Service plan '{plan_text}' is not part of {names}.")
+                issues.append(("disabled_plans", item, "plan-not-in-license",
+                               f"Service plan '{plan_text}' is not part of {names}.", Severity.ERROR))
             else:
-                self.flag(number, "disabled_plans", item, "unknown-plan",
-                          f"'{plan_text}' is not a service plan name or id (licenses on this row: {names}).")
-        return disabled
+                issues.append(("disabled_plans", item, "unknown-plan",
+                               f"'{plan_text}' is not a service plan name or id (licenses on this row: {names}).",
+                               Severity.ERROR))
+        return result()
 
-    def _effective_date(self, source: SourceRow, action: Action) -> dt.date | None:
-        sheet = self.sheet
-        order = ["effective_date"] + (["leave_date", "start_date"] if action is Action.OFFBOARD
-                                      else ["start_date", "leave_date"])
+    def _effective_date(self, number: int, cell: dict[str, str], action: Action) -> dt.date | None:
+        order = _DATE_ORDER_OFFBOARD if action is Action.OFFBOARD else _DATE_ORDER_ASSIGN
         for name in order:
-            text = sheet.value(source, name)
+            text = cell[name]
             if not text:
                 continue
             date, problem = parse_date(text)
             if date is None:
-                self.flag(source.row, name, text, "invalid-date", f"{problem}.")
+                self.flag(number, name, text, "invalid-date", f"{problem}.")
                 return None
             if date > self.as_of:
-                self.flag(source.row, name, text, "future-date",
+                self.flag(number, name, text, "future-date",
                           f"Effective {date.isoformat()}, after {self.as_of.isoformat()}: deferred "
                           "(run again on that date, or use --as-of).", Severity.WARNING)
             return date

@@ -32,6 +32,7 @@ from typing import Any
 import xlsxwriter
 from xlsxwriter.exceptions import XlsxWriterException
 
+from batch.crashpoints import crashpoint
 from batch.errors import ReportError
 
 __all__ = [
@@ -318,6 +319,7 @@ class ReportWorkbook:
             self.book.close()
             with self._temp.open("rb+") as handle:
                 os.fsync(handle.fileno())
+            crashpoint("report.save")
             if self.overwrite:
                 os.replace(self._temp, self.path)
             else:

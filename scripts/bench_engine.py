@@ -110,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=int, default=200)
     parser.add_argument("--item-latency-ms", type=int, default=10)
     parser.add_argument("--time-scale", type=float, default=10.0)
+    parser.add_argument("--write-quota", type=int, default=3000,
+                        help="writes per 150 s window before time scaling (Graph: 3,000)")
     parser.add_argument("--skip-faults", action="store_true")
     args = parser.parse_args(argv)
 
@@ -117,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         seed_path, sku = _tenant_file(folder, args.ops + args.sequential_ops)
         options = SimulatorOptions(seed=3, time_scale=args.time_scale,
-                                   latency_ms=args.latency_ms, item_latency_ms=args.item_latency_ms)
+                                   latency_ms=args.latency_ms, item_latency_ms=args.item_latency_ms,
+                                   write_quota=args.write_quota)
         quota = options.write_quota / options.scaled(options.write_window)
         t0 = time.monotonic()
         sim = start_simulator(folder / "sim", options, seed_path=seed_path)

@@ -243,7 +243,9 @@ class Authority:
         except jwt.InvalidTokenError as exc:
             raise EntraError("invalid_client", 50027,
                              "JWT token is invalid or malformed.") from exc
-        x5t, x5t256 = header.get("x5t"), header.get("x5t#S256")
+        # Thumbprints are compared without base64 padding (msal keeps it, others strip it).
+        x5t = str(header.get("x5t") or "").rstrip("=")
+        x5t256 = str(header.get("x5t#S256") or "").rstrip("=")
         cert = next(
             (c for c in app["certificates"]
              if (x5t and c["x5t"] == x5t) or (x5t256 and c["x5t#S256"] == x5t256)),
