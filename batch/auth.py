@@ -286,8 +286,7 @@ class MsalTokenProvider:
             text = str(exc)
             code = _AADSTS.search(text)
             raise AuthError(
-                f"The sign-in authority {settings.authority} was refused: "
-                f"{_first_line(text)}",
+                f"The sign-in authority {settings.authority} was refused: {_first_line(text)}",
                 error=code.group(0) if code else None,
                 hint="Check AZURE_TENANT_ID and AZURE_AUTHORITY_HOST.",
             ) from exc
@@ -343,7 +342,9 @@ def _check_pfx(path: Path, data: bytes, password: str | None) -> x509.Certificat
             hint="Check AZURE_CLIENT_CERTIFICATE_PASSWORD.",
         ) from exc
     if key is None or cert is None:
-        raise ConfigError(f"Certificate file {path.name} must hold both a private key and a certificate.")
+        raise ConfigError(
+            f"Certificate file {path.name} must hold both a private key and a certificate."
+        )
     _check_pair(path, key, cert)
     return cert
 

@@ -38,13 +38,28 @@ __all__ = [
     "subscribed_skus_from_catalog",
 ]
 
-_GUID = re.compile(r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$")
+_GUID = re.compile(
+    r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$"
+)
 
 #: SKUs most tenants buy; the generic input template lists these.
 COMMON_PART_NUMBERS = (
-    "SPE_E3", "SPE_E5", "SPE_F1", "ENTERPRISEPACK", "ENTERPRISEPREMIUM", "STANDARDPACK",
-    "DESKLESSPACK", "SPB", "O365_BUSINESS_PREMIUM", "O365_BUSINESS_ESSENTIALS", "EMS",
-    "EMSPREMIUM", "EXCHANGESTANDARD", "POWER_BI_PRO", "VISIOCLIENT", "PROJECTPREMIUM",
+    "SPE_E3",
+    "SPE_E5",
+    "SPE_F1",
+    "ENTERPRISEPACK",
+    "ENTERPRISEPREMIUM",
+    "STANDARDPACK",
+    "DESKLESSPACK",
+    "SPB",
+    "O365_BUSINESS_PREMIUM",
+    "O365_BUSINESS_ESSENTIALS",
+    "EMS",
+    "EMSPREMIUM",
+    "EXCHANGESTANDARD",
+    "POWER_BI_PRO",
+    "VISIOCLIENT",
+    "PROJECTPREMIUM",
     "Microsoft_365_Copilot",
 )
 
@@ -136,11 +151,15 @@ class Catalog:
                 plan_id = normalise_guid(str(plan.get("servicePlanId", "")))
                 if plan_id:
                     friendly = plan_names[plan_id].friendly_name if plan_id in plan_names else ""
-                    plans.append(ServicePlan(plan_id, str(plan.get("servicePlanName") or plan_id), friendly))
+                    plans.append(
+                        ServicePlan(plan_id, str(plan.get("servicePlanName") or plan_id), friendly)
+                    )
             prepaid = item.get("prepaidUnits") or {}
             skus[sku_id] = Sku(
                 id=sku_id,
-                part_number=str(item.get("skuPartNumber") or (known.part_number if known else sku_id)).strip(),
+                part_number=str(
+                    item.get("skuPartNumber") or (known.part_number if known else sku_id)
+                ).strip(),
                 names=known.names if known else (),
                 plans=tuple(plans) or (known.plans if known else ()),
                 in_tenant=True,
@@ -156,7 +175,9 @@ class Catalog:
     @property
     def tenant_skus(self) -> list[Sku]:
         """The tenant's SKUs, by part number."""
-        return sorted((s for s in self.skus.values() if s.in_tenant), key=lambda s: s.part_number.lower())
+        return sorted(
+            (s for s in self.skus.values() if s.in_tenant), key=lambda s: s.part_number.lower()
+        )
 
     def get(self, sku_id: str) -> Sku | None:
         """The SKU with this GUID (any case, braces allowed)."""
@@ -227,7 +248,10 @@ def product_name(sku_id: str) -> str | None:
 
 
 def subscribed_skus_from_catalog(
-    part_numbers: Iterable[str], *, enabled: int = 25, consumed: int = 0,
+    part_numbers: Iterable[str],
+    *,
+    enabled: int = 25,
+    consumed: int = 0,
     applies_to: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Graph ``subscribedSkus`` items for reference SKUs: offline templates and tests."""
@@ -236,17 +260,23 @@ def subscribed_skus_from_catalog(
     items = []
     for part in part_numbers:
         sku = by_part[part.casefold()]
-        items.append({
-            "skuId": sku.id,
-            "skuPartNumber": sku.part_number,
-            "appliesTo": (applies_to or {}).get(sku.part_number, "User"),
-            "capabilityStatus": "Enabled",
-            "consumedUnits": consumed,
-            "prepaidUnits": {"enabled": enabled, "suspended": 0, "warning": 0, "lockedOut": 0},
-            "servicePlans": [
-                {"servicePlanId": p.id, "servicePlanName": p.name, "provisioningStatus": "Success",
-                 "appliesTo": "User"}
-                for p in sku.plans
-            ],
-        })
+        items.append(
+            {
+                "skuId": sku.id,
+                "skuPartNumber": sku.part_number,
+                "appliesTo": (applies_to or {}).get(sku.part_number, "User"),
+                "capabilityStatus": "Enabled",
+                "consumedUnits": consumed,
+                "prepaidUnits": {"enabled": enabled, "suspended": 0, "warning": 0, "lockedOut": 0},
+                "servicePlans": [
+                    {
+                        "servicePlanId": p.id,
+                        "servicePlanName": p.name,
+                        "provisioningStatus": "Success",
+                        "appliesTo": "User",
+                    }
+                    for p in sku.plans
+                ],
+            }
+        )
     return items

@@ -405,7 +405,7 @@ def undo(app: AppContext, run_id: str, yes: bool, max_removals: int | None, outp
         client = GraphClient(settings)
         names = {s.sku_id: s.part_number for s in read_seats(client)}
         sheet = write_undo_sheet(settings.home, run_id, names)
-        prepared = prepare(client, sheet, RunOptions(exact_plans=True))
+        prepared = prepare(client, sheet, RunOptions(exact_plans=True, include_disabled=True))
         click.echo(f"Undo of run {run_id}: {sheet}")
         click.echo("\n".join(prepared.summary_lines()))
         check_removals(prepared.plan, max_removals)
@@ -483,6 +483,105 @@ def true_up(app: AppContext, prices: Path | None, previous: Path | None, inactiv
     click.echo(f"Workbook: {path}")
 
 
+# -- export and migrate -------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--output", type=_FILE, metavar="PATH",
+              help="Where to write the sheet (default: the current directory, timestamped).")
+@click.option("--csv", "as_csv", is_flag=True, help="Write CSV (UTF-8) instead of XLSX.")
+@click.pass_obj
+def export(app: AppContext, output: Path | None, as_csv: bool) -> None:
+    """Write the tenant's current license assignments as a sheet in the input format.
+
+    One row per licensed user: UserPrincipalName, UsageLocation, AddLicenses (direct
+    licenses), DisabledPlans (SKU:PLAN), Groups (licensed groups the user is in), plus
+    DisplayName, Department, AccountEnabled, InheritedLicenses and LicenseSource. Applied with
+    --exact to an unchanged tenant it changes nothing: keep one before any large change.
+
+    \b
+    Example:
+        m365batch export --output before.xlsx
+        m365batch export --csv
+        m365batch apply before.xlsx --exact      # put the tenant back as it was
+    """
+    from batch.export import read_snapshot, write_snapshot
+    from batch.graph import GraphClient
+    from batch.workbook import output_path
+
+    with app.tenant() as settings:
+        snapshot = read_snapshot(GraphClient(settings))
+    target = output or output_path("export", suffix=".csv" if as_csv else ".xlsx")
+    path = write_snapshot(snapshot, target, as_csv=as_csv)
+    click.echo(f"Users: {len(snapshot.users)}, licensed: {snapshot.licensed_users}, "
+               f"licensed groups: {len(snapshot.groups)}")
+    click.echo(f"Export: {path}")
+
+
+@cli.command()
+@click.option("--map", "map_path", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              required=True, metavar="MAP", help="CSV/XLSX with FromSku, ToSku and optional options.")
+@click.option("--users", "users_path", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              metavar="SHEET", help="Move only the users in this sheet (a UserPrincipalName column).")
+@click.option("--wave-size", type=click.IntRange(min=1), metavar="N",
+              help="At most N users per wave.")
+@click.option("--no-waves", is_flag=True, help="One wave or none: stop if the seats are short.")
+@click.option("--wait-for-seats", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
+              help="When no user fits the free seats, wait this long for more before stopping.")
+@click.option("--dry-run", is_flag=True, help="Plan and write the report; change nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--output", type=_FILE, metavar="PATH", help="Where to write the migration workbook.")
+@click.pass_obj
+def migrate(app: AppContext, map_path: Path, users_path: Path | None, wave_size: int | None,
+            no_waves: bool, wait_for_seats: float, dry_run: bool, yes: bool,
+            output: Path | None) -> None:
+    """Switch users from one SKU to another by a map, in waves that fit the seats.
+
+    Each user's FromSku is replaced by ToSku in ONE assignLicense call (never unlicensed),
+    disabled plans carried over by plan name; waves are read back and verified before the
+    next. Map columns: FromSku, ToSku, KeepDisabledPlans (yes/no), DisablePlans,
+    DisableNewPlans (yes/no). FromSku = ToSku writes the seat reconciliation only. Exits 3
+    when some users failed, were not moved for want of seats, or the map has bad rows.
+
+    \b
+    Example:
+        m365batch migrate --map samples/migration-map.csv --dry-run
+        m365batch migrate --map map.csv --wave-size 500 --yes
+        m365batch migrate --map map.xlsx --users pilot.xlsx --no-waves
+        m365batch undo MIGRATION-ID      # every wave back, disabled plans included
+    """
+    from batch.graph import GraphClient
+    from batch.migrate import plan_migration, run_migration
+    from batch.migrate_report import write_migration_report
+    from batch.workbook import output_path
+
+    with app.tenant() as settings:
+        client = GraphClient(settings)
+        migration = plan_migration(client, map_path, users_path)
+        click.echo("\n".join(migration.summary_lines()))
+        planned = sum(1 for m in migration.moves if m.status == "Planned")
+        if planned and not dry_run:
+            if not yes and not click.confirm(f"Move {planned} users?", default=False):
+                raise click.Abort()
+            with _progress(None) as progress:
+                run_migration(client, settings, migration, wave_size=wave_size, no_waves=no_waves,
+                              wait_for_seats=wait_for_seats, on_progress=progress,
+                              on_wave=lambda w: click.echo(
+                                  f"Wave {w.number}: {w.users} users, run {w.run_id}", err=True))
+            done = [line for line in migration.summary_lines() if line.startswith(("Wave", "Note"))]
+            click.echo("\n".join(done))
+    target = output or output_path("migrate", input_path=map_path)
+    report = write_migration_report(migration, target, tenant=settings.describe())
+    if migration.waves:
+        mid = migration.migration_id
+        click.echo(f"Migration {mid} (undo: m365batch undo {mid})")
+    click.echo(f"Report: {report}")
+    if migration.error is not None:
+        raise migration.error
+    if migration.exit_code:
+        click.get_current_context().exit(int(migration.exit_code))
+
+
 # -- the built-in simulated tenant ------------------------------------------------------------
 
 _SIM_RATES = ("item_429", "item_500", "item_503", "item_504", "batch_429", "batch_503",
@@ -548,18 +647,22 @@ def serve(app: AppContext, port: int, **values: Any) -> None:
 @click.option("--users", type=click.IntRange(min=1, max=1_000_000), default=None,
               help="Generate a tenant of this many users instead of the sample.")
 @click.option("--seed", type=int, default=0, help="Seed of the generated tenant.")
+@click.option("--seed-file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              metavar="JSON", help="Load this seed (from `simulator clone`) instead of the sample.")
 @click.pass_obj
-def reset(app: AppContext, users: int | None, seed: int) -> None:
-    """Put the simulated tenant back to the sample (or a generated) state.
+def reset(app: AppContext, users: int | None, seed: int, seed_file: Path | None) -> None:
+    """Put the simulated tenant back to the sample (or a generated, or a cloned) state.
 
     \b
     Example:
         m365batch simulator reset
         m365batch simulator reset --users 100000
+        m365batch simulator reset --seed-file clone.json
     """
     from batch.simulator import reset_tenant
 
-    summary = reset_tenant(app.settings.home / "simulator", users=users, seed=seed)
+    summary = reset_tenant(app.settings.home / "simulator", users=users, seed=seed,
+                           seed_path=seed_file)
     click.echo(f"Reset: {summary['users']} users, {summary['licensed_users']} licensed, "
                f"{len(summary['skus'])} SKUs, {summary['groups']} groups.")
 
@@ -581,3 +684,33 @@ def show(app: AppContext) -> None:
     rows = [(s["skuPartNumber"], s["enabled"], s["consumed"], s["enabled"] - s["consumed"],
              s["capabilityStatus"], s["appliesTo"]) for s in info["skus"]]
     click.echo(_table(("SKU", "Enabled", "Assigned", "Free", "Status", "Applies to"), rows))
+
+
+@simulator.command()
+@click.option("--output", type=_FILE, metavar="PATH",
+              help="Where to write the seed (default: here, timestamped).")
+@click.option("--pseudonymise", is_flag=True, help="Replace names, UPNs, departments and ids consistently.")
+@click.pass_obj
+def clone(app: AppContext, output: Path | None, pseudonymise: bool) -> None:
+    """Copy the configured tenant (SKUs, users, licenses, groups) into a simulator seed.
+
+    Rehearse a migration offline: clone, load the seed into the simulated tenant, run the
+    migration there and show its report before touching the real tenant.
+
+    \b
+    Example:
+        m365batch simulator clone --pseudonymise --output clone.json
+        m365batch simulator reset --seed-file clone.json
+        env -u AZURE_CLIENT_SECRET m365batch migrate --map map.csv --yes
+    """
+    from batch.graph import GraphClient
+    from batch.simulator.clone import clone_tenant, write_seed
+    from batch.workbook import output_path
+
+    with app.tenant() as settings:
+        seed = clone_tenant(GraphClient(settings), pseudonymise=pseudonymise,
+                            progress=lambda message: click.echo(f"  {message}", err=True))
+    path = write_seed(seed, output or output_path("clone", suffix=".json"))
+    click.echo(f"Seed: {len(seed['users'])} users, {len(seed['skus'])} SKUs, "
+               f"{len(seed['groups'])} groups")
+    click.echo(f"Written: {path}  (load it: m365batch simulator reset --seed-file {path})")

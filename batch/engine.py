@@ -42,7 +42,6 @@ recorded first; operations never sent end ``not-attempted``, those waiting for a
 
 from __future__ import annotations
 
-import enum
 import heapq
 import itertools
 import logging
@@ -64,125 +63,14 @@ from batch.graph import (
     parse_retry_after,
     status_error,
 )
+from batch.operations import Operation, Outcome, ReadBack, Result, Verifier, assign_license
 from batch.pacing import Pacer, PacerSettings
 
 log = logging.getLogger(__name__)
 
-#: a verify hook: reads the state back, True when the operation's effect is in place
-Verifier = Callable[[GraphClient], bool]
-
 _USAGE_LOCATION_LAG = "invalid usage location"
 _TRANSIENT = {408, 500, 502, 503, 507}
 _UNKNOWN = {504}
-
-
-class Outcome(str, enum.Enum):
-    """What finally happened to one operation."""
-
-    APPLIED = "applied"
-    #: no answer, then the read-back showed the change in place
-    VERIFIED_APPLIED = "unknown-verified-applied"
-    #: no answer, the read-back showed it missing, and no retry was left
-    VERIFIED_NOT_APPLIED = "unknown-verified-not-applied"
-    #: no answer and no way to read the state back (or the read-back failed)
-    UNKNOWN = "unknown"
-    FAILED = "failed"  #: Graph refused it for good (4xx)
-    EXHAUSTED = "failed-retries-exhausted"  #: still throttled or failing after every retry
-    STOPPED = "stopped"  #: sent, not applied, and the run stopped before the next try
-    NOT_ATTEMPTED = "not-attempted"  #: the run stopped before it was sent
-
-    @property
-    def done(self) -> bool:
-        """Whether the change is in place."""
-        return self in (Outcome.APPLIED, Outcome.VERIFIED_APPLIED)
-
-
-@dataclass(frozen=True, eq=False)
-class Operation:
-    """One Graph write, as the planner asks for it.
-
-    :param key: stable and unique in a run, e.g. ``"row 12: assignLicense user X"``; the
-        journal records operations under it.
-    :param url: relative to the version root, e.g. ``/users/{id}/assignLicense``.
-    :param prerequisite: sent first in the same ``$batch`` (``dependsOn``); expected to be
-        idempotent (``PATCH``). Sent again with the operation after a 424.
-    :param verify: reads the state back after an unknown outcome (see :class:`ReadBack`).
-    :param usage_location_set: this run set the user's usage location just before (outside
-        this operation), so "invalid usage location" is replication lag, not a real error.
-    :param context: free for the caller (row number, planned change); the engine ignores it.
-    """
-
-    key: str
-    method: str
-    url: str
-    body: Any = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    prerequisite: Operation | None = None
-    verify: Verifier | None = None
-    usage_location_set: bool = False
-    context: Any = None
-
-    def item(self, item_id: str, depends_on: str | None = None) -> dict[str, Any]:
-        """This operation as one ``$batch`` request item."""
-        item: dict[str, Any] = {"id": item_id, "method": self.method.upper(), "url": self.url}
-        headers = dict(self.headers)
-        if self.body is not None:
-            item["body"] = self.body
-            headers.setdefault("Content-Type", "application/json")
-        if headers:
-            item["headers"] = headers
-        if depends_on is not None:
-            item["dependsOn"] = [depends_on]
-        return item
-
-    def describe(self) -> dict[str, Any]:
-        """A JSON-ready description for the journal (no hooks, no context)."""
-        data: dict[str, Any] = {"key": self.key, "method": self.method, "url": self.url,
-                                "body": self.body}
-        if self.prerequisite is not None:
-            data["prerequisite"] = self.prerequisite.describe()
-        return data
-
-
-@dataclass
-class Result:
-    """The final state of one operation."""
-
-    key: str
-    outcome: Outcome
-    status: int | None = None
-    code: str | None = None
-    message: str | None = None
-    request_id: str | None = None
-    attempts: int = 0  #: times the operation was sent
-    body: Any = None
-    prerequisite: Result | None = None
-    verified: bool | None = None  #: the read-back's answer, when there was one
-
-    @property
-    def ok(self) -> bool:
-        """Whether the change is in place."""
-        return self.outcome.done
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready copy for the journal and the report."""
-        data = asdict(self)
-        data["outcome"] = self.outcome.value
-        if self.prerequisite is not None:
-            data["prerequisite"] = self.prerequisite.as_dict()
-        return data
-
-
-@dataclass(frozen=True)
-class ReadBack:
-    """A verify hook made of one GET and a predicate on its JSON body."""
-
-    url: str
-    predicate: Callable[[dict[str, Any]], bool]
-
-    def __call__(self, client: GraphClient) -> bool:
-        """GET ``url`` and apply the predicate."""
-        return bool(self.predicate(client.get(self.url)))
 
 
 @dataclass
@@ -515,8 +403,9 @@ class BatchEngine:
                 self._unknown(unit, at, status=reply.status, request_id=reply.request_id)
             return
         if reply.status >= 400 and reply.status != 424:
-            error = status_error("POST", f"{self.client.graph_url}/$batch", reply.status,
-                                 reply.body, reply.headers)
+            error = status_error(
+                "POST", f"{self.client.graph_url}/$batch", reply.status, reply.body, reply.headers
+            )
             for unit in batch.units:
                 self._count_attempt(failed=True)
                 self._finish(unit, self._from_error(unit, error, Outcome.FAILED))
@@ -581,16 +470,25 @@ class BatchEngine:
                 elif pre_status == 429:
                     self._retry_throttled(unit, at, _retry_after(pre), pre_result.request_id)
                 elif pre_status in _TRANSIENT:
-                    self._retry_error(unit, at, _retry_after(pre), status=pre_status,
-                                      request_id=pre_result.request_id)
+                    self._retry_error(
+                        unit,
+                        at,
+                        _retry_after(pre),
+                        status=pre_status,
+                        request_id=pre_result.request_id,
+                    )
                 elif pre_status in _UNKNOWN:
                     self._unknown(unit, at, status=pre_status, request_id=pre_result.request_id)
                 else:
                     pre_result.outcome = Outcome.FAILED
                     result = Result(
-                        op.key, Outcome.FAILED, status=424, code=pre_result.code,
+                        op.key,
+                        Outcome.FAILED,
+                        status=424,
+                        code=pre_result.code,
                         message=f"prerequisite failed: {pre_result.message}",
-                        request_id=pre_result.request_id, attempts=unit.attempts,
+                        request_id=pre_result.request_id,
+                        attempts=unit.attempts,
                         prerequisite=pre_result,
                     )
                     self._finish(unit, result)
@@ -617,8 +515,9 @@ class BatchEngine:
         if status in (401, 403):
             self._auth_failure(unit, main, at)
         elif status in _TRANSIENT:
-            self._retry_error(unit, at, _retry_after(main), status=status,
-                              request_id=result.request_id)
+            self._retry_error(
+                unit, at, _retry_after(main), status=status, request_id=result.request_id
+            )
         elif status in _UNKNOWN:
             self._unknown(unit, at, status=status, request_id=result.request_id)
         elif self._is_lag(unit, result) and unit.lag_retries < self.settings.max_lag_retries:
@@ -650,12 +549,20 @@ class BatchEngine:
         if delay is None:
             delay = backoff_delay(unit.throttle_retries, s.backoff_base, s.backoff_cap)
         if unit.throttle_retries > s.max_throttle_retries or delay > s.max_retry_after:
-            self._finish(unit, Result(
-                unit.op.key, Outcome.EXHAUSTED, status=429, code="TooManyRequests",
-                message=f"still throttled after {unit.throttle_retries} tries "
-                        f"(Retry-After {delay:.1f} s)",
-                request_id=request_id, attempts=unit.attempts, prerequisite=unit.prereq_result,
-            ))
+            self._finish(
+                unit,
+                Result(
+                    unit.op.key,
+                    Outcome.EXHAUSTED,
+                    status=429,
+                    code="TooManyRequests",
+                    message=f"still throttled after {unit.throttle_retries} tries "
+                    f"(Retry-After {delay:.1f} s)",
+                    request_id=request_id,
+                    attempts=unit.attempts,
+                    prerequisite=unit.prereq_result,
+                ),
+            )
             return
         self._requeue(unit, at + delay)
 
@@ -673,14 +580,22 @@ class BatchEngine:
         unit.error_retries += 1
         if unit.error_retries > s.max_error_retries:
             last = unit.last
-            self._finish(unit, Result(
-                unit.op.key, Outcome.EXHAUSTED, status=status,
-                code=last.code if last else None,
-                message=message or (last.message if last else None)
-                or f"failed {unit.error_retries} times (status {status})",
-                request_id=request_id, attempts=unit.attempts, body=last.body if last else None,
-                prerequisite=unit.prereq_result,
-            ))
+            self._finish(
+                unit,
+                Result(
+                    unit.op.key,
+                    Outcome.EXHAUSTED,
+                    status=status,
+                    code=last.code if last else None,
+                    message=message
+                    or (last.message if last else None)
+                    or f"failed {unit.error_retries} times (status {status})",
+                    request_id=request_id,
+                    attempts=unit.attempts,
+                    body=last.body if last else None,
+                    prerequisite=unit.prereq_result,
+                ),
+            )
             return
         if delay is None:
             delay = backoff_delay(unit.error_retries, s.backoff_base, s.backoff_cap)
@@ -703,8 +618,13 @@ class BatchEngine:
                 return
             self._requeue(unit, at)
             return
-        error = status_error(unit.op.method, unit.op.url, _status(answer), answer.get("body"),
-                             _lower(answer.get("headers")))
+        error = status_error(
+            unit.op.method,
+            unit.op.url,
+            _status(answer),
+            answer.get("body"),
+            _lower(answer.get("headers")),
+        )
         self._halt(error)
         self._finish(unit, self._from_error(unit, error, Outcome.FAILED))
 
@@ -721,9 +641,15 @@ class BatchEngine:
     ) -> None:
         if status is not None:
             self._count_attempt(failed=True)
-        last = Result(unit.op.key, Outcome.UNKNOWN, status=status, request_id=request_id,
-                      message=message or f"outcome unknown (status {status})",
-                      attempts=unit.attempts, prerequisite=unit.prereq_result)
+        last = Result(
+            unit.op.key,
+            Outcome.UNKNOWN,
+            status=status,
+            request_id=request_id,
+            message=message or f"outcome unknown (status {status})",
+            attempts=unit.attempts,
+            prerequisite=unit.prereq_result,
+        )
         unit.last = last
         if unit.op.verify is None:
             self._finish(unit, last)
@@ -774,8 +700,12 @@ class BatchEngine:
             last.outcome = Outcome.VERIFIED_APPLIED
             last.verified = True
             if unit.prereq_result is None and unit.op.prerequisite is not None:
-                unit.prereq_result = Result(unit.op.prerequisite.key, Outcome.VERIFIED_APPLIED,
-                                            verified=True, attempts=unit.attempts)
+                unit.prereq_result = Result(
+                    unit.op.prerequisite.key,
+                    Outcome.VERIFIED_APPLIED,
+                    verified=True,
+                    attempts=unit.attempts,
+                )
             last.prerequisite = unit.prereq_result
             self._finish(unit, last)
             return
@@ -813,11 +743,17 @@ class BatchEngine:
         for _, _, unit in sorted(self._ready):
             outcome = Outcome.STOPPED if unit.sent_once else Outcome.NOT_ATTEMPTED
             last = unit.last
-            self._finish(unit, Result(
-                unit.op.key, outcome, status=last.status if last else None,
-                code=last.code if last else None,
-                message=f"the run stopped: {self._stop}", attempts=unit.attempts,
-            ))
+            self._finish(
+                unit,
+                Result(
+                    unit.op.key,
+                    outcome,
+                    status=last.status if last else None,
+                    code=last.code if last else None,
+                    message=f"the run stopped: {self._stop}",
+                    attempts=unit.attempts,
+                ),
+            )
         self._ready = []
         for _, _, unit in sorted(self._verify):
             last = unit.last or Result(unit.op.key, Outcome.UNKNOWN)
@@ -828,8 +764,10 @@ class BatchEngine:
             for op in self._source:
                 unit = _Unit(op, next(self._seq))
                 self.stats.operations += 1
-                self._finish(unit, Result(op.key, Outcome.NOT_ATTEMPTED,
-                                          message=f"the run stopped: {self._stop}"))
+                self._finish(
+                    unit,
+                    Result(op.key, Outcome.NOT_ATTEMPTED, message=f"the run stopped: {self._stop}"),
+                )
             self._source = None
         self._update_stats()
 
@@ -840,14 +778,18 @@ class BatchEngine:
 
     def _check_breaker(self) -> None:
         st, s = self.stats, self.settings
-        if self._stop is None and st.attempts >= self._min_attempts and (
-            st.failures / st.attempts > s.breaker_ratio
+        if (
+            self._stop is None
+            and st.attempts >= self._min_attempts
+            and (st.failures / st.attempts > s.breaker_ratio)
         ):
-            self._halt(GuardStopped(
-                f"Stopped: {st.failures} of {st.attempts} attempts failed "
-                f"(over {s.breaker_ratio:.0%} after at least {self._min_attempts}).",
-                hint="Read the failed rows in the report, fix the cause, then resume the run.",
-            ))
+            self._halt(
+                GuardStopped(
+                    f"Stopped: {st.failures} of {st.attempts} attempts failed "
+                    f"(over {s.breaker_ratio:.0%} after at least {self._min_attempts}).",
+                    hint="Read the failed rows in the report, fix the cause, then resume the run.",
+                )
+            )
 
     def _limit_feedback(self, headers: Mapping[str, str], at: float) -> None:
         value = headers.get("x-ms-throttle-limit-percentage")
@@ -859,22 +801,35 @@ class BatchEngine:
         body = answer.get("body")
         code, message, inner_id = graph_error_fields(body) if status >= 400 else (None, None, None)
         headers = _lower(answer.get("headers"))
-        return Result(key, Outcome.UNKNOWN, status=status, code=code, message=message,
-                      request_id=headers.get("request-id") or inner_id, attempts=attempts,
-                      body=body)
+        return Result(
+            key,
+            Outcome.UNKNOWN,
+            status=status,
+            code=code,
+            message=message,
+            request_id=headers.get("request-id") or inner_id,
+            attempts=attempts,
+            body=body,
+        )
 
     def _from_error(self, unit: _Unit, error: BatchError, outcome: Outcome) -> Result:
         if isinstance(error, GraphStatusError):
-            return Result(unit.op.key, outcome, status=error.status, code=error.code,
-                          message=error.message, request_id=error.request_id,
-                          attempts=unit.attempts, body=error.response)
+            return Result(
+                unit.op.key,
+                outcome,
+                status=error.status,
+                code=error.code,
+                message=error.message,
+                request_id=error.request_id,
+                attempts=unit.attempts,
+                body=error.response,
+            )
         return Result(unit.op.key, outcome, message=str(error), attempts=unit.attempts)
 
     def _update_stats(self) -> None:
         self.stats.rate = round(self._pacer.rate, 1) if hasattr(self, "_pacer") else 0.0
         self.stats.concurrency = int(getattr(self, "_concurrency", 0))
-        self.stats.token_renewals = max(self.stats.token_renewals,
-                                        self.client.stats.token_renewals)
+        self.stats.token_renewals = max(self.stats.token_renewals, self.client.stats.token_renewals)
         if hasattr(self, "_started"):
             self.stats.elapsed = self._clock() - self._started
 
@@ -890,66 +845,11 @@ def run_operations(
     on_progress: Callable[[EngineStats], None] | None = None,
 ) -> tuple[dict[str, Result], EngineStats]:
     """Run ``operations`` through a new :class:`BatchEngine`; return results by key and counters."""
-    engine = BatchEngine(client, settings, on_sent=on_sent, on_result=on_result,
-                         on_progress=on_progress)
+    engine = BatchEngine(
+        client, settings, on_sent=on_sent, on_result=on_result, on_progress=on_progress
+    )
     stats = engine.run(operations, total=total)
     return engine.results, stats
-
-
-# -- building operations ------------------------------------------------------------------
-
-
-def assign_license(
-    key: str,
-    user_id: str,
-    *,
-    add: Mapping[str, Iterable[str]] | None = None,
-    remove: Iterable[str] = (),
-    usage_location: str | None = None,
-    context: Any = None,
-) -> Operation:
-    """An ``assignLicense`` for one user by object id, with a read-back and, when asked, a
-    ``PATCH usageLocation`` prerequisite.
-
-    :param add: skuId -> disabled service plan ids for each license the user must hold.
-    :param remove: skuIds to take away (in the same call: a swap leaves no gap).
-    """
-    add = {sku.lower(): sorted(p.lower() for p in plans) for sku, plans in (add or {}).items()}
-    removed = sorted(s.lower() for s in remove)
-    body = {
-        # Both keys are required by Graph, even when empty.
-        "addLicenses": [{"skuId": sku, "disabledPlans": plans} for sku, plans in add.items()],
-        "removeLicenses": removed,
-    }
-    prerequisite = None
-    if usage_location:
-        prerequisite = Operation(
-            key=f"{key} (usageLocation {usage_location})",
-            method="PATCH",
-            url=f"/users/{user_id}",
-            body={"usageLocation": usage_location},
-            verify=ReadBack(f"/users/{user_id}?$select=usageLocation",
-                            lambda user: user.get("usageLocation") == usage_location),
-        )
-
-    def holds_licenses(user: dict[str, Any]) -> bool:
-        held = {
-            str(lic.get("skuId", "")).lower(): sorted(str(p).lower() for p in lic.get("disabledPlans") or [])
-            for lic in user.get("assignedLicenses") or []
-        }
-        return all(held.get(sku) == plans for sku, plans in add.items()) and not any(
-            sku in held for sku in removed
-        )
-
-    return Operation(
-        key=key,
-        method="POST",
-        url=f"/users/{user_id}/assignLicense",
-        body=body,
-        prerequisite=prerequisite,
-        verify=ReadBack(f"/users/{user_id}?$select=id,assignedLicenses", holds_licenses),
-        context=context,
-    )
 
 
 def _status(answer: Mapping[str, Any]) -> int:

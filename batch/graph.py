@@ -194,7 +194,9 @@ def status_error(
     request_id = (headers or {}).get("request-id") or inner_id
     if message is None:
         message = (
-            body[:200] if isinstance(body, str) and body.strip() else f"HTTP {status} with no error body"
+            body[:200]
+            if isinstance(body, str) and body.strip()
+            else f"HTTP {status} with no error body"
         )
     cls = PermissionDenied if status in (401, 403) else GraphStatusError
     if cls is PermissionDenied and hint is None:
@@ -302,7 +304,9 @@ class GraphClient:
         idempotent: bool = False,
     ) -> dict[str, Any]:
         """POST and return the JSON body (``{}`` for an empty answer)."""
-        return self.request("POST", path, json_body=json_body, headers=headers, idempotent=idempotent)
+        return self.request(
+            "POST", path, json_body=json_body, headers=headers, idempotent=idempotent
+        )
 
     def patch(
         self, path: str, json_body: Any = None, headers: Mapping[str, str] | None = None
@@ -334,8 +338,14 @@ class GraphClient:
         renewed = False
         while True:
             attempt += 1
-            response = self._send(method, url, headers=headers, json_body=json_body,
-                                  attempt=attempt, idempotent=idempotent)
+            response = self._send(
+                method,
+                url,
+                headers=headers,
+                json_body=json_body,
+                attempt=attempt,
+                idempotent=idempotent,
+            )
             status = response.status_code
             body = _json_or_text(response)
             if status < 400:
@@ -350,7 +360,9 @@ class GraphClient:
                     delay = backoff_delay(attempt, self.retry.backoff_base, self.retry.backoff_cap)
                 if delay <= self.retry.max_retry_after:
                     self.stats.add(retries=1)
-                    log.debug("%s %s: %s, retrying in %.2f s", method, _display_url(url), status, delay)
+                    log.debug(
+                        "%s %s: %s, retrying in %.2f s", method, _display_url(url), status, delay
+                    )
                     self._sleep(delay)
                     continue
             raise status_error(method, url, status, body, response.headers)
@@ -370,14 +382,19 @@ class GraphClient:
         while True:
             transport_attempt += 1
             try:
-                return self._exchange(method, url, headers=headers, json_body=json_body,
-                                      attempt=attempt)
+                return self._exchange(
+                    method, url, headers=headers, json_body=json_body, attempt=attempt
+                )
             except GraphRequestError as exc:
                 never_sent = getattr(exc, "never_sent", False)
                 if (idempotent or never_sent) and transport_attempt <= self.retry.max_retries:
-                    delay = backoff_delay(transport_attempt, self.retry.backoff_base, self.retry.backoff_cap)
+                    delay = backoff_delay(
+                        transport_attempt, self.retry.backoff_base, self.retry.backoff_cap
+                    )
                     self.stats.add(retries=1)
-                    log.debug("%s %s: %s, retrying in %.2f s", method, _display_url(url), exc, delay)
+                    log.debug(
+                        "%s %s: %s, retrying in %.2f s", method, _display_url(url), exc, delay
+                    )
                     self._sleep(delay)
                     continue
                 raise
@@ -408,8 +425,14 @@ class GraphClient:
             )
         except requests.RequestException as exc:
             elapsed = time.monotonic() - started
-            log.debug("%s %s attempt %d: no answer after %.0f ms (%s)", method,
-                      _display_url(url), attempt, elapsed * 1000, type(exc).__name__)
+            log.debug(
+                "%s %s attempt %d: no answer after %.0f ms (%s)",
+                method,
+                _display_url(url),
+                attempt,
+                elapsed * 1000,
+                type(exc).__name__,
+            )
             raise _request_error(method, url, exc) from exc
         response._m365batch_token = token  # type: ignore[attr-defined]  # for renew()
         elapsed = time.monotonic() - started
@@ -417,7 +440,11 @@ class GraphClient:
         self.stats.add(requests=1, throttled=int(response.status_code == 429), resource_units=units)
         log.debug(
             "%s %s attempt %d: %s in %.0f ms, request-id %s",
-            method, _display_url(url), attempt, response.status_code, elapsed * 1000,
+            method,
+            _display_url(url),
+            attempt,
+            response.status_code,
+            elapsed * 1000,
             response.headers.get("request-id"),
         )
         return response
@@ -446,12 +473,19 @@ class GraphClient:
         while True:
             try:
                 response = self._exchange(
-                    "POST", url, headers=None, json_body={"requests": items},
-                    attempt=1, timeout=timeout,
+                    "POST",
+                    url,
+                    headers=None,
+                    json_body={"requests": items},
+                    attempt=1,
+                    timeout=timeout,
                 )
             except GraphRequestError as exc:
                 return BatchReply(
-                    status=None, headers={}, responses=None, error=exc,
+                    status=None,
+                    headers={},
+                    responses=None,
+                    error=exc,
                     delivered=not getattr(exc, "never_sent", False),
                     elapsed=time.monotonic() - started,
                 )
@@ -495,10 +529,9 @@ class GraphClient:
                 wanted[text.casefold()].append(text)
         ids = [v[0] for v in wanted.values() if is_guid(v[0])]
         upns = [v[0] for v in wanted.values() if not is_guid(v[0])]
-        paths = [
-            _filter_path("id", chunk, fields) for chunk in _chunks(ids, RESOLVE_CHUNK)
-        ] + [
-            _filter_path("userPrincipalName", chunk, fields) for chunk in _chunks(upns, RESOLVE_CHUNK)
+        paths = [_filter_path("id", chunk, fields) for chunk in _chunks(ids, RESOLVE_CHUNK)] + [
+            _filter_path("userPrincipalName", chunk, fields)
+            for chunk in _chunks(upns, RESOLVE_CHUNK)
         ]
         found: dict[str, dict[str, Any]] = {}
         for user in self._read_many(paths):
@@ -537,14 +570,26 @@ class GraphClient:
                 if not retryable or attempts[path] > self.retry.max_retries:
                     if answer is None:
                         raise reply.error or status_error(
-                            "POST", f"{self.graph_url}/$batch", reply.status or 0, reply.body,
+                            "POST",
+                            f"{self.graph_url}/$batch",
+                            reply.status or 0,
+                            reply.body,
                             reply.headers,
                         )
-                    raise status_error("GET", self.url(path), status, answer.get("body"),
-                                       _lower_keys(answer.get("headers")))
-                delay = parse_retry_after(_lower_keys(answer.get("headers") if answer else None).get("retry-after"))
+                    raise status_error(
+                        "GET",
+                        self.url(path),
+                        status,
+                        answer.get("body"),
+                        _lower_keys(answer.get("headers")),
+                    )
+                delay = parse_retry_after(
+                    _lower_keys(answer.get("headers") if answer else None).get("retry-after")
+                )
                 if delay is None:
-                    delay = backoff_delay(attempts[path], self.retry.backoff_base, self.retry.backoff_cap)
+                    delay = backoff_delay(
+                        attempts[path], self.retry.backoff_base, self.retry.backoff_cap
+                    )
                 wait = max(wait, delay)
                 pending.append(path)
             if wait:
@@ -561,7 +606,7 @@ def _filter_path(prop: str, values: list[str], fields: list[str]) -> str:
 
 def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(values), size):
-        yield values[start:start + size]
+        yield values[start : start + size]
 
 
 def _index_responses(body: Any) -> dict[str, dict[str, Any]] | None:

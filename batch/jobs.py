@@ -121,6 +121,9 @@ class RunResult:
     exit_code: ExitCode
     notes: list[str] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
+    #: each row's final line and the writes sent, for callers that build their own report
+    outcomes: dict[int, RowOutcome] = field(default_factory=dict)
+    changes: list[ChangeLine] = field(default_factory=list)
 
 
 def prepare(client: GraphClient, path: Path, options: RunOptions) -> Prepared:
@@ -290,7 +293,8 @@ def _run(
     if stop is not None:
         raise stop
     exit_code = ExitCode.ROWS_FAILED if any(counts.get(s) for s in _SETTLED) else ExitCode.SUCCESS
-    return RunResult(journal.run_id, report, counts, exit_code, notes, counters)
+    return RunResult(journal.run_id, report, counts, exit_code, notes, counters, outcomes,
+                     _changes(journal_ops))
 
 
 def _outcomes(
@@ -397,11 +401,16 @@ def write_undo_sheet(home: Path, run_id: str, names: Mapping[str, str]) -> Path:
 
     Licenses the run added are removed, licenses it removed come back with the disabled
     plans they had, changed plans are set back, groups joined are left and groups left are
-    joined again. Users the run did not change successfully are not touched.
+    joined again. Users the run did not change successfully are not touched. A run whose
+    journal lists ``parts`` (a migration's waves, each a run of its own) is undone whole.
     """
     with Journal.open(home, run_id) as journal:
         ops = [op for op in journal.ops("done") if result_ok(op.result or {})]
         folder = journal.folder
+        parts = [str(p) for p in journal.get("parts") or []]
+    for part in parts:
+        with Journal.open(home, part) as journal:
+            ops += [op for op in journal.ops("done") if result_ok(op.result or {})]
     if not ops:
         raise JournalError(f"Run {run_id} changed nothing: there is nothing to undo.")
     per_user: dict[str, dict[str, Any]] = {}

@@ -11,8 +11,8 @@ the way TCP learns a path's capacity:
   service actually *accepted* over the last ``window`` seconds, times ``backoff`` (0.95): when
   we send faster than the quota, the accepted rate *is* the quota. One decrease per
   ``cooldown``, so the many batches in flight that saw the same overload count once;
-- afterwards it grows back quickly (x1.5 per ``interval``) while below 90 % of the rate at
-  which it was last throttled, then probes gently: ``increase`` x rate per interval, the
+- afterwards it grows back quickly (x1.5 per ``interval``) while below 90 % of the rate
+  the service accepted when it last throttled, then probes gently: ``increase`` x rate per interval, the
   step doubling with every clean interval (capped at 50 %), until the next 429;
 - ``x-ms-throttle-limit-percentage`` (sent above 80 % of a limit) at or above 0.95 ends
   slow start: the quota is near, so stop doubling. It does not stop the gentle probing: a
@@ -41,7 +41,7 @@ class PacerSettings:
     interval: float = 0.5  #: seconds between increases
     increase: float = 0.05  #: additive increase, as a fraction of the rate, per interval
     backoff: float = 0.95  #: new rate = accepted rate x backoff on throttling
-    floor: float = 0.5  #: one decrease never goes below rate x floor
+    floor: float = 0.25  #: one decrease never goes below rate x floor
     window: float = 2.0  #: seconds of accepted items used to measure the service's rate
     cooldown: float = 0.5  #: minimum seconds between two decreases
 
@@ -103,13 +103,16 @@ class Pacer:
             return
         self._trim(now)
         measured = self.accepted_rate(now)
-        new_rate = self.rate
         if measured > 0:
             new_rate = min(self.rate, measured * self.settings.backoff)
+            # What the service accepted while saturated is the best guess of its quota.
+            self._last_max = measured
+        else:
+            new_rate = self.rate * self.settings.floor
+            self._last_max = min(self._last_max, self.rate) if self._last_max else self.rate
         new_rate = max(new_rate, self.rate * self.settings.floor, self.settings.min_rate)
         if new_rate >= self.rate:
             new_rate = max(self.settings.min_rate, self.rate * self.settings.backoff)
-        self._last_max = self.rate
         self._step = self.settings.increase
         self.rate = new_rate
         self._last_decrease = now
@@ -152,6 +155,7 @@ class Pacer:
 
     def _refill(self, now: float) -> None:
         if now > self._refilled:
-            self._tokens = min(float(self.settings.burst),
-                               self._tokens + (now - self._refilled) * self.rate)
+            self._tokens = min(
+                float(self.settings.burst), self._tokens + (now - self._refilled) * self.rate
+            )
             self._refilled = now

@@ -17,15 +17,14 @@ different currencies are kept apart: nothing in the product ever adds two curren
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-
-import csv
-import io
-import zipfile
 
 import python_calamine
 
@@ -98,9 +97,9 @@ def parse_price(text: str) -> tuple[float, str] | None:
         return None
     # The last separator followed by 1-2 digits is the decimal one; others group thousands.
     last = max(raw.rfind("."), raw.rfind(","))
-    if last != -1 and len(raw) - last - 1 in (1, 2):
-        whole, decimals = raw[:last], raw[last + 1:]
-    elif last != -1 and raw.count(raw[last]) == 1 and len(raw) - last - 1 != 3:
+    digits_after = len(raw) - last - 1
+    # "12,5" and "1.234,56" have a decimal part; "1,234" (one separator, three digits) has none.
+    if last != -1 and (digits_after in (1, 2) or (raw.count(raw[last]) == 1 and digits_after != 3)):
         whole, decimals = raw[:last], raw[last + 1:]
     else:
         whole, decimals = raw, ""
@@ -126,7 +125,8 @@ def read_rows(path: Path | str, *, sheet: str | None = None) -> tuple[str | None
         with path.open("rb") as handle:
             head = handle.read(4)
     except FileNotFoundError as exc:
-        raise InputError("file not found.", path=path, hint="Check the path and try again.") from exc
+        raise InputError("file not found.", path=path,
+                         hint="Check the path and try again.") from exc
     except OSError as exc:
         raise InputError(f"cannot be opened: {exc.strerror}.", path=path) from exc
     if size > MAX_FILE_BYTES:
@@ -254,6 +254,7 @@ def read_prices(path: Path | str, catalog: Catalog) -> PriceList:
         result.prices[sku.id] = Price(sku.id, amount, currency, number)
     if len(result.currencies) > 1:
         result.warnings.append(
-            f"{where}: prices are in several currencies ({', '.join(c or 'none' for c in result.currencies)}); "
+            f"{where}: prices are in several currencies "
+            f"({', '.join(c or 'none' for c in result.currencies)}); "
             "costs are totalled per currency, never added together.")
     return result

@@ -29,16 +29,28 @@ __all__ = ["TEMPLATE_COLUMNS", "example_rows", "write_generic_templates", "write
 #: (header, what to write in it)
 TEMPLATE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("UserPrincipalName", "Required (or ObjectId). The user's sign-in name, e.g. ada@contoso.com."),
-    ("AddLicenses", "Licenses the user must hold: part number (SPE_E3), product name or skuId. "
-                    "Several: separate with ;"),
+    (
+        "AddLicenses",
+        "Licenses the user must hold: part number (SPE_E3), product name or skuId. "
+        "Several: separate with ;",
+    ),
     ("RemoveLicenses", "Licenses to take away, written the same way."),
-    ("DisabledPlans", "Service plans to switch off in the added licenses: PLAN or SKU:PLAN, separated by ;"),
-    ("UsageLocation", "Two-letter ISO country code (US, GB, DE). Needed before a license can be assigned."),
+    (
+        "DisabledPlans",
+        "Service plans to switch off in the added licenses: PLAN or SKU:PLAN, separated by ;",
+    ),
+    (
+        "UsageLocation",
+        "Two-letter ISO country code (US, GB, DE). Needed before a license can be assigned.",
+    ),
     ("Groups", "Licensed groups to join (name or id), separated by ;"),
     ("RemoveGroups", "Licensed groups to leave."),
     ("Action", "assign (default, may be left empty) or offboard (removes every direct license)."),
     ("EffectiveDate", "YYYY-MM-DD. Rows dated in the future are deferred until that day."),
-    ("DisplayName", "Any other column (DisplayName, Department, EmployeeId, ...) is carried to the report."),
+    (
+        "DisplayName",
+        "Any other column (DisplayName, Department, EmployeeId, ...) is carried to the report.",
+    ),
     ("Department", ""),
     ("EmployeeId", "Kept exactly as written, leading zeros included."),
 )
@@ -47,7 +59,8 @@ INSTRUCTIONS = (
     "Fill in one row per user on the Users sheet, replacing the example rows.",
     "Check the sheet with: m365batch validate FILE  (no changes are made).",
     "See what would change with: m365batch plan FILE; apply it with: m365batch apply FILE.",
-    "Every row comes back in the report with a status: Applied, NoChange, Invalid, Failed, Deferred...",
+    "Every row comes back in the report with a status: Applied, NoChange, Invalid, Failed, "
+    "Deferred...",
     "The Lists sheet holds the tenant's licenses (part number, product name, free seats) and the "
     "usage location codes the dropdowns offer.",
 )
@@ -57,7 +70,9 @@ def _pick(skus: list[Sku], count: int) -> list[Sku]:
     """The tenant's main user licenses: most seats first, then the well-known ones."""
     user_skus = [s for s in skus if (s.applies_to or "User").casefold() == "user"] or skus
     common = {part: index for index, part in enumerate(COMMON_PART_NUMBERS)}
-    user_skus.sort(key=lambda s: (-s.enabled_units, common.get(s.part_number, len(common)), s.part_number))
+    user_skus.sort(
+        key=lambda s: (-s.enabled_units, common.get(s.part_number, len(common)), s.part_number)
+    )
     return user_skus[:count]
 
 
@@ -70,16 +85,59 @@ def example_rows(catalog: Catalog, *, today: dt.date | None = None) -> list[list
     plans = [p.name for p in skus[0].plans] if skus else []
     plan = "SWAY" if "SWAY" in plans else (plans[0] if plans else "")
     return [
-        ["ada.lovelace@example.com", first, "", "", "GB", "", "", "assign", today.isoformat(),
-         "Ada Lovelace", "Engineering", "000123"],
-        ["alan.turing@example.com", f"{first};{second.name}" if second else first, "",
-         f"{first}:{plan}" if plan else "", "US", "", "", "", "", "Alan Turing", "Research", "000124"],
-        ["grace.hopper@example.com", "", "", "", "", "", "", "offboard", "", "Grace Hopper", "Navy", "000125"],
+        [
+            "ada.lovelace@example.com",
+            first,
+            "",
+            "",
+            "GB",
+            "",
+            "",
+            "assign",
+            today.isoformat(),
+            "Ada Lovelace",
+            "Engineering",
+            "000123",
+        ],
+        [
+            "alan.turing@example.com",
+            f"{first};{second.name}" if second else first,
+            "",
+            f"{first}:{plan}" if plan else "",
+            "US",
+            "",
+            "",
+            "",
+            "",
+            "Alan Turing",
+            "Research",
+            "000124",
+        ],
+        [
+            "grace.hopper@example.com",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "offboard",
+            "",
+            "Grace Hopper",
+            "Navy",
+            "000125",
+        ],
     ]
 
 
-def write_template(path: Path, catalog: Catalog, *, as_csv: bool = False, overwrite: bool = False,
-                   today: dt.date | None = None) -> Path:
+def write_template(
+    path: Path,
+    catalog: Catalog,
+    *,
+    as_csv: bool = False,
+    overwrite: bool = False,
+    today: dt.date | None = None,
+) -> Path:
     """Write an input template for the tenant in ``catalog``; return its path."""
     headers = [name for name, _ in TEMPLATE_COLUMNS]
     rows = example_rows(catalog, today=today)
@@ -94,8 +152,12 @@ def write_template(path: Path, catalog: Catalog, *, as_csv: bool = False, overwr
     return book.save()
 
 
-def _fill_workbook(book: ReportWorkbook, catalog: Catalog, headers: list[str], rows: list[list[str]]) -> None:
-    book.book.set_properties({"title": "m365batch input template", "created": dt.datetime(2025, 1, 1)})
+def _fill_workbook(
+    book: ReportWorkbook, catalog: Catalog, headers: list[str], rows: list[list[str]]
+) -> None:
+    book.book.set_properties(
+        {"title": "m365batch input template", "created": dt.datetime(2025, 1, 1)}
+    )
     users = book.add_table("Users", headers, rows, status_column=None, max_width=40)
     sheet = book.book.get_worksheet_by_name(users.sheet)
     for col, (_, note) in enumerate(TEMPLATE_COLUMNS):
@@ -104,39 +166,74 @@ def _fill_workbook(book: ReportWorkbook, catalog: Catalog, headers: list[str], r
 
     # Company-only SKUs cannot be assigned to users, so they are not offered.
     skus = [s for s in catalog.tenant_skus if (s.applies_to or "User").casefold() != "company"]
-    lists_headers = ["License", "Product name", "Part number", "Free seats", "UsageLocation", "Country",
-                     "Action"]
-    license_items = [s.part_number for s in skus] + [s.name for s in skus if s.name != s.part_number]
+    lists_headers = [
+        "License",
+        "Product name",
+        "Part number",
+        "Free seats",
+        "UsageLocation",
+        "Country",
+        "Action",
+    ]
+    license_items = [s.part_number for s in skus] + [
+        s.name for s in skus if s.name != s.part_number
+    ]
     countries = sorted(pycountry.countries, key=lambda c: c.alpha_2)
     length = max(len(license_items), len(countries), 2)
     list_rows = []
     for index in range(length):
         sku = skus[index] if index < len(skus) else None
         country = countries[index] if index < len(countries) else None
-        list_rows.append([
-            license_items[index] if index < len(license_items) else "",
-            sku.name if sku else "",
-            sku.part_number if sku else "",
-            sku.free_units if sku else "",
-            country.alpha_2 if country else "",
-            country.name if country else "",
-            ("assign", "offboard")[index] if index < 2 else "",
-        ])
-    book.add_table("Lists", lists_headers, list_rows, kinds={"Free seats": "int"}, status_column=None)
+        list_rows.append(
+            [
+                license_items[index] if index < len(license_items) else "",
+                sku.name if sku else "",
+                sku.part_number if sku else "",
+                sku.free_units if sku else "",
+                country.alpha_2 if country else "",
+                country.name if country else "",
+                ("assign", "offboard")[index] if index < 2 else "",
+            ]
+        )
+    book.add_table(
+        "Lists", lists_headers, list_rows, kinds={"Free seats": "int"}, status_column=None
+    )
 
     last = 5000
     if license_items:
         source = f"=Lists!$A$2:$A${len(license_items) + 1}"
         for col in (1, 2):
-            book.add_list_validation(sheet, col, source, last_row=last, title="License",
-                                     message="Pick one, or type several separated by ;")
-    book.add_list_validation(sheet, 4, f"=Lists!$E$2:$E${len(countries) + 1}", last_row=last,
-                             title="Usage location", message="Two-letter ISO country code.")
-    book.add_list_validation(sheet, 7, "=Lists!$G$2:$G$3", last_row=last, title="Action",
-                             message="assign (default) or offboard", strict=True)
+            book.add_list_validation(
+                sheet,
+                col,
+                source,
+                last_row=last,
+                title="License",
+                message="Pick one, or type several separated by ;",
+            )
+    book.add_list_validation(
+        sheet,
+        4,
+        f"=Lists!$E$2:$E${len(countries) + 1}",
+        last_row=last,
+        title="Usage location",
+        message="Two-letter ISO country code.",
+    )
+    book.add_list_validation(
+        sheet,
+        7,
+        "=Lists!$G$2:$G$3",
+        last_row=last,
+        title="Action",
+        message="assign (default) or offboard",
+        strict=True,
+    )
 
-    info = book.add_key_values("Instructions", [(f"{i}.", line) for i, line in enumerate(INSTRUCTIONS, 1)],
-                               title="m365batch input template")
+    info = book.add_key_values(
+        "Instructions",
+        [(f"{i}.", line) for i, line in enumerate(INSTRUCTIONS, 1)],
+        title="m365batch input template",
+    )
     row = len(INSTRUCTIONS) + 3
     book.write_text(info, row, 0, "Column", bold=True)
     book.write_text(info, row, 1, "What to write", bold=True)
@@ -168,7 +265,9 @@ def write_generic_templates(folder: Path) -> list[Path]:
     today = dt.date(2025, 1, 1)
     return [
         write_template(folder / "onboarding-template.xlsx", catalog, overwrite=True, today=today),
-        write_template(folder / "onboarding-template.csv", catalog, as_csv=True, overwrite=True, today=today),
+        write_template(
+            folder / "onboarding-template.csv", catalog, as_csv=True, overwrite=True, today=today
+        ),
     ]
 
 

@@ -168,7 +168,7 @@ def _parse_time(value: Any) -> dt.datetime | None:
         moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _last_activity(user: Mapping[str, Any]) -> dt.datetime | None:
@@ -242,9 +242,7 @@ def _read_users(client: Any, *, sign_in: bool, filtered: bool,
     if filtered:
         params.update({"$filter": LICENSED_FILTER, "$count": "true"})
         headers = {"ConsistencyLevel": "eventual"}
-    seen = 0
-    for user in client.get_all("/users", params=params, headers=headers):
-        seen += 1
+    for seen, user in enumerate(client.get_all("/users", params=params, headers=headers), 1):
         if progress and seen % 10_000 == 0:
             progress(f"read {seen:,} users")
         yield user
@@ -254,7 +252,7 @@ def read_tenant(client: Any, *, tenant_label: str = "", progress: Progress | Non
                 now: dt.datetime | None = None) -> Snapshot:
     """Read SKUs, licensed groups, licensed users and license errors from the tenant."""
     notes: list[str] = []
-    read_at = now or dt.datetime.now(dt.timezone.utc)
+    read_at = now or dt.datetime.now(dt.UTC)
     skus = list(client.get_all("/subscribedSkus"))
     seats = seats_from_skus(skus)
     tenant_name, tenant_key = _read_organization(client, tenant_label or "tenant")
@@ -264,12 +262,13 @@ def read_tenant(client: Any, *, tenant_label: str = "", progress: Progress | Non
     try:
         for group in client.get_all("/groups", params={
                 "$select": "id,displayName,assignedLicenses", "$top": PAGE_PLAIN}):
-            licenses = frozenset(str(a["skuId"]).lower() for a in group.get("assignedLicenses") or [])
+            licenses = frozenset(str(a["skuId"]).lower()
+                                 for a in group.get("assignedLicenses") or [])
             if licenses:
                 groups[str(group["id"])] = (str(group.get("displayName") or group["id"]), licenses)
     except PermissionDenied:
-        notes.append("Groups could not be read (the app lacks Group.Read.All or Directory.Read.All): "
-                     "inherited licenses show the group's id instead of its name.")
+        notes.append("Groups could not be read (the app lacks Group.Read.All or "
+                     "Directory.Read.All): inherited licenses show the group's id, not its name.")
     for group_id in groups:
         try:
             for member in client.get_all(f"/groups/{group_id}/membersWithLicenseErrors", params={
@@ -279,8 +278,9 @@ def read_tenant(client: Any, *, tenant_label: str = "", progress: Progress | Non
                     if error.group_id == group_id:
                         errors[(error.user_id, error.sku_id, error.group_id)] = error
         except GraphStatusError as exc:
-            notes.append(f"Members with license errors of group {groups[group_id][0]} could not be "
-                         f"read ({exc.status} {exc.code or ''}); errors come from licensed users only.")
+            notes.append(f"Members with license errors of group {groups[group_id][0]} could "
+                         f"not be read ({exc.status} {exc.code or ''}); errors come from "
+                         "licensed users only.")
             break
 
     if progress:
@@ -344,7 +344,8 @@ def read_previous(path: Path | str) -> Previous:
         _, user_rows = read_rows(path, sheet="Users")
         _, summary_rows = read_rows(path, sheet="Summary")
     except InputError as exc:
-        raise InputError(f"is not a true-up workbook ({exc.message})", path=path, hint=hint) from exc
+        raise InputError(f"is not a true-up workbook ({exc.message})", path=path,
+                         hint=hint) from exc
     if not user_rows or "UPN" not in user_rows[0]:
         raise InputError("is not a true-up workbook (its Users sheet has no UPN column).",
                          path=path, hint=hint)
@@ -481,7 +482,8 @@ class TrueUp:
                 continue
             seen.add(key)
             if item.price is not None:
-                saving[item.price.currency] = saving.get(item.price.currency, 0.0) + item.price.amount
+                currency = item.price.currency
+                saving[currency] = saving.get(currency, 0.0) + item.price.amount
         return len(seen), saving
 
     def totals(self) -> dict[str, tuple[float, float]]:
@@ -699,13 +701,14 @@ def _changes(trueup: TrueUp, previous: Previous) -> list[tuple[str, str, str, st
         elif old and not user:
             rows.append(("User removed", old[0], old[1], "Licenses", old[2], "", None))
         elif user and old and old[2] != now_text:
-            rows.append(("Licenses changed", user.upn, user.name, "Licenses", old[2], now_text, None))
+            rows.append(("Licenses changed", user.upn, user.name, "Licenses", old[2], now_text,
+                         None))
     return rows
 
 
 def trueup_output_path(tenant_key: str, *, directory: Path | None = None,
                        now: dt.datetime | None = None) -> Path:
-    """``true-up-<tenant>-<timestamp>.xlsx`` in ``directory`` (or the cwd), never an existing one."""
+    """``true-up-<tenant>-<timestamp>.xlsx`` in ``directory`` or the cwd; never an existing file."""
     stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
     folder = directory or Path.cwd()
     candidate = folder / f"true-up-{tenant_key}-{stamp}.xlsx"

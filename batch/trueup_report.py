@@ -48,7 +48,7 @@ def _cost_cells(currencies: Sequence[str], amounts: dict[str, float], *,
 
 
 def _local(moment: dt.datetime | None) -> dt.datetime | None:
-    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None) if moment else None
+    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment else None
 
 
 def write_trueup_workbook(trueup: TrueUp, path: Path | str) -> Path:
@@ -85,7 +85,7 @@ def _summary(book: ReportWorkbook, t: TrueUp) -> None:
     seats, saving = t.reclaimable()
     info: list[tuple[str, Any]] = [
         ("Tenant", snap.tenant),
-        ("Date", f"{snap.read_at.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"),
+        ("Date", f"{snap.read_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"),
         ("Inactive-days threshold", t.inactive_days),
         ("Prices", t.prices.source.name if t.prices.source else "none given"),
         ("Licensed users", len(snap.users)),
@@ -286,7 +286,9 @@ def _cost(book: ReportWorkbook, t: TrueUp) -> None:
             book.write_text(sheet, row, 0, group.label)
             for col, value in enumerate((group.users, group.seats, group.unpriced_seats), start=1):
                 book.write_value(sheet, row, col, value, "int")
-            cells = _cost_cells(currencies, group.cost, unpriced=group.unpriced_seats > 0)
+            # A department with seats in one currency costs 0 in the others, not "nothing".
+            amounts = {c: group.cost.get(c, 0.0) for c in currencies} if group.cost else {}
+            cells = _cost_cells(currencies, amounts, unpriced=group.unpriced_seats > 0)
             for offset, value in enumerate(cells):
                 _write_money(book, sheet, row, 4 + offset, value,
                              currencies[offset] if currencies else "")
@@ -324,7 +326,11 @@ def _write_money(book: ReportWorkbook, sheet: Any, row: int, col: int, value: An
 
 def _changes(book: ReportWorkbook, t: TrueUp) -> None:
     headers = ["Change", "SKU or UPN", "Name", "Measure", "Before", "After", "Difference"]
-    book.add_table("Changes", headers, t.changes or [],
+    since = t.previous.path.name if t.previous else "the previous workbook"
+    rows = t.changes or [["No change", "", "", "", None, None, None]]
+    if not t.changes:
+        rows[0][2] = f"Nothing changed since {since}."
+    book.add_table("Changes", headers, rows,
                    kinds={"Before": "int", "After": "int", "Difference": "int"},
                    status_column=None, max_width=80)
 
@@ -360,7 +366,8 @@ def run_trueup(client: Any, *, prices_path: Path | None = None, previous_path: P
 def summary_lines(trueup: TrueUp) -> list[str]:
     """The short console summary of a true-up."""
     seats, saving = trueup.reclaimable()
-    money = ", ".join(f"{amount:,.2f} {currency}".strip() for currency, amount in sorted(saving.items()))
+    money = ", ".join(f"{amount:,.2f} {currency}".strip()
+                      for currency, amount in sorted(saving.items()))
     if not trueup.currencies:
         money = "no prices given"
     lines = [

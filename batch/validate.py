@@ -51,17 +51,13 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import enum
-import re
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from pathlib import Path
 
-import pycountry
-
 from batch.catalog import Catalog, Sku, normalise_guid
-from batch.sources import FIELD_ALIASES, Sheet, SourceRow
+from batch.sources import FIELD_ALIASES, Sheet, SourceRow, paused_gc
+from batch.values import parse_date, parse_usage_location, split_list, upn_problem
 from batch.workbook import ReportWorkbook
 
 __all__ = [
@@ -83,7 +79,7 @@ __all__ = [
 ]
 
 
-class Severity(str, enum.Enum):
+class Severity(enum.StrEnum):
     """How much a finding matters: errors make the row Invalid."""
 
     ERROR = "error"
@@ -91,7 +87,7 @@ class Severity(str, enum.Enum):
     INFO = "info"
 
 
-class RowStatus(str, enum.Enum):
+class RowStatus(enum.StrEnum):
     """A row's status after validation (the report uses the same words)."""
 
     READY = "Ready"
@@ -100,7 +96,7 @@ class RowStatus(str, enum.Enum):
     SKIPPED = "Skipped"
 
 
-class Action(str, enum.Enum):
+class Action(enum.StrEnum):
     """What a row asks for."""
 
     ASSIGN = "assign"  #: make the user hold these licenses, plans, groups, location
@@ -108,8 +104,13 @@ class Action(str, enum.Enum):
 
 
 _ACTIONS = {
-    "": Action.ASSIGN, "assign": Action.ASSIGN, "add": Action.ASSIGN, "onboard": Action.ASSIGN,
-    "update": Action.ASSIGN, "offboard": Action.OFFBOARD, "leaver": Action.OFFBOARD,
+    "": Action.ASSIGN,
+    "assign": Action.ASSIGN,
+    "add": Action.ASSIGN,
+    "onboard": Action.ASSIGN,
+    "update": Action.ASSIGN,
+    "offboard": Action.OFFBOARD,
+    "leaver": Action.OFFBOARD,
 }
 
 
@@ -170,9 +171,13 @@ class RowRequest:
     def signature(self) -> tuple[object, ...]:
         """Everything the row asks, for comparing rows of the same user."""
         return (
-            self.action, frozenset(self.add_licenses), frozenset(self.remove_licenses),
-            self.usage_location, frozenset(g.casefold() for g in self.join_groups),
-            frozenset(g.casefold() for g in self.leave_groups), self.effective_date,
+            self.action,
+            frozenset(self.add_licenses),
+            frozenset(self.remove_licenses),
+            self.usage_location,
+            frozenset(g.casefold() for g in self.join_groups),
+            frozenset(g.casefold() for g in self.leave_groups),
+            self.effective_date,
         )
 
 
@@ -217,142 +222,37 @@ class ValidationResult:
         return "; ".join(f.message for f in found)
 
 
-# --------------------------------------------------------------------------- single values
-
-_UPN_LOCAL = re.compile(r"^[A-Za-z0-9'.\-_!#^~+$&]+$")
-_DOMAIN_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?$")
-
-
-_UPN_FAST = re.compile(
-    r"^[A-Za-z0-9'\-_!#^~+$&]+(?:\.[A-Za-z0-9'\-_!#^~+$&]+)*"
-    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)+[A-Za-z]+$"
-)
-
-
-def upn_problem(upn: str) -> str | None:
-    """Why ``upn`` is not a user principal name Entra accepts, or None if it is one.
-
-    Follows Entra's UPN rules: ``local@domain``; the local part (at most 64 characters) of
-    letters, digits and ``' . - _ ! # ^ ~ + $ &``, not starting or ending with a dot;
-    guests' ``#EXT#`` form is valid; at most 113 characters in all.
-    """
-    if len(upn) <= 113 and _UPN_FAST.match(upn) and upn.index("@") <= 64:
-        return None  # the common case, in one regex
-    if any(ch.isspace() for ch in upn):
-        return "it contains a space"
-    if upn.count("@") != 1:
-        return "it needs exactly one @" if upn.count("@") > 1 else "it has no @domain"
-    local, domain = upn.split("@")
-    if not local:
-        return "nothing before the @"
-    if len(upn) > 113:
-        return "longer than 113 characters"
-    if len(local) > 64:
-        return "more than 64 characters before the @"
-    if not _UPN_LOCAL.match(local):
-        bad = sorted({ch for ch in local if not _UPN_LOCAL.match(ch)})
-        return f"character {' '.join(repr(ch) for ch in bad)} is not allowed before the @"
-    if local.startswith(".") or local.endswith(".") or ".." in local:
-        return "a dot cannot start or end the name or follow another dot"
-    labels = domain.split(".")
-    if len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels):
-        return f"'{domain}' is not a domain name"
-    if not labels[-1].isalpha():
-        return f"'{domain}' does not end in a top-level domain"
-    return None
-
-
-_COUNTRY_ALIASES = {
-    "uk": "GB", "great britain": "GB", "britain": "GB", "england": "GB", "scotland": "GB",
-    "wales": "GB", "northern ireland": "GB", "usa": "US", "u.s.a.": "US", "u.s.": "US",
-    "america": "US", "united states of america": "US", "holland": "NL", "the netherlands": "NL",
-    "south korea": "KR", "russia": "RU", "czechia": "CZ", "czech republic": "CZ",
-    "vietnam": "VN", "turkey": "TR", "iran": "IR", "taiwan": "TW", "uae": "AE",
-}
-
-
-@lru_cache(maxsize=4096)
-def parse_usage_location(text: str) -> tuple[str | None, bool]:
-    """(ISO alpha-2 code or None, True when it was given as a name or alias)."""
-    value = " ".join(text.split())
-    if len(value) == 2 and value.isalpha():
-        country = pycountry.countries.get(alpha_2=value.upper())
-        if country:
-            return str(country.alpha_2), False
-    alias = _COUNTRY_ALIASES.get(value.casefold())
-    if alias:
-        return alias, True
-    if len(value) < 3:
-        return None, False
-    try:
-        country = pycountry.countries.lookup(value)
-    except LookupError:
-        return None, False
-    return str(country.alpha_2), True
-
-
-_ISO_DATE = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
-_DOTTED = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
-_SLASHED = re.compile(r"^(\d{1,2})[/-](\d{1,2})[/-](\d{4})$")
-_NAMED_FORMATS = ("%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y", "%B %d %Y", "%b %d %Y",
-                  "%d-%b-%Y", "%d-%b-%y", "%d %b %y")
-
-
-@lru_cache(maxsize=4096)
-def parse_date(text: str) -> tuple[dt.date | None, str | None]:
-    """(date, None) or (None, why not). Refuses ambiguous day/month orders."""
-    value = text.strip()
-    try:
-        match = _ISO_DATE.match(value)
-        if match:
-            return dt.date(int(match[1]), int(match[2]), int(match[3])), None
-        match = _DOTTED.match(value)
-        if match:
-            return dt.date(int(match[3]), int(match[2]), int(match[1])), None
-        match = _SLASHED.match(value)
-        if match:
-            first, second, year = int(match[1]), int(match[2]), int(match[3])
-            if first > 12:
-                return dt.date(year, second, first), None
-            if second > 12 or first == second:
-                return dt.date(year, first, second), None
-            return None, (f"'{value}' could be {first}/{second} or {second}/{first} (day/month): "
-                          "write it as YYYY-MM-DD")
-    except ValueError:
-        return None, f"'{value}' is not a real date"
-    for fmt in _NAMED_FORMATS:
-        try:
-            return dt.datetime.strptime(value, fmt).date(), None
-        except ValueError:
-            continue
-    return None, f"'{value}' is not a date: write it as YYYY-MM-DD"
-
-
-_SPLIT_MAIN = re.compile(r"[;\n\r]+")
-
-
-def _split_list(text: str, whole: Callable[[str], bool] | None = None) -> list[str]:
-    """Split a cell list on ; , or line breaks, keeping a whole entry that ``whole`` accepts."""
-    items: list[str] = []
-    for part in _SPLIT_MAIN.split(text):
-        part = part.strip()
-        if not part:
-            continue
-        if "," in part and not (whole and whole(part)):
-            items.extend(p.strip() for p in part.split(",") if p.strip())
-        else:
-            items.append(part)
-    return list(dict.fromkeys(items))
-
-
 # --------------------------------------------------------------------------- the validator
 
 
+#: the cells that decide a row's request apart from its user
+_REQUEST_FIELDS = (
+    "action",
+    "add_licenses",
+    "remove_licenses",
+    "disabled_plans",
+    "usage_location",
+    "groups",
+    "remove_groups",
+    "effective_date",
+    "start_date",
+    "leave_date",
+)
 _DATE_ORDER_ASSIGN = ("effective_date", "start_date", "leave_date")
 _DATE_ORDER_OFFBOARD = ("effective_date", "leave_date", "start_date")
 
 #: a finding without its row: (field, value, rule, message, severity), cached per cell text
 _Issue = tuple[str, str, str, str, Severity]
+#: (action, licenses to add, skuIds to remove, usage location, groups to join, to leave, date)
+_Analysis = tuple[
+    Action,
+    tuple[LicenseAdd, ...],
+    tuple[str, ...],
+    str | None,
+    tuple[str, ...],
+    tuple[str, ...],
+    dt.date | None,
+]
 
 
 class _Validator:
@@ -368,13 +268,25 @@ class _Validator:
         self._blank = dict.fromkeys(FIELD_ALIASES, "")
         self._sku_cache: dict[str, tuple[Sku | None, str | None, str | None]] = {}
         self._license_cache: dict[tuple[str, str], tuple[tuple[Sku, ...], tuple[_Issue, ...]]] = {}
-        self._plan_cache: dict[tuple[object, ...], tuple[tuple[LicenseAdd, ...], tuple[_Issue, ...]]] = {}
+        self._request_cache: dict[tuple[str, ...], tuple[_Analysis, tuple[_Issue, ...], bool]] = {}
+        self._plan_cache: dict[
+            tuple[object, ...], tuple[tuple[LicenseAdd, ...], tuple[_Issue, ...]]
+        ] = {}
 
     # -- helpers
 
-    def flag(self, row: int, field_name: str, value: str, rule: str, message: str,
-             severity: Severity = Severity.ERROR) -> None:
-        self.findings.append(Finding(row, self.sheet.column_name(field_name), value, rule, message, severity))
+    def flag(
+        self,
+        row: int,
+        field_name: str,
+        value: str,
+        rule: str,
+        message: str,
+        severity: Severity = Severity.ERROR,
+    ) -> None:
+        self.findings.append(
+            Finding(row, self.sheet.column_name(field_name), value, rule, message, severity)
+        )
         if severity is Severity.ERROR:
             self._row_errors = True
 
@@ -392,15 +304,29 @@ class _Validator:
         if not candidates:
             suggestion = self.catalog.suggest(text)
             hint = f" Did you mean '{suggestion}'?" if suggestion else ""
-            return None, "unknown-license", f"'{text}' is not a license part number, product name or skuId.{hint}"
+            return (
+                None,
+                "unknown-license",
+                f"'{text}' is not a license part number, product name or skuId.{hint}",
+            )
         in_tenant = [s for s in candidates if s.in_tenant]
         if not in_tenant:
             sku = candidates[0]
-            return sku, "license-not-in-tenant", (
-                f"'{text}' ({sku.part_number}, {sku.name}) is not one of the tenant's subscriptions.")
+            return (
+                sku,
+                "license-not-in-tenant",
+                (
+                    f"'{text}' ({sku.part_number}, {sku.name}) is not one of the tenant's "
+                    "subscriptions."
+                ),
+            )
         if len(in_tenant) > 1:
             options = ", ".join(f"{s.part_number} {s.id}" for s in in_tenant)
-            return None, "ambiguous-license", f"'{text}' means several of the tenant's SKUs ({options}): write the skuId."
+            return (
+                None,
+                "ambiguous-license",
+                f"'{text}' means several of the tenant's SKUs ({options}): write the skuId.",
+            )
         return in_tenant[0], None, None
 
     # -- one row
@@ -419,34 +345,112 @@ class _Validator:
         cell.update({name: values[index].strip() for name, index in self._fields})
 
         if source.extra:
-            self.flag(number, "upn", ", ".join(source.extra), "extra-cells",
-                      f"{len(source.extra)} value(s) beyond the last column: a value probably holds an "
-                      "unquoted delimiter; quote it or remove the stray values.")
+            self.flag(
+                number,
+                "upn",
+                ", ".join(source.extra),
+                "extra-cells",
+                f"{len(source.extra)} value(s) beyond the last column: a value probably holds an "
+                "unquoted delimiter; quote it or remove the stray values.",
+            )
 
         upn_text, oid_text = cell["upn"], cell["object_id"]
         upn = object_id = None
         if upn_text:
             problem = upn_problem(upn_text)
             if problem:
-                self.flag(number, "upn", upn_text, "invalid-upn",
-                          f"'{upn_text}' is not a valid user principal name: {problem}.")
+                self.flag(
+                    number,
+                    "upn",
+                    upn_text,
+                    "invalid-upn",
+                    f"'{upn_text}' is not a valid user principal name: {problem}.",
+                )
             else:
                 upn = upn_text
         if oid_text:
             object_id = normalise_guid(oid_text)
             if object_id is None:
-                self.flag(number, "object_id", oid_text, "invalid-object-id",
-                          f"'{oid_text}' is not an object id (a GUID).")
+                self.flag(
+                    number,
+                    "object_id",
+                    oid_text,
+                    "invalid-object-id",
+                    f"'{oid_text}' is not an object id (a GUID).",
+                )
         if not upn_text and not oid_text:
-            self.flag(number, "upn", "", "missing-user", "No user: fill in UserPrincipalName (or ObjectId).")
+            self.flag(
+                number,
+                "upn",
+                "",
+                "missing-user",
+                "No user: fill in UserPrincipalName (or ObjectId).",
+            )
 
+        # Everything but the user depends only on these cells, and HR sheets repeat them:
+        # analyse each distinct combination once, then replay its findings on later rows.
+        key = tuple(cell[name] for name in _REQUEST_FIELDS)
+        cached = self._request_cache.get(key)
+        if cached is None:
+            mark, errors_before = len(self.findings), self._row_errors
+            self._row_errors = False
+            analysed = self._analyse(number, cell)
+            issues = tuple(
+                (f.column, f.value, f.rule, f.message, f.severity) for f in self.findings[mark:]
+            )
+            cached = self._request_cache[key] = (analysed, issues, self._row_errors)
+            self._row_errors = errors_before or self._row_errors
+        else:
+            for column, value, rule, message, severity in cached[1]:
+                self.findings.append(Finding(number, column, value, rule, message, severity))
+            self._row_errors = self._row_errors or cached[2]
+        action, add_licenses, removes, location, join, leave, effective = cached[0]
+
+        status = RowStatus.INVALID if self._row_errors else RowStatus.READY
+        if status is RowStatus.READY and effective and effective > self.as_of:
+            status = RowStatus.DEFERRED
+        if (
+            status is RowStatus.READY
+            and action is Action.ASSIGN
+            and not (add_licenses or removes or join or leave or location)
+        ):
+            self.flag(
+                number,
+                "add_licenses",
+                "",
+                "nothing-to-do",
+                "The row asks for no change.",
+                Severity.WARNING,
+            )
+        return RowRequest(
+            row=number,
+            status=status,
+            action=action,
+            upn=upn,
+            object_id=object_id,
+            add_licenses=add_licenses,
+            remove_licenses=removes,
+            usage_location=location,
+            join_groups=join,
+            leave_groups=leave,
+            effective_date=effective,
+            values=source.values,
+        )
+
+    def _analyse(self, number: int, cell: dict[str, str]) -> _Analysis:
+        """Everything a row asks apart from its user; findings are flagged on ``number``."""
         action_text = cell["action"]
         action = _ACTIONS.get(action_text.casefold())
         if action is None:
             close = difflib.get_close_matches(action_text.casefold(), ["assign", "offboard"], n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            self.flag(number, "action", action_text, "unknown-action",
-                      f"Unknown action '{action_text}': use assign or offboard.{hint}")
+            self.flag(
+                number,
+                "action",
+                action_text,
+                "unknown-action",
+                f"Unknown action '{action_text}': use assign or offboard.{hint}",
+            )
             action = Action.ASSIGN
 
         adds = self._licenses(number, cell["add_licenses"], "add_licenses")
@@ -454,8 +458,13 @@ class _Validator:
         add_ids = {sku.id for sku in adds}
         for sku in removes:
             if sku.id in add_ids:
-                self.flag(number, "remove_licenses", cell["remove_licenses"], "add-and-remove",
-                          f"{sku.part_number} is both added and removed on this row.")
+                self.flag(
+                    number,
+                    "remove_licenses",
+                    cell["remove_licenses"],
+                    "add-and-remove",
+                    f"{sku.part_number} is both added and removed on this row.",
+                )
         plans_text = cell["disabled_plans"]
         key = (plans_text, tuple(s.id for s in adds), action)
         cached = self._plan_cache.get(key)
@@ -464,45 +473,60 @@ class _Validator:
         add_licenses, plan_issues = cached
         self.replay(number, plan_issues)
         if action is Action.OFFBOARD and (adds or cell["disabled_plans"]):
-            self.flag(number, "add_licenses", cell["add_licenses"], "offboard-with-licenses",
-                      "An offboard row removes every license: leave AddLicenses and DisabledPlans empty.")
+            self.flag(
+                number,
+                "add_licenses",
+                cell["add_licenses"],
+                "offboard-with-licenses",
+                "An offboard row removes every license: leave AddLicenses and DisabledPlans empty.",
+            )
 
         location = None
         location_text = cell["usage_location"]
         if location_text:
             location, from_name = parse_usage_location(location_text)
             if location is None:
-                self.flag(number, "usage_location", location_text, "invalid-usage-location",
-                          f"'{location_text}' is not a usage location: use a two-letter ISO country code "
-                          "such as US, GB or DE.")
+                self.flag(
+                    number,
+                    "usage_location",
+                    location_text,
+                    "invalid-usage-location",
+                    f"'{location_text}' is not a usage location: use a two-letter ISO country code "
+                    "such as US, GB or DE.",
+                )
             elif from_name:
-                self.flag(number, "usage_location", location_text, "usage-location-name",
-                          f"'{location_text}' read as {location}.", Severity.INFO)
+                self.flag(
+                    number,
+                    "usage_location",
+                    location_text,
+                    "usage-location-name",
+                    f"'{location_text}' read as {location}.",
+                    Severity.INFO,
+                )
 
-        join = _split_list(cell["groups"])
-        leave = _split_list(cell["remove_groups"])
+        join = split_list(cell["groups"])
+        leave = split_list(cell["remove_groups"])
         if action is Action.OFFBOARD:
             join, leave = [], list(dict.fromkeys(join + leave))
         both = {g.casefold() for g in join} & {g.casefold() for g in leave}
         if both:
-            self.flag(number, "remove_groups", cell["remove_groups"], "group-join-and-leave",
-                      f"Group(s) {', '.join(sorted(both))} both joined and left on this row.")
+            self.flag(
+                number,
+                "remove_groups",
+                cell["remove_groups"],
+                "group-join-and-leave",
+                f"Group(s) {', '.join(sorted(both))} both joined and left on this row.",
+            )
 
         effective = self._effective_date(number, cell, action)
-
-        status = RowStatus.INVALID if self._row_errors else RowStatus.READY
-        if status is RowStatus.READY and effective and effective > self.as_of:
-            status = RowStatus.DEFERRED
-        if status is RowStatus.READY and action is Action.ASSIGN and not (
-                adds or removes or join or leave or location):
-            self.flag(number, "add_licenses", "", "nothing-to-do",
-                      "The row asks for no change.", Severity.WARNING)
-        return RowRequest(
-            row=number, status=status, action=action, upn=upn, object_id=object_id,
-            add_licenses=add_licenses,
-            remove_licenses=tuple(sku.id for sku in removes),
-            usage_location=location, join_groups=tuple(join), leave_groups=tuple(leave),
-            effective_date=effective, values=source.values,
+        return (
+            action,
+            add_licenses,
+            tuple(sku.id for sku in removes),
+            location,
+            tuple(join),
+            tuple(leave),
+            effective,
         )
 
     def _licenses(self, number: int, text: str, field_name: str) -> tuple[Sku, ...]:
@@ -516,62 +540,105 @@ class _Validator:
         self.replay(number, issues)
         return found
 
-    def _analyse_licenses(self, text: str, field_name: str) -> tuple[tuple[Sku, ...], tuple[_Issue, ...]]:
+    def _analyse_licenses(
+        self, text: str, field_name: str
+    ) -> tuple[tuple[Sku, ...], tuple[_Issue, ...]]:
         """The SKUs one license cell names, and its findings (cached per distinct cell)."""
         found: list[Sku] = []
         issues: list[_Issue] = []
         adding = field_name == "add_licenses"
-        for item in _split_list(text, whole=lambda t: bool(self.catalog.find_skus(t))):
+        for item in split_list(text, whole=lambda t: bool(self.catalog.find_skus(t))):
             sku, rule, message = self.resolve_sku(item)
             if rule == "license-not-in-tenant" and not adding:
-                issues.append((field_name, item, "remove-not-in-tenant",
-                               f"{message} There is nothing to remove.", Severity.WARNING))
+                issues.append(
+                    (
+                        field_name,
+                        item,
+                        "remove-not-in-tenant",
+                        f"{message} There is nothing to remove.",
+                        Severity.WARNING,
+                    )
+                )
                 continue
             if rule:
                 issues.append((field_name, item, rule, message or "", Severity.ERROR))
                 continue
             assert sku is not None
             if adding and sku.applies_to and sku.applies_to.casefold() == "company":
-                issues.append((field_name, item, "company-license",
-                               f"{sku.part_number} ({sku.name}) applies to the whole company and cannot "
-                               "be assigned to a user.", Severity.ERROR))
+                issues.append(
+                    (
+                        field_name,
+                        item,
+                        "company-license",
+                        f"{sku.part_number} ({sku.name}) applies to the whole company and cannot "
+                        "be assigned to a user.",
+                        Severity.ERROR,
+                    )
+                )
                 continue
-            if adding and sku.capability_status and sku.capability_status.casefold() in (
-                    "suspended", "lockedout", "deleted"):
-                issues.append((field_name, item, "license-not-enabled",
-                               f"The tenant's {sku.part_number} subscription is {sku.capability_status}: "
-                               "it cannot take new assignments.", Severity.ERROR))
+            if (
+                adding
+                and sku.capability_status
+                and sku.capability_status.casefold() in ("suspended", "lockedout", "deleted")
+            ):
+                issues.append(
+                    (
+                        field_name,
+                        item,
+                        "license-not-enabled",
+                        f"The tenant's {sku.part_number} subscription is {sku.capability_status}: "
+                        "it cannot take new assignments.",
+                        Severity.ERROR,
+                    )
+                )
                 continue
             if sku not in found:
                 found.append(sku)
         return tuple(found), tuple(issues)
 
-    def _disabled_plans(self, text: str, adds: tuple[Sku, ...], action: Action
-                        ) -> tuple[tuple[LicenseAdd, ...], tuple[_Issue, ...]]:
+    def _disabled_plans(
+        self, text: str, adds: tuple[Sku, ...], action: Action
+    ) -> tuple[tuple[LicenseAdd, ...], tuple[_Issue, ...]]:
         """The licenses to add with their plans to disable, and the findings (cached)."""
         disabled: dict[str, set[str]] = defaultdict(set)
         issues: list[_Issue] = []
 
         def result() -> tuple[tuple[LicenseAdd, ...], tuple[_Issue, ...]]:
-            licenses = tuple(LicenseAdd(s.id, s.part_number, tuple(sorted(disabled.get(s.id, ())))) for s in adds)
+            licenses = tuple(
+                LicenseAdd(s.id, s.part_number, tuple(sorted(disabled.get(s.id, ())))) for s in adds
+            )
             return licenses, tuple(issues)
 
         if not text:
             return result()
         if not adds:
             if action is not Action.OFFBOARD:  # offboard rows get their own finding
-                issues.append(("disabled_plans", text, "plan-without-license",
-                               "DisabledPlans needs a license in AddLicenses to disable them in.", Severity.ERROR))
+                issues.append(
+                    (
+                        "disabled_plans",
+                        text,
+                        "plan-without-license",
+                        "DisabledPlans needs a license in AddLicenses to disable them in.",
+                        Severity.ERROR,
+                    )
+                )
             return result()
-        for item in _split_list(text):
+        for item in split_list(text):
             sku_part, _, plan_text = item.rpartition(":")
             targets: list[Sku] = list(adds)
             if sku_part:
                 sku, _, _ = self.resolve_sku(sku_part)
                 targets = [s for s in adds if sku is not None and s.id == sku.id]
                 if not targets:
-                    issues.append(("disabled_plans", item, "plan-not-in-license",
-                                   f"'{item}': {sku_part} is not among the licenses this row adds.", Severity.ERROR))
+                    issues.append(
+                        (
+                            "disabled_plans",
+                            item,
+                            "plan-not-in-license",
+                            f"'{item}': {sku_part} is not among the licenses this row adds.",
+                            Severity.ERROR,
+                        )
+                    )
                     continue
             hits = [(sku, plan) for sku in targets if (plan := sku.find_plan(plan_text))]
             if hits:
@@ -581,12 +648,26 @@ class _Validator:
             known = any(s.find_plan(plan_text) for s in self.catalog.skus.values())
             names = ", ".join(s.part_number for s in targets)
             if known:
-                issues.append(("disabled_plans", item, "plan-not-in-license",
-                               f"Service plan '{plan_text}' is not part of {names}.", Severity.ERROR))
+                issues.append(
+                    (
+                        "disabled_plans",
+                        item,
+                        "plan-not-in-license",
+                        f"Service plan '{plan_text}' is not part of {names}.",
+                        Severity.ERROR,
+                    )
+                )
             else:
-                issues.append(("disabled_plans", item, "unknown-plan",
-                               f"'{plan_text}' is not a service plan name or id (licenses on this row: {names}).",
-                               Severity.ERROR))
+                issues.append(
+                    (
+                        "disabled_plans",
+                        item,
+                        "unknown-plan",
+                        f"'{plan_text}' is not a service plan name or id (licenses on this row: "
+                        f"{names}).",
+                        Severity.ERROR,
+                    )
+                )
         return result()
 
     def _effective_date(self, number: int, cell: dict[str, str], action: Action) -> dt.date | None:
@@ -600,22 +681,31 @@ class _Validator:
                 self.flag(number, name, text, "invalid-date", f"{problem}.")
                 return None
             if date > self.as_of:
-                self.flag(number, name, text, "future-date",
-                          f"Effective {date.isoformat()}, after {self.as_of.isoformat()}: deferred "
-                          "(run again on that date, or use --as-of).", Severity.WARNING)
+                self.flag(
+                    number,
+                    name,
+                    text,
+                    "future-date",
+                    f"Effective {date.isoformat()}, after {self.as_of.isoformat()}: deferred "
+                    "(run again on that date, or use --as-of).",
+                    Severity.WARNING,
+                )
             return date
         return None
 
 
-def validate_sheet(sheet: Sheet, catalog: Catalog, *, as_of: dt.date | None = None) -> ValidationResult:
+def validate_sheet(
+    sheet: Sheet, catalog: Catalog, *, as_of: dt.date | None = None
+) -> ValidationResult:
     """Check every row of ``sheet`` against ``catalog``; never raises for row problems.
 
     :param as_of: rows effective after this date are Deferred (default: today).
     """
     as_of = as_of or dt.date.today()
     validator = _Validator(sheet, catalog, as_of)
-    rows = [validator.row(source) for source in sheet.rows]
-    rows = _check_same_user(rows, validator)
+    with paused_gc():
+        rows = [validator.row(source) for source in sheet.rows]
+        rows = _check_same_user(rows, validator)
     findings = sorted(validator.findings, key=lambda f: f.row)
     return ValidationResult(sheet=sheet, rows=rows, findings=findings, as_of=as_of)
 
@@ -632,23 +722,39 @@ def _check_same_user(rows: list[RowRequest], validator: _Validator) -> list[RowR
             continue
         members = [rows[i] for i in indexes]
         first = members[0]
-        same = all(m.status is not RowStatus.INVALID and m.signature() == first.signature() for m in members)
-        for index in indexes[1 if same else 0:]:
+        same = all(
+            m.status is not RowStatus.INVALID and m.signature() == first.signature()
+            for m in members
+        )
+        for index in indexes[1 if same else 0 :]:
             request = rows[index]
             others = ", ".join(str(m.row) for m in members if m.row != request.row)
             if same:
-                validator.flag(request.row, "upn", request.user, "duplicate-row",
-                               f"Same as row {first.row}: skipped.", Severity.WARNING)
+                validator.flag(
+                    request.row,
+                    "upn",
+                    request.user,
+                    "duplicate-row",
+                    f"Same as row {first.row}: skipped.",
+                    Severity.WARNING,
+                )
                 rows[index] = _replace_status(request, RowStatus.SKIPPED, same_as=first.row)
             else:
-                validator.flag(request.row, "upn", request.user, "conflicting-rows",
-                               f"{request.user} also has row(s) {others} asking for something else: "
-                               "put all of a user's changes on one row.")
+                validator.flag(
+                    request.row,
+                    "upn",
+                    request.user,
+                    "conflicting-rows",
+                    f"{request.user} also has row(s) {others} asking for something else: "
+                    "put all of a user's changes on one row.",
+                )
                 rows[index] = _replace_status(request, RowStatus.INVALID)
     return rows
 
 
-def _replace_status(request: RowRequest, status: RowStatus, *, same_as: int | None = None) -> RowRequest:
+def _replace_status(
+    request: RowRequest, status: RowStatus, *, same_as: int | None = None
+) -> RowRequest:
     return replace(request, status=status, same_as=same_as)
 
 
@@ -674,7 +780,9 @@ def rows_table(result: ValidationResult) -> tuple[tuple[str, ...], list[tuple[ob
     return headers, rows
 
 
-def write_validation_workbook(result: ValidationResult, path: Path, *, overwrite: bool = False) -> Path:
+def write_validation_workbook(
+    result: ValidationResult, path: Path, *, overwrite: bool = False
+) -> Path:
     """Write the validation workbook (Problems, Rows) atomically; return its path."""
     book = ReportWorkbook(path, overwrite=overwrite)
     try:
@@ -694,9 +802,16 @@ def summary_lines(result: ValidationResult) -> list[str]:
     lines = [
         f"Rows read: {len(result.rows)} ({result.sheet.path.name}"
         + (f", sheet '{result.sheet.sheet_name}'" if result.sheet.sheet_name else "")
-        + (f", {result.sheet.encoding}, {result.sheet.delimiter}-separated" if result.sheet.encoding else "")
+        + (
+            f", {result.sheet.encoding}, {result.sheet.delimiter}-separated"
+            if result.sheet.encoding
+            else ""
+        )
         + ")",
-        "  " + ", ".join(f"{status.value.lower()}: {counts.get(status.value, 0)}" for status in RowStatus),
+        "  "
+        + ", ".join(
+            f"{status.value.lower()}: {counts.get(status.value, 0)}" for status in RowStatus
+        ),
     ]
     by_rule = result.counts_by_rule()
     if by_rule:

@@ -20,6 +20,7 @@ fsynced, then moved into place; an existing file is never replaced unless asked.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
@@ -91,8 +92,14 @@ def clean_text(value: object) -> str:
     return text
 
 
-def output_path(kind: str, *, input_path: Path | None = None, directory: Path | None = None,
-                now: dt.datetime | None = None, suffix: str = ".xlsx") -> Path:
+def output_path(
+    kind: str,
+    *,
+    input_path: Path | None = None,
+    directory: Path | None = None,
+    now: dt.datetime | None = None,
+    suffix: str = ".xlsx",
+) -> Path:
     """A timestamped name that does not exist yet, next to the input or in ``directory``/cwd.
 
     Example: ``hires-validate-20250403-141502.xlsx``.
@@ -169,8 +176,17 @@ class ReportWorkbook:
             style = {**style, "quote_prefix": True}
         sheet.write_string(row, col, text, self.fmt(**style) if style else None)
 
-    def write_value(self, sheet: Any, row: int, col: int, value: object, kind: str = "text",
-                    *, number_format: str | None = None, **style: Any) -> None:
+    def write_value(
+        self,
+        sheet: Any,
+        row: int,
+        col: int,
+        value: object,
+        kind: str = "text",
+        *,
+        number_format: str | None = None,
+        **style: Any,
+    ) -> None:
         """Write a value by column kind: numbers and dates typed, everything else as text."""
         if value is None or value == "":
             if style:
@@ -180,12 +196,17 @@ class ReportWorkbook:
             number_format = number_format or NUMBER_FORMATS.get(kind)
             if isinstance(value, bool):
                 value = "TRUE" if value else "FALSE"
-            elif isinstance(value, (int, float)) and kind in ("int", "number", "currency", "percent"):
+            elif isinstance(value, (int, float)) and kind in (
+                "int",
+                "number",
+                "currency",
+                "percent",
+            ):
                 sheet.write_number(row, col, value, self.fmt(num_format=number_format, **style))
                 return
             elif isinstance(value, (dt.date, dt.datetime)) and kind in ("date", "datetime"):
                 if isinstance(value, dt.datetime) and value.tzinfo is not None:
-                    value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+                    value = value.astimezone(dt.UTC).replace(tzinfo=None)
                 sheet.write_datetime(row, col, value, self.fmt(num_format=number_format, **style))
                 return
         self.write_text(sheet, row, col, value, **style)
@@ -230,8 +251,12 @@ class ReportWorkbook:
                 elif kind == "text":
                     if value is None or value == "":
                         continue
-                    if isinstance(value, str) and not needs_quote_prefix(value) \
-                            and len(value) <= CELL_LIMIT and not _CONTROL.search(value):
+                    if (
+                        isinstance(value, str)
+                        and not needs_quote_prefix(value)
+                        and len(value) <= CELL_LIMIT
+                        and not _CONTROL.search(value)
+                    ):
                         sheet.write_string(count, col, value)  # fast path: plain text
                     else:
                         write_text(sheet, count, col, value)
@@ -246,8 +271,9 @@ class ReportWorkbook:
             sheet.autofilter(0, 0, max(count, 1), len(headers) - 1)
         return TableInfo(sheet=sheet.get_name(), rows=count, columns=len(headers))
 
-    def add_key_values(self, name: str, pairs: Iterable[tuple[str, object]], *,
-                       title: str | None = None) -> Any:
+    def add_key_values(
+        self, name: str, pairs: Iterable[tuple[str, object]], *, title: str | None = None
+    ) -> Any:
         """A two-column sheet of labels and values (e.g. Summary); returns the worksheet."""
         sheet = self.book.add_worksheet(_sheet_name(name))
         row = 0
@@ -257,9 +283,13 @@ class ReportWorkbook:
         for label, value in pairs:
             self.write_text(sheet, row, 0, label, bold=True)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                self.write_value(sheet, row, 1, value, "int" if isinstance(value, int) else "number")
+                self.write_value(
+                    sheet, row, 1, value, "int" if isinstance(value, int) else "number"
+                )
             elif isinstance(value, (dt.date, dt.datetime)):
-                self.write_value(sheet, row, 1, value, "datetime" if isinstance(value, dt.datetime) else "date")
+                self.write_value(
+                    sheet, row, 1, value, "datetime" if isinstance(value, dt.datetime) else "date"
+                )
             else:
                 self.write_value(sheet, row, 1, "" if value is None else value)
             row += 1
@@ -295,19 +325,34 @@ class ReportWorkbook:
         chart.set_size({"width": 720, "height": max(288, 24 * min(last, 40) + 96)})
         on_sheet.insert_chart(at, chart)
 
-    def add_list_validation(self, sheet: Any, col: int, source: str, *, first_row: int = 1,
-                            last_row: int = 5000, title: str = "", message: str = "",
-                            strict: bool = False) -> None:
+    def add_list_validation(
+        self,
+        sheet: Any,
+        col: int,
+        source: str,
+        *,
+        first_row: int = 1,
+        last_row: int = 5000,
+        title: str = "",
+        message: str = "",
+        strict: bool = False,
+    ) -> None:
         """A dropdown on a column, from a range such as ``=Lists!$A$2:$A$40``."""
-        sheet.data_validation(first_row, col, last_row, col, {
-            "validate": "list",
-            "source": source,
-            "input_title": title[:32],
-            "input_message": message[:255],
-            # Lists may be comma-separated in one cell, so a free entry is allowed by default.
-            "error_type": "stop" if strict else "information",
-            "show_error": strict,
-        })
+        sheet.data_validation(
+            first_row,
+            col,
+            last_row,
+            col,
+            {
+                "validate": "list",
+                "source": source,
+                "input_title": title[:32],
+                "input_message": message[:255],
+                # Lists may be comma-separated in one cell, so a free entry is allowed by default.
+                "error_type": "stop" if strict else "information",
+                "show_error": strict,
+            },
+        )
 
     # ------------------------------------------------------------------ saving
 
@@ -339,20 +384,17 @@ class ReportWorkbook:
     def discard(self) -> None:
         """Drop the temporary file (after a failure)."""
         self._closed = True
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self._temp.unlink()
-        except FileNotFoundError:
-            pass
 
     def __enter__(self) -> ReportWorkbook:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is not None:
-            try:
+            # The original error matters, not one from closing a half-built workbook.
+            with contextlib.suppress(Exception):
                 self.book.close()
-            except Exception:  # noqa: BLE001 - the original error matters, not this one
-                pass
             self.discard()
         else:
             self.save()

@@ -21,8 +21,18 @@ import tempfile
 import time
 from pathlib import Path
 
-HEADER = ["UserPrincipalName", "AddLicenses", "RemoveLicenses", "DisabledPlans", "UsageLocation",
-          "Action", "EffectiveDate", "DisplayName", "Department", "EmployeeId"]
+HEADER = [
+    "UserPrincipalName",
+    "AddLicenses",
+    "RemoveLicenses",
+    "DisabledPlans",
+    "UsageLocation",
+    "Action",
+    "EffectiveDate",
+    "DisplayName",
+    "Department",
+    "EmployeeId",
+]
 PARTS = ("SPE_E3", "SPE_E5", "ENTERPRISEPACK", "EMS", "Microsoft 365 E3")
 COUNTRIES = ("US", "GB", "DE", "France", "NL")
 
@@ -30,12 +40,20 @@ COUNTRIES = ("US", "GB", "DE", "France", "NL")
 def _rows(count: int) -> list[list[object]]:
     rows: list[list[object]] = []
     for i in range(count):
-        rows.append([
-            f"user{i:06d}@contoso.com", PARTS[i % 5], "ENTERPRISEPACK" if i % 7 == 0 and i % 5 != 2 else "",
-            "SPE_E3:SWAY" if i % 5 in (0, 4) and i % 3 == 0 else "", COUNTRIES[i % 5],
-            "offboard" if i % 97 == 0 else "", "2025-01-02" if i % 11 else "2099-01-01",
-            f"User {i}", ("Sales", "R&D", "Finance", "NA")[i % 4], f"{i:06d}",
-        ])
+        rows.append(
+            [
+                f"user{i:06d}@contoso.com",
+                PARTS[i % 5],
+                "ENTERPRISEPACK" if i % 7 == 0 and i % 5 != 2 else "",
+                "SPE_E3:SWAY" if i % 5 in (0, 4) and i % 3 == 0 else "",
+                COUNTRIES[i % 5],
+                "offboard" if i % 97 == 0 else "",
+                "2025-01-02" if i % 11 else "2099-01-01",
+                f"User {i}",
+                ("Sales", "R&D", "Finance", "NA")[i % 4],
+                f"{i:06d}",
+            ]
+        )
         if rows[-1][5] == "offboard":
             rows[-1][1] = rows[-1][2] = rows[-1][3] = ""
     return rows
@@ -76,12 +94,21 @@ def case_read_validate(path: Path) -> str:
     start = time.perf_counter()
     sheet = read_sheet(path)
     read = time.perf_counter() - start
-    result = validate_sheet(sheet, Catalog.load(subscribed_skus_from_catalog(
-        ["SPE_E3", "SPE_E5", "ENTERPRISEPACK", "EMS"], enabled=200_000)), as_of=dt.date(2025, 6, 1))
+    result = validate_sheet(
+        sheet,
+        Catalog.load(
+            subscribed_skus_from_catalog(
+                ["SPE_E3", "SPE_E5", "ENTERPRISEPACK", "EMS"], enabled=200_000
+            )
+        ),
+        as_of=dt.date(2025, 6, 1),
+    )
     total = time.perf_counter() - start
     assert sheet.rows[5].values[9] == "000005", sheet.rows[5].values
-    return (f"read {read:5.2f} s + validate {total - read:5.2f} s = {total:5.2f} s; "
-            f"{len(result.rows):,} rows, {dict(result.counts())}")
+    return (
+        f"read {read:5.2f} s + validate {total - read:5.2f} s = {total:5.2f} s; "
+        f"{len(result.rows):,} rows, {dict(result.counts())}"
+    )
 
 
 def case_write_rows(path: Path) -> str:
@@ -90,15 +117,21 @@ def case_write_rows(path: Path) -> str:
     from batch.sources import read_sheet
     from batch.validate import validate_sheet, write_validation_workbook
 
-    result = validate_sheet(read_sheet(path), Catalog.load(subscribed_skus_from_catalog(
-        ["SPE_E3", "SPE_E5", "ENTERPRISEPACK", "EMS"])), as_of=dt.date(2025, 6, 1))
+    result = validate_sheet(
+        read_sheet(path),
+        Catalog.load(subscribed_skus_from_catalog(["SPE_E3", "SPE_E5", "ENTERPRISEPACK", "EMS"])),
+        as_of=dt.date(2025, 6, 1),
+    )
     target = path.with_name("bench-validate.xlsx")
     target.unlink(missing_ok=True)
     start = time.perf_counter()
     write_validation_workbook(result, target)
     took = time.perf_counter() - start
     cells = len(result.rows) * (len(HEADER) + 3)
-    return f"wrote {len(result.rows):,} rows x {len(HEADER) + 3} columns ({cells:,} cells) in {took:5.2f} s"
+    return (
+        f"wrote {len(result.rows):,} rows x {len(HEADER) + 3} columns ({cells:,} cells) in "
+        f"{took:5.2f} s"
+    )
 
 
 def main() -> None:
@@ -110,20 +143,33 @@ def main() -> None:
     args = parser.parse_args()
     if args.case:
         line = case_read_validate(args.path) if args.case == "read" else case_write_rows(args.path)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"{line}; peak RSS {peak:,.0f} MiB")
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        # CPU seconds too: wall time on a shared 2-core machine depends on the neighbours.
+        print(
+            f"{line}; process CPU {usage.ru_utime + usage.ru_stime:5.2f} s (incl. start-up); "
+            f"peak RSS {usage.ru_maxrss / 1024:,.0f} MiB"
+        )
         return
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
         start = time.perf_counter()
         csv_path, xlsx_path = make_inputs(folder, args.rows)
-        print(f"inputs: {args.rows:,} rows ({time.perf_counter() - start:.1f} s to generate); "
-              f"CSV {csv_path.stat().st_size / 2**20:.1f} MiB, XLSX {xlsx_path.stat().st_size / 2**20:.1f} MiB")
-        for label, case, path in (("XLSX read+validate", "read", xlsx_path),
-                                  ("CSV  read+validate", "read", csv_path),
-                                  ("Rows workbook write", "write", csv_path)):
-            output = subprocess.run([sys.executable, __file__, "--case", case, str(path)],
-                                    capture_output=True, text=True, check=True)
+        print(
+            f"inputs: {args.rows:,} rows ({time.perf_counter() - start:.1f} s to generate); "
+            f"CSV {csv_path.stat().st_size / 2**20:.1f} MiB, XLSX "
+            f"{xlsx_path.stat().st_size / 2**20:.1f} MiB"
+        )
+        for label, case, path in (
+            ("XLSX read+validate", "read", xlsx_path),
+            ("CSV  read+validate", "read", csv_path),
+            ("Rows workbook write", "write", csv_path),
+        ):
+            output = subprocess.run(
+                [sys.executable, __file__, "--case", case, str(path)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             print(f"{label}: {output.stdout.strip()}")
 
 

@@ -27,8 +27,14 @@ import re
 from pathlib import Path
 
 OUTPUT = Path(__file__).resolve().parent.parent / "batch" / "data" / "sku-catalog.json"
-COLUMNS = ["Product_Display_Name", "String_Id", "GUID", "Service_Plan_Name", "Service_Plan_Id",
-           "Service_Plans_Included_Friendly_Names"]
+COLUMNS = [
+    "Product_Display_Name",
+    "String_Id",
+    "GUID",
+    "Service_Plan_Name",
+    "Service_Plan_Id",
+    "Service_Plans_Included_Friendly_Names",
+]
 
 
 def clean(text: str) -> str:
@@ -77,9 +83,14 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
     document = build(args.source)
-    args.output.write_text(json.dumps(document, indent=0, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"{args.output}: {len(document['skus'])} SKUs, {len(document['plans'])} service plans "  # type: ignore[arg-type]
-          f"from {document['rows']} rows ({document['rows'] - document['distinctRows']} duplicates dropped)")  # type: ignore[operator]
+    args.output.write_text(
+        json.dumps(document, indent=0, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    print(
+        f"{args.output}: {len(document['skus'])} SKUs, {len(document['plans'])} service plans "  # type: ignore[arg-type]
+        f"from {document['rows']} rows ({document['rows'] - document['distinctRows']} "
+        "duplicates dropped)"
+    )  # type: ignore[operator]
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ class EntraError(Exception):
 
     def body(self) -> dict[str, Any]:
         trace_id, correlation_id = str(uuid.uuid4()), str(uuid.uuid4())
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
         return {
             "error": self.error,
             "error_description": f"AADSTS{self.code}: {self.description} Trace ID: "

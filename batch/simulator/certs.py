@@ -82,7 +82,7 @@ def _private_pem(key: rsa.RSAPrivateKey) -> bytes:
 
 
 def _create_ca_and_server_cert(material: TlsMaterial) -> None:
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     ca_key = _new_key()
     ca_name = x509.Name([
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "m365batch"),

@@ -23,13 +23,24 @@ from urllib.parse import parse_qsl, quote, unquote
 
 from batch.simulator import licensing
 from batch.simulator.odata import (
-    GROUP_FILTERS, USER_FILTERS, Condition, compile_filter, make_skiptoken, parse_select,
-    parse_top, read_skiptoken,
+    GROUP_FILTERS,
+    USER_FILTERS,
+    Condition,
+    compile_filter,
+    make_skiptoken,
+    parse_select,
+    parse_top,
+    read_skiptoken,
 )
 from batch.simulator.options import SimulatorOptions
 from batch.simulator.render import (
-    DEFAULT_USER_SELECT, GROUP_PROPERTIES, USER_PROPERTIES, render_group, render_skus,
-    render_users, sku_plans,
+    DEFAULT_USER_SELECT,
+    GROUP_PROPERTIES,
+    USER_PROPERTIES,
+    render_group,
+    render_skus,
+    render_users,
+    sku_plans,
 )
 from batch.simulator.responses import NOT_ALLOWED, GraphFault, Reply, bad_request, not_found
 from batch.simulator.store import TenantStore, count_applied

@@ -39,7 +39,7 @@ from typing import Any
 
 from batch.simulator.catalog import MUTUALLY_EXCLUSIVE
 from batch.simulator.render import consumed_units, effective_licenses
-from batch.simulator.responses import GraphFault, bad_request
+from batch.simulator.responses import bad_request
 from batch.simulator.store import ACTIVE_STATES, count_applied, now_iso, record_change
 
 _EXCLUSIVE_PLANS = frozenset(p for pair in MUTUALLY_EXCLUSIVE for p in pair)
@@ -88,7 +88,7 @@ def parse_assign_body(body: Any, skus: dict[str, sqlite3.Row], *, for_group: boo
         sku = _guid(item.get("skuId"))
         if sku is None:
             raise bad_request(
-                f"Invalid value specified for property 'skuId' of resource 'AssignedLicense'."
+                "Invalid value specified for property 'skuId' of resource 'AssignedLicense'."
             )
         _check_sku(sku, skus, for_group=for_group)
         disabled_raw = item.get("disabledPlans") or []
@@ -133,11 +133,18 @@ def _conflict(licenses: dict[str, set[str]], plans: dict[str, frozenset[str]],
             if plan not in disabled:
                 enabled.setdefault(plan, set()).add(sku)
     for a, b in MUTUALLY_EXCLUSIVE:
-        if a in enabled and b in enabled and (enabled[a] | enabled[b]) & new:
-            # Two SKUs of the same request or one new against one held both count.
-            if enabled[a] != enabled[b] or len(enabled[a]) > 1:
-                return a, b
+        # A conflict needs a new SKU on one side and two different SKUs (or more) overall.
+        if a in enabled and b in enabled and (enabled[a] | enabled[b]) & new \
+                and (enabled[a] != enabled[b] or len(enabled[a]) > 1):
+            return a, b
     return None
+
+
+def _consumed(db: sqlite3.Connection, sku: str) -> int:
+    """Seats of one SKU in use (cheap: the whole-tenant count is slow on large tenants)."""
+    return db.execute(
+        "SELECT COUNT(DISTINCT user_id) FROM licenses WHERE sku_id=? AND state IN "
+        "('Active', 'ActiveWithError')", (sku,)).fetchone()[0]
 
 
 def assign_user_licenses(db: sqlite3.Connection, user: sqlite3.Row, body: Any,
@@ -178,9 +185,8 @@ def assign_user_licenses(db: sqlite3.Connection, user: sqlite3.Row, body: Any,
             f"License assignment failed because service plans {conflict[0]}, {conflict[1]} "
             "are mutually exclusive."
         )
-    consumed = consumed_units(db)
     for sku, _ in adds:
-        if sku not in held_before and consumed.get(sku, 0) + 1 > skus[sku]["enabled"]:
+        if sku not in held_before and _consumed(db, sku) + 1 > skus[sku]["enabled"]:
             raise bad_request(
                 f"Subscription with SKU {sku} does not have any available licenses."
             )
@@ -267,7 +273,9 @@ def process_group(db: sqlite3.Connection, group_id: str, *, operation: str,
                 continue
             mine = [r for r in rows if r["sku_id"] == sku and r["source"] == group_id]
             already = bool(mine) and mine[0]["state"] in ACTIVE_STATES
-            if already and only_user is None and \
+            # Processing a group touches new members and changed licenses only: a member
+            # already in error stays so until reprocessLicenseAssignment, as in Entra.
+            if mine and only_user is None and \
                     json.loads(mine[0]["disabled_plans"]) == sorted(disabled):
                 continue
             others = [r for r in rows if not (r["sku_id"] == sku and r["source"] == group_id)]

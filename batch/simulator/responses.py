@@ -54,7 +54,7 @@ def not_found(key: str) -> GraphFault:
 
 def graph_date() -> str:
     """Graph's innerError date format (UTC, seconds)."""
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def error_body(code: str, message: str, request_id: str, client_request_id: str,

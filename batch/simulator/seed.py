@@ -154,7 +154,8 @@ def generate_tenant(users: int = DEFAULT_USERS, seed: int = 0) -> dict[str, Any]
         add_user("José", "Núñez", licenses=[lic("SPE_E3")]),
         add_user("Łukasz", "Żółć", licenses=[lic("SPB")]),
         add_user("Siobhán", "O'Brien", upn_local="o'brien", licenses=[lic("ENTERPRISEPACK")]),
-        add_user("Jordan", "Plus", upn_local="jordan+sales", licenses=[lic("O365_BUSINESS_ESSENTIALS")]),
+        add_user("Jordan", "Plus", upn_local="jordan+sales",
+                 licenses=[lic("O365_BUSINESS_ESSENTIALS")]),
         add_user("Backup", "Service", upn_local="$svc-backup", userType="Member",
                  jobTitle="Service account", licenses=[]),
         add_user("Adele", "Vance (Fabrikam)", upn=f"adele.vance_fabrikam.example#EXT#@{DOMAIN}",
@@ -218,7 +219,8 @@ def _groups(rng: random.Random, people: list[dict[str, Any]]) -> list[dict[str, 
     # Users without a usage location inherit the tenant's through the group.
     e3_group += [p["id"] for p in staff if not p["usageLocation"]][:2]
     ems = [p["id"] for p in staff if p["department"] in ("IT", "Engineering")]
-    bi = [p["id"] for p in staff if p["department"] in ("Finance", "Sales")][: max(5, len(staff) // 9)]
+    bi = [p["id"] for p in staff
+          if p["department"] in ("Finance", "Sales")][: max(5, len(staff) // 9)]
     everyone = [p["id"] for p in people if p["userType"] == "Member"]
 
     def group(name: str, nickname: str, members: list[str], licenses: list[str],

@@ -10,6 +10,7 @@ the handler thread, so a client that does not trust the CA cannot stall the serv
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -88,10 +89,8 @@ class _Server(ThreadingHTTPServer):
             sockets = list(self.open_sockets)
             self.open_sockets.clear()
         for sock in sockets:
-            try:
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -126,6 +125,8 @@ class _Handler(BaseHTTPRequestHandler):
         text = ("Specified HTTP method is not allowed for the request target."
                 if status == 405 else (message or "Bad request."))
         self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # a garbled request line: answer HTTP/1.1
+            self.request_version = "HTTP/1.1"
         self._send(Reply(status, error_body(graph_code, text, new_request_id(),
                                             new_request_id())), new_request_id(),
                    new_request_id())
@@ -254,10 +255,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _reset(self) -> None:
         """Close the connection abruptly (RST), with no answer."""
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
 
 
 class _Core:

@@ -20,7 +20,11 @@ from batch.simulator.faults import FaultPlan
 from batch.simulator.graph import Call, GraphApi
 from batch.simulator.options import SimulatorOptions
 from batch.simulator.responses import (
-    INSUFFICIENT, GraphFault, Reply, error_body, fault_reply,
+    INSUFFICIENT,
+    GraphFault,
+    Reply,
+    error_body,
+    fault_reply,
 )
 from batch.simulator.store import TenantStore
 from batch.simulator.throttle import WRITE_METHODS, Throttle, request_cost
@@ -101,7 +105,8 @@ class Service:
             raise GraphFault(403, "Authorization_RequestDenied", INSUFFICIENT)
         call.roles = caller.roles
         cost = request_cost(call.method, call.segments, call.params)
-        verdict = self.throttle.admit(caller.client_id, call.method, cost)
+        admitted_at = time.monotonic()  # the quota is charged at this moment
+        verdict = self.throttle.admit(caller.client_id, call.method, cost, now=admitted_at)
         if not verdict.admitted:
             raise GraphFault(429, "TooManyRequests", "Please retry again later.", headers={
                 "Retry-After": format_retry_after(verdict.retry_after),
@@ -130,7 +135,7 @@ class Service:
         reply = self.api_call(handler, call)
         if is_write and reply.status < 300:
             self.counters.add("writes_applied")
-            self.counters.write_times.append(time.monotonic())
+            self.counters.write_times.append(admitted_at)
             if lost:
                 self.counters.add("fault_lost_ack")
                 code, message = _INJECTED[504]

@@ -14,6 +14,7 @@ appended to ``history`` so tests can prove a swap never left a user unlicensed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sqlite3
@@ -74,12 +75,12 @@ _USER_COLUMNS = (
 
 def now_iso(at: float | None = None) -> str:
     """An ISO-8601 UTC timestamp in Graph's style (``2025-01-31T12:00:00Z``)."""
-    moment = dt.datetime.fromtimestamp(time.time() if at is None else at, dt.timezone.utc)
+    moment = dt.datetime.fromtimestamp(time.time() if at is None else at, dt.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _precise_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
 class TenantStore:
@@ -140,10 +141,8 @@ class TenantStore:
         """Close every connection this store opened."""
         with self._connections_lock:
             for db in self._connections:
-                try:
+                with contextlib.suppress(sqlite3.Error):
                     db.close()
-                except sqlite3.Error:
-                    pass
             self._connections.clear()
         self._local = threading.local()
 

@@ -41,13 +41,13 @@ def request_cost(method: str, segments: list[str], params: dict[str, str]) -> in
     if method in WRITE_METHODS:
         return 1
     base = 1
-    if segments == ["users"]:
+    lower = [segment.lower() for segment in segments]
+    if lower == ["users"]:
         base = 2
-    elif segments and segments[0] == "subscribedSkus":
+    elif lower[:1] == ["subscribedskus"] or (len(lower) == 3 and lower[0] == "groups"
+                                             and lower[2] == "members"):
         base = 3
-    elif len(segments) == 3 and segments[0] == "groups" and segments[2] == "members":
-        base = 3
-    elif len(segments) == 3 and segments[0] == "users" and segments[2] == "licenseDetails":
+    elif len(lower) == 3 and lower[0] == "users" and lower[2] == "licensedetails":
         base = 2
     cost = base
     if "$select" in params:

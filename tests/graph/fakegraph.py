@@ -38,13 +38,18 @@ class FakeGraph(BaseAdapter):
         self.lock = threading.Lock()
 
     def add_user(self, uid: str, upn: str, **props: Any) -> None:
-        self.users[uid] = {"id": uid, "userPrincipalName": upn, "assignedLicenses": [],
-                           "usageLocation": props.pop("usageLocation", "US"), **props}
+        self.users[uid] = {
+            "id": uid,
+            "userPrincipalName": upn,
+            "assignedLicenses": [],
+            "usageLocation": props.pop("usageLocation", "US"),
+            **props,
+        }
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         url = request.url or ""
         body = json.loads(request.body) if request.body else None
-        path = urlparse(url).path[len("/v1.0"):]
+        path = urlparse(url).path[len("/v1.0") :]
         query = urlparse(url).query
         if path == "/$batch":
             items = body["requests"]
@@ -61,8 +66,14 @@ class FakeGraph(BaseAdapter):
             for item in items:
                 deps = item.get("dependsOn") or []
                 if any(d in failed for d in deps):
-                    answers.append({"id": item["id"], "status": 424, "headers": {},
-                                    "body": {"error": {"code": "FailedDependency", "message": "dep"}}})
+                    answers.append(
+                        {
+                            "id": item["id"],
+                            "status": 424,
+                            "headers": {},
+                            "body": {"error": {"code": "FailedDependency", "message": "dep"}},
+                        }
+                    )
                     failed.add(item["id"])
                     continue
                 status, headers, out = self.handle(item["method"], item["url"], item.get("body"))
@@ -73,13 +84,17 @@ class FakeGraph(BaseAdapter):
                     continue
                 if status >= 400:
                     failed.add(item["id"])
-                answers.append({"id": item["id"], "status": status, "headers": headers, "body": out})
+                answers.append(
+                    {"id": item["id"], "status": status, "headers": headers, "body": out}
+                )
             if self.reverse:
                 answers.reverse()
             return _response(request, 200, {}, {"responses": answers})
         with self.lock:
             self.log.append((time.monotonic(), request.method or "", url, None))
-        status, headers, out = self.handle(request.method or "GET", path + ("?" + query if query else ""), body)
+        status, headers, out = self.handle(
+            request.method or "GET", path + ("?" + query if query else ""), body
+        )
         return _response(request, status or 504, headers, out)
 
     def handle(self, method: str, url: str, body: Any) -> tuple[int | None, dict[str, str], Any]:
@@ -105,7 +120,16 @@ class FakeGraph(BaseAdapter):
         uid = segments[1] if len(segments) > 1 else ""
         user = self.users.get(uid)
         if user is None:
-            return 404, {}, {"error": {"code": "Request_ResourceNotFound", "message": f"Resource '{uid}' does not exist"}}
+            return (
+                404,
+                {},
+                {
+                    "error": {
+                        "code": "Request_ResourceNotFound",
+                        "message": f"Resource '{uid}' does not exist",
+                    }
+                },
+            )
         if method == "GET":
             return 200, {}, dict(user)
         if method == "PATCH":
@@ -114,7 +138,7 @@ class FakeGraph(BaseAdapter):
         if segments[-1] == "assignLicense":
             with self.lock:
                 self.applied[uid] = self.applied.get(uid, 0) + 1
-            held = {l["skuId"]: l for l in user["assignedLicenses"]}
+            held = {lic["skuId"]: lic for lic in user["assignedLicenses"]}
             for lic in body["addLicenses"]:
                 held[lic["skuId"]] = lic
             for sku in body["removeLicenses"]:
@@ -124,7 +148,9 @@ class FakeGraph(BaseAdapter):
         return 400, {}, {"error": {"code": "Request_BadRequest", "message": "bad"}}
 
 
-def _response(request: requests.PreparedRequest, status: int, headers: dict[str, str], body: Any) -> requests.Response:
+def _response(
+    request: requests.PreparedRequest, status: int, headers: dict[str, str], body: Any
+) -> requests.Response:
     response = requests.Response()
     response.status_code = status
     response.headers.update({"request-id": "req-1", **headers})
@@ -139,5 +165,10 @@ def fake_client(fake: FakeGraph, tmp_path: Any, **kwargs: Any) -> GraphClient:
     settings = Settings(home=tmp_path, tenant_id="t", client_id="c", graph_url=BASE)
     session = requests.Session()
     session.mount("https://graph.test", fake)
-    return GraphClient(settings, session=session, token_provider=lambda: "token-1",
-                       retry=RetryPolicy(backoff_base=0.01, backoff_cap=0.05), **kwargs)
+    return GraphClient(
+        settings,
+        session=session,
+        token_provider=lambda: "token-1",
+        retry=RetryPolicy(backoff_base=0.01, backoff_cap=0.05),
+        **kwargs,
+    )

@@ -13,7 +13,11 @@ def free_sku(client: GraphClient, seats: int) -> str:
     best = None
     for sku in client.get("/subscribedSkus").get("value", []):
         free = sku["prepaidUnits"]["enabled"] - sku["consumedUnits"]
-        if sku.get("appliesTo") == "User" and sku.get("capabilityStatus") == "Enabled" and free >= seats:
+        if (
+            sku.get("appliesTo") == "User"
+            and sku.get("capabilityStatus") == "Enabled"
+            and free >= seats
+        ):
             if best is None or free > best[0]:
                 best = (free, sku["skuId"])
     assert best is not None, "the sample tenant has no SKU with enough free seats"
@@ -23,8 +27,13 @@ def free_sku(client: GraphClient, seats: int) -> str:
 def users_without(client: GraphClient, sku: str, count: int) -> list[dict[str, Any]]:
     """``count`` enabled users with a usage location who do not hold ``sku``."""
     picked = []
-    for user in client.get_all("/users", {"$select": "id,userPrincipalName,usageLocation,assignedLicenses,accountEnabled",
-                                          "$top": 999}):
+    for user in client.get_all(
+        "/users",
+        {
+            "$select": "id,userPrincipalName,usageLocation,assignedLicenses,accountEnabled",
+            "$top": 999,
+        },
+    ):
         held = {lic["skuId"] for lic in user.get("assignedLicenses") or []}
         if user.get("usageLocation") and sku not in held:
             picked.append(user)
@@ -35,8 +44,10 @@ def users_without(client: GraphClient, sku: str, count: int) -> list[dict[str, A
 
 def add_ops(users: list[dict[str, Any]], sku: str) -> list[Operation]:
     """One assignLicense adding ``sku`` per user, keyed like planner rows."""
-    return [assign_license(f"row {i + 2}: add {u['userPrincipalName']}", u["id"], add={sku: []})
-            for i, u in enumerate(users)]
+    return [
+        assign_license(f"row {i + 2}: add {u['userPrincipalName']}", u["id"], add={sku: []})
+        for i, u in enumerate(users)
+    ]
 
 
 def remove_ops(users: list[dict[str, Any]], sku: str) -> list[Operation]:

@@ -16,8 +16,13 @@ from batch.graph import GraphClient, user_path
 from batch.logs import configure_logging
 from tests.graph.conftest import make_certificate, sim_client, sim_settings
 
-ALL_ROLES = ["User.ReadWrite.All", "LicenseAssignment.ReadWrite.All", "Directory.Read.All",
-             "Organization.Read.All", "Group.ReadWrite.All"]
+ALL_ROLES = [
+    "User.ReadWrite.All",
+    "LicenseAssignment.ReadWrite.All",
+    "Directory.Read.All",
+    "Organization.Read.All",
+    "Group.ReadWrite.All",
+]
 
 
 def test_secret_sign_in_and_cached_token(live: Any, tmp_path: Path) -> None:
@@ -36,8 +41,14 @@ def test_certificate_sign_in(live: Any, tmp_path: Path, form: str) -> None:
     client_id, _ = live.add_app(ALL_ROLES, certificate_pem=cert_pem)
     path = tmp_path / ("app.pfx" if form == "pfx" else "app.pem")
     path.write_bytes(pfx if form == "pfx" else key_pem + cert_pem)
-    settings = sim_settings(live, tmp_path, client_id=client_id, client_secret=None,
-                            certificate_path=path, certificate_password=password)
+    settings = sim_settings(
+        live,
+        tmp_path,
+        client_id=client_id,
+        client_secret=None,
+        certificate_path=path,
+        certificate_password=password,
+    )
     client = GraphClient(settings)
     assert client.get("/subscribedSkus")["value"]
     assert len(certificate_thumbprint(settings) or "") == 64
@@ -57,8 +68,13 @@ def test_certificate_with_wrong_password_is_a_config_error(live: Any, tmp_path: 
     key_pem, cert_pem, _ = make_certificate("right-password")
     path = tmp_path / "app.pem"
     path.write_bytes(key_pem + cert_pem)
-    settings = sim_settings(live, tmp_path, client_secret=None, certificate_path=path,
-                            certificate_password="wrong-password")
+    settings = sim_settings(
+        live,
+        tmp_path,
+        client_secret=None,
+        certificate_path=path,
+        certificate_password="wrong-password",
+    )
     with pytest.raises(ConfigError, match="password"):
         GraphClient(settings)
 
@@ -100,11 +116,13 @@ def test_paging_follows_next_link_and_resends_consistency_level(live: Any, tmp_p
     sent: list[requests.PreparedRequest] = []
     client.session.hooks["response"].append(lambda r, *a, **k: sent.append(r.request))
     everyone = list(client.get_all("/users", {"$select": "id"}))
-    disabled = list(client.get_all(
-        "/users",
-        {"$filter": "accountEnabled eq false", "$count": "true", "$top": 5, "$select": "id"},
-        headers={"ConsistencyLevel": "eventual"},
-    ))
+    disabled = list(
+        client.get_all(
+            "/users",
+            {"$filter": "accountEnabled eq false", "$count": "true", "$top": 5, "$select": "id"},
+            headers={"ConsistencyLevel": "eventual"},
+        )
+    )
     pages = [r for r in sent if "accountEnabled" in (r.url or "")]
     assert len(everyone) > 100
     assert len(disabled) > 5 and len({u["id"] for u in disabled}) == len(disabled)
@@ -115,7 +133,10 @@ def test_paging_follows_next_link_and_resends_consistency_level(live: Any, tmp_p
 
 def test_resolve_users_with_awkward_upns(live: Any, tmp_path: Path) -> None:
     client = sim_client(live, tmp_path)
-    upns = [u["userPrincipalName"] for u in client.get_all("/users", {"$select": "userPrincipalName", "$top": 999})]
+    upns = [
+        u["userPrincipalName"]
+        for u in client.get_all("/users", {"$select": "userPrincipalName", "$top": 999})
+    ]
     awkward = [u for u in upns if "'" in u or "#EXT#" in u or u.startswith("$") or "+" in u]
     assert any("'" in u for u in awkward) and any("#EXT#" in u for u in awkward)
     assert any(u.startswith("$") for u in awkward)

@@ -82,6 +82,7 @@ def test_out_of_order_answers_matched_by_id(live: Any, tmp_path: Path) -> None:
                 assert result.outcome is Outcome.APPLIED
                 assert result.body["id"] == op.url.split("/")[2]
         assert all(sku in live.store.user_licenses(u["id"]) for u in users)
+        assert _delta(live, users, before) == [1] * 30
     finally:
         _undo(client, users, sku)
 
@@ -154,12 +155,18 @@ def test_failed_prerequisite_fails_its_dependent(live: Any, tmp_path: Path) -> N
     sku = free_sku(client, 4)
     users = users_without(client, sku, 4)
     before = _writes(live, users)
-    ops = [assign_license(f"row {i}", u["id"], add={sku: []}, usage_location=loc)
-           for i, (u, loc) in enumerate(zip(users, ["GB", "FR", "GB", "DE"], strict=True))]
+    ops = [
+        assign_license(f"row {i}", u["id"], add={sku: []}, usage_location=loc)
+        for i, (u, loc) in enumerate(zip(users, ["GB", "FR", "GB", "DE"], strict=True))
+    ]
     for i in (0, 2):  # a prerequisite that fails for good: its target does not exist
         assert ops[i].prerequisite is not None
-        ops[i] = replace(ops[i], prerequisite=replace(
-            ops[i].prerequisite, url="/users/00000000-0000-0000-0000-00000000dead"))
+        ops[i] = replace(
+            ops[i],
+            prerequisite=replace(
+                ops[i].prerequisite, url="/users/00000000-0000-0000-0000-00000000dead"
+            ),
+        )
     engine = _run(client, ops, breaker_min_attempts=1000)
     try:
         bad = engine.results["row 0"]
@@ -180,13 +187,16 @@ def test_replication_lag_after_setting_usage_location_is_retried(live: Any, tmp_
     users = users_without(client, sku, 3)
     before = _writes(live, users)
     live.options.usage_location_lag = 0.2
-    ops = [assign_license(f"row {i}", u["id"], add={sku: []}, usage_location="NO")
-           for i, u in enumerate(users)]
+    ops = [
+        assign_license(f"row {i}", u["id"], add={sku: []}, usage_location="NO")
+        for i, u in enumerate(users)
+    ]
     engine = _run(client, ops, lag_delay=0.1)
     live.options.usage_location_lag = 0.0
     try:
         assert all(r.outcome is Outcome.APPLIED for r in engine.results.values())
         assert max(r.attempts for r in engine.results.values()) >= 2
+        assert _delta(live, users, before) == [1] * 3
     finally:
         _undo(client, users, sku)
 
@@ -194,11 +204,16 @@ def test_replication_lag_after_setting_usage_location_is_retried(live: Any, tmp_
 def test_breaker_trips_and_every_operation_is_accounted_for(live: Any, tmp_path: Path) -> None:
     client = sim_client(live, tmp_path)
     sku = free_sku(client, 1)
-    ghosts = [assign_license(f"row {i}", f"00000000-0000-0000-0000-{i:012d}", add={sku: []})
-              for i in range(300)]
+    ghosts = [
+        assign_license(f"row {i}", f"00000000-0000-0000-0000-{i:012d}", add={sku: []})
+        for i in range(300)
+    ]
     seen: dict[str, Any] = {}
-    engine = BatchEngine(client, quick_engine(max_concurrency=2, initial_concurrency=1),
-                         on_result=lambda op, r: seen.__setitem__(op.key, r))
+    engine = BatchEngine(
+        client,
+        quick_engine(max_concurrency=2, initial_concurrency=1),
+        on_result=lambda op, r: seen.__setitem__(op.key, r),
+    )
     with pytest.raises(GuardStopped) as info:
         engine.run(iter(ghosts), total=300)
     assert info.value.exit_code == 4
@@ -209,15 +224,21 @@ def test_breaker_trips_and_every_operation_is_accounted_for(live: Any, tmp_path:
 
 
 def test_forbidden_stops_at_once(live: Any, tmp_path: Path) -> None:
-    client_id, secret = live.add_app(["User.Read.All", "Organization.Read.All"],
-                                     secret="read-only-engine-secret")
+    client_id, secret = live.add_app(
+        ["User.Read.All", "Organization.Read.All"], secret="read-only-engine-secret"
+    )
     client = sim_client(live, tmp_path, client_id=client_id, client_secret=secret)
     users = list(client.get_all("/users", {"$top": 50, "$select": "id"}))[:50]
-    ops = [assign_license(f"row {i}", u["id"], add={"6fd2c87f-b296-42f0-b197-1e91e994b900": []})
-           for i, u in enumerate(users)]
+    ops = [
+        assign_license(f"row {i}", u["id"], add={"6fd2c87f-b296-42f0-b197-1e91e994b900": []})
+        for i, u in enumerate(users)
+    ]
     seen: dict[str, Any] = {}
-    engine = BatchEngine(client, quick_engine(max_concurrency=1, initial_concurrency=1),
-                         on_result=lambda op, r: seen.__setitem__(op.key, r))
+    engine = BatchEngine(
+        client,
+        quick_engine(max_concurrency=1, initial_concurrency=1),
+        on_result=lambda op, r: seen.__setitem__(op.key, r),
+    )
     with pytest.raises(PermissionDenied):
         engine.run(ops)
     assert len(seen) == 50
@@ -233,8 +254,9 @@ def test_token_expiring_mid_run_is_renewed(live: Any, tmp_path: Path) -> None:
     # Tokens carry whole-second "iat" claims, so the early expiry must exceed one second.
     live.options.token_expire_after = 1.2
     live.options.latency_ms = 250
-    engine = _run(client, add_ops(users, sku), max_concurrency=2, initial_concurrency=2,
-                  batch_size=5)
+    engine = _run(
+        client, add_ops(users, sku), max_concurrency=2, initial_concurrency=2, batch_size=5
+    )
     live.options.token_expire_after = None
     live.options.latency_ms = 0
     try:

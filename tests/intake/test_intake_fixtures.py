@@ -10,8 +10,7 @@ from click.testing import CliRunner
 from batch.cli import cli
 from batch.errors import InputError
 from batch.sources import read_sheet
-
-from conftest import FIXTURES
+from tests.intake.intakekit import FIXTURES
 
 BODY = [
     ("rené@contoso.com", "SPE_E3", "FR", "00123"),
@@ -21,60 +20,138 @@ BODY = [
 #: fixture -> (expected {field: column}, expected rows as (row number, cells))
 PARSED: dict[str, tuple[dict[str, int], list[tuple[int, tuple[str, ...]]]]] = {
     name: ({"upn": 0, "add_licenses": 1, "usage_location": 2}, [(2, BODY[0]), (3, BODY[1])])
-    for name in ("utf8.csv", "utf8-bom.csv", "crlf.csv", "cp1252.csv", "utf16-tab.txt",
-                 "utf16be-bom.csv", "semicolon.csv", "tab.tsv", "sep-line.csv")
+    for name in (
+        "utf8.csv",
+        "utf8-bom.csv",
+        "crlf.csv",
+        "cp1252.csv",
+        "utf16-tab.txt",
+        "utf16be-bom.csv",
+        "semicolon.csv",
+        "tab.tsv",
+        "sep-line.csv",
+    )
 }
-PARSED.update({
-    "header-only.csv": ({"upn": 0, "add_licenses": 1, "usage_location": 2}, []),
-    "embedded-newline.csv": ({"upn": 0, "add_licenses": 1}, [
-        (2, ("ada@contoso.com", "SPE_E3", "line one\nline two")),
-        (3, ("bob@contoso.com", "SPE_E3;\nVISIOCLIENT", "plain")),
-    ]),
-    "na-values.csv": ({"upn": 0}, [
-        (2, ("ada@contoso.com", "NA", "None", "#N/A", "null")),
-        (3, ("bob@contoso.com", "N/A", "nan", "NULL", "")),
-    ]),
-    "leading-zeros.csv": ({"upn": 0, "object_id": 4}, [
-        (2, ("ada@contoso.com", "00123", "1E5", "12345678901234567890",
-             "{0A1B2C3D-0000-4000-8000-00000000ABCD}")),
-    ]),
-    "blank-rows.csv": ({"upn": 0, "add_licenses": 1, "usage_location": 2}, [
-        (3, ("ada@contoso.com", "SPE_E3", "US", "1")), (6, ("bob@contoso.com", "SPE_E3", "US", "2")),
-    ]),
-    "entra-bulk.csv": ({"upn": 1, "usage_location": 2}, [
-        (3, ("Ada", "ada@contoso.com", "GB", "United Kingdom")),
-    ]),
-    "headerless-upns.csv": ({"upn": 0}, [(1, ("ada@contoso.com",)), (2, ("bob@contoso.com",))]),
-    "aliases.csv": ({"upn": 1, "add_licenses": 2, "usage_location": 3, "start_date": 4}, [
-        (2, ("ada.l@mail.example", "ada@contoso.com", "SPE_E3", "Germany", "2025-01-02", "R&D")),
-    ]),
-    "formula-text.csv": ({"upn": 0, "add_licenses": 1, "usage_location": 2}, [
-        (2, ('=HYPERLINK("http://x")', "SPE_E3", "US", "+1")),
-    ]),
-    "extra-cells.csv": ({"upn": 0, "add_licenses": 1, "usage_location": 2}, [
-        (2, ("ada@contoso.com", "SPE_E3", "US", "1")),
-    ]),
-    "typed-cells.xlsx": ({"upn": 0, "start_date": 3}, [
-        (2, ("ada@contoso.com", "00123", "12345", "2025-04-03", "1.50", "TRUE", "00042",
-             "1.23456789012346E+19")),
-    ]),
-    "formulas.xlsx": ({"upn": 0, "add_licenses": 1}, [(2, ("ada@contoso.com", "SPE_E3", "2", "#N/A"))]),
-    "error-cells.xlsx": ({"upn": 0}, [(2, ("ada@contoso.com", "#N/A"))]),
-    "merged.xlsx": ({"upn": 0, "add_licenses": 1}, [
-        (2, ("ada@contoso.com", "SPE_E3", "Sales")),
-        (3, ("bob@contoso.com", "SPE_E3", "Sales")),
-        (4, ("eve@contoso.com", "SPE_E3", "")),
-    ]),
-    "hidden-first-sheet.xlsx": ({"upn": 0, "add_licenses": 1}, [(2, ("ada@contoso.com", "SPE_E3"))]),
-    "macro.xlsm": ({"upn": 0, "add_licenses": 1}, [(2, ("ada@contoso.com", "SPE_E3"))]),
-    "two-sheets.xlsx": ({"upn": 0}, [(2, ("ada@contoso.com",))]),
-})
+PARSED.update(
+    {
+        "header-only.csv": ({"upn": 0, "add_licenses": 1, "usage_location": 2}, []),
+        "embedded-newline.csv": (
+            {"upn": 0, "add_licenses": 1},
+            [
+                (2, ("ada@contoso.com", "SPE_E3", "line one\nline two")),
+                (3, ("bob@contoso.com", "SPE_E3;\nVISIOCLIENT", "plain")),
+            ],
+        ),
+        "na-values.csv": (
+            {"upn": 0},
+            [
+                (2, ("ada@contoso.com", "NA", "None", "#N/A", "null")),
+                (3, ("bob@contoso.com", "N/A", "nan", "NULL", "")),
+            ],
+        ),
+        "leading-zeros.csv": (
+            {"upn": 0, "object_id": 4},
+            [
+                (
+                    2,
+                    (
+                        "ada@contoso.com",
+                        "00123",
+                        "1E5",
+                        "12345678901234567890",
+                        "{0A1B2C3D-0000-4000-8000-00000000ABCD}",
+                    ),
+                ),
+            ],
+        ),
+        "blank-rows.csv": (
+            {"upn": 0, "add_licenses": 1, "usage_location": 2},
+            [
+                (3, ("ada@contoso.com", "SPE_E3", "US", "1")),
+                (6, ("bob@contoso.com", "SPE_E3", "US", "2")),
+            ],
+        ),
+        "entra-bulk.csv": (
+            {"upn": 1, "usage_location": 2},
+            [
+                (3, ("Ada", "ada@contoso.com", "GB", "United Kingdom")),
+            ],
+        ),
+        "headerless-upns.csv": ({"upn": 0}, [(1, ("ada@contoso.com",)), (2, ("bob@contoso.com",))]),
+        "aliases.csv": (
+            {"upn": 1, "add_licenses": 2, "usage_location": 3, "start_date": 4},
+            [
+                (
+                    2,
+                    (
+                        "ada.l@mail.example",
+                        "ada@contoso.com",
+                        "SPE_E3",
+                        "Germany",
+                        "2025-01-02",
+                        "R&D",
+                    ),
+                ),
+            ],
+        ),
+        "formula-text.csv": (
+            {"upn": 0, "add_licenses": 1, "usage_location": 2},
+            [
+                (2, ('=HYPERLINK("http://x")', "SPE_E3", "US", "+1")),
+            ],
+        ),
+        "extra-cells.csv": (
+            {"upn": 0, "add_licenses": 1, "usage_location": 2},
+            [
+                (2, ("ada@contoso.com", "SPE_E3", "US", "1")),
+            ],
+        ),
+        "typed-cells.xlsx": (
+            {"upn": 0, "start_date": 3},
+            [
+                (
+                    2,
+                    (
+                        "ada@contoso.com",
+                        "00123",
+                        "12345",
+                        "2025-04-03",
+                        "1.50",
+                        "TRUE",
+                        "00042",
+                        "1.23456789012346E+19",
+                    ),
+                ),
+            ],
+        ),
+        "formulas.xlsx": (
+            {"upn": 0, "add_licenses": 1},
+            [(2, ("ada@contoso.com", "SPE_E3", "2", "#N/A"))],
+        ),
+        "error-cells.xlsx": ({"upn": 0}, [(2, ("ada@contoso.com", "#N/A"))]),
+        "merged.xlsx": (
+            {"upn": 0, "add_licenses": 1},
+            [
+                (2, ("ada@contoso.com", "SPE_E3", "Sales")),
+                (3, ("bob@contoso.com", "SPE_E3", "Sales")),
+                (4, ("eve@contoso.com", "SPE_E3", "")),
+            ],
+        ),
+        "hidden-first-sheet.xlsx": (
+            {"upn": 0, "add_licenses": 1},
+            [(2, ("ada@contoso.com", "SPE_E3"))],
+        ),
+        "macro.xlsm": ({"upn": 0, "add_licenses": 1}, [(2, ("ada@contoso.com", "SPE_E3"))]),
+        "two-sheets.xlsx": ({"upn": 0}, [(2, ("ada@contoso.com",))]),
+    }
+)
 
 #: fixture -> words the one-line error must contain
 REFUSED = {
     "empty.csv": "is empty",
     "no-upn-column.csv": "row 1: no UserPrincipalName or ObjectId column",
-    "duplicate-headers.csv": "columns 'UPN' (A) and 'UserPrincipalName' (C) both mean UserPrincipalName",
+    "duplicate-headers.csv": "columns 'UPN' (A) and 'UserPrincipalName' (C) both mean "
+    "UserPrincipalName",
     "binary.csv": "holds binary data",
     "empty-sheet.xlsx": "sheet 'Users': has no header row",
     "text-renamed.xlsx": "looks like a text file",
@@ -129,15 +206,23 @@ def test_fixture_details() -> None:
 
 
 def test_wrong_sheet_name_lists_the_sheets() -> None:
-    result = CliRunner().invoke(cli, ["validate", str(FIXTURES / "two-sheets.xlsx"), "--sheet", "Nope"])
+    result = CliRunner().invoke(
+        cli, ["validate", str(FIXTURES / "two-sheets.xlsx"), "--sheet", "Nope"]
+    )
     assert result.exit_code == 1
-    assert result.stderr.strip() == "Error: two-sheets.xlsx: has no sheet 'Nope'. Sheets in the file: 'First'."
+    assert (
+        result.stderr.strip()
+        == "Error: two-sheets.xlsx: has no sheet 'Nope'. Sheets in the file: 'First'."
+    )
 
 
 def test_missing_file_is_one_line() -> None:
     result = CliRunner().invoke(cli, ["validate", "no-such-file.csv"])
     assert result.exit_code == 1
-    assert result.stderr.strip() == "Error: no-such-file.csv: file not found. Check the path and try again."
+    assert (
+        result.stderr.strip()
+        == "Error: no-such-file.csv: file not found. Check the path and try again."
+    )
 
 
 def test_fixture_generator_is_kept_beside_the_fixtures() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+# ruff: noqa: E501  (XML and CSV fixture text is clearer unwrapped)
 import os
 import resource
 import subprocess
@@ -57,13 +58,19 @@ def write_raw_xlsx(path: Path, rows: int, *, dimension: bool, big_cell: str | No
             head = '<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
             if dimension:
                 head += f'<dimension ref="A1:B{rows + 1}"/>'
-            sheet.write((head + "<sheetData>" + f'<row r="1">{_cell("A1", "UserPrincipalName")}'
-                         f'{_cell("B1", "Notes")}</row>').encode())
+            sheet.write(
+                (
+                    head + "<sheetData>" + f'<row r="1">{_cell("A1", "UserPrincipalName")}'
+                    f"{_cell('B1', 'Notes')}</row>"
+                ).encode()
+            )
             chunk = []
             for number in range(2, rows + 2):
                 note = big_cell if (big_cell and number == 2) else "x"
-                chunk.append(f'<row r="{number}">{_cell(f"A{number}", f"u{number}@contoso.com")}'
-                             f'{_cell(f"B{number}", note)}</row>')
+                chunk.append(
+                    f'<row r="{number}">{_cell(f"A{number}", f"u{number}@contoso.com")}'
+                    f"{_cell(f'B{number}', note)}</row>"
+                )
                 if len(chunk) == 20000:
                     sheet.write("".join(chunk).encode())
                     chunk = []
@@ -78,7 +85,9 @@ def test_openpyxl_uses_defusedxml() -> None:
 
 def test_ten_megabyte_cell_in_csv_is_refused_cleanly(tmp_path: Path) -> None:
     path = tmp_path / "big-cell.csv"
-    path.write_text("UserPrincipalName,Notes\nada@contoso.com," + "x" * 10_000_000 + "\n", encoding="utf-8")
+    path.write_text(
+        "UserPrincipalName,Notes\nada@contoso.com," + "x" * 10_000_000 + "\n", encoding="utf-8"
+    )
     result = CliRunner().invoke(cli, ["validate", str(path)])
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [
@@ -89,16 +98,21 @@ def test_ten_megabyte_cell_in_csv_is_refused_cleanly(tmp_path: Path) -> None:
 
 def test_ten_megabyte_cell_in_xlsx_is_refused_cleanly(tmp_path: Path) -> None:
     # Random text, so the part does not also look like a zip bomb.
-    path = write_raw_xlsx(tmp_path / "big-cell.xlsx", 3, dimension=True, big_cell=os.urandom(5_000_000).hex())
+    path = write_raw_xlsx(
+        tmp_path / "big-cell.xlsx", 3, dimension=True, big_cell=os.urandom(5_000_000).hex()
+    )
     with pytest.raises(InputError) as caught:
         read_sheet(path)
     assert str(caught.value).startswith(
-        "big-cell.xlsx, sheet 'Users', row 2, column 'Notes': a cell holds 10,000,000 characters")
+        "big-cell.xlsx, sheet 'Users', row 2, column 'Notes': a cell holds 10,000,000 characters"
+    )
 
 
 def test_cell_at_excel_limit_is_kept(tmp_path: Path) -> None:
     path = tmp_path / "limit.csv"
-    path.write_text("UserPrincipalName,Notes\nada@contoso.com," + "z" * 32_767 + "\n", encoding="utf-8")
+    path.write_text(
+        "UserPrincipalName,Notes\nada@contoso.com," + "z" * 32_767 + "\n", encoding="utf-8"
+    )
     assert read_sheet(path).rows[0].values[1] == "z" * 32_767
 
 
@@ -111,7 +125,9 @@ def test_row_limit_from_the_declared_dimension(tmp_path: Path) -> None:
 
 def test_row_limit_in_csv_stops_reading(tmp_path: Path) -> None:
     path = tmp_path / "long.csv"
-    path.write_text("UserPrincipalName\n" + "".join(f"u{i}@contoso.com\n" for i in range(120)), encoding="utf-8")
+    path.write_text(
+        "UserPrincipalName\n" + "".join(f"u{i}@contoso.com\n" for i in range(120)), encoding="utf-8"
+    )
     with pytest.raises(InputError, match=r"row 102: has more than 100 data rows"):
         read_sheet(path, limits=Limits(max_rows=100))
 
@@ -122,7 +138,10 @@ def test_million_row_sheet_is_refused_with_bounded_memory(tmp_path: Path) -> Non
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     completed = subprocess.run(
         [sys.executable, "-m", "batch", "validate", str(path)],
-        capture_output=True, text=True, timeout=240, check=False,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     assert completed.returncode == 1, completed.stderr
@@ -141,10 +160,10 @@ def test_lying_zip_part_fails_before_parsing(tmp_path: Path) -> None:
     name = b"xl/worksheets/sheet1.xml"
     # Central directory entries: signature, then the CRC at offset 16 and the name at 46.
     entry = data.find(b"PK\x01\x02")
-    while data[entry + 46: entry + 46 + len(name)] != name:
+    while data[entry + 46 : entry + 46 + len(name)] != name:
         entry = data.find(b"PK\x01\x02", entry + 4)
         assert entry != -1
-    data[entry + 16: entry + 20] = b"\x01\x02\x03\x04"
+    data[entry + 16 : entry + 20] = b"\x01\x02\x03\x04"
     bad = tmp_path / "bad-crc.xlsx"
     bad.write_bytes(bytes(data))
     with pytest.raises(InputError, match="part xl/worksheets/sheet1.xml cannot be unpacked"):

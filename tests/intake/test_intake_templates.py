@@ -17,7 +17,9 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 def test_committed_csv_template_is_current(tmp_path: Path) -> None:
     write_generic_templates(tmp_path)
-    assert (tmp_path / "onboarding-template.csv").read_bytes() == (TEMPLATES / "onboarding-template.csv").read_bytes()
+    assert (tmp_path / "onboarding-template.csv").read_bytes() == (
+        TEMPLATES / "onboarding-template.csv"
+    ).read_bytes()
     fresh = openpyxl.load_workbook(tmp_path / "onboarding-template.xlsx")
     committed = openpyxl.load_workbook(TEMPLATES / "onboarding-template.xlsx")
     for name in fresh.sheetnames:

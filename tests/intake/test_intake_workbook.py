@@ -14,8 +14,19 @@ from batch.errors import ReportError
 from batch.workbook import CELL_LIMIT, STATUS_COLOURS, ReportWorkbook, clean_text, output_path
 
 HOSTILE = [
-    "=1+1", '=HYPERLINK("http://evil.example","click")', "+SUM(A1:A2)", "-2+3", "@SUM(1)",
-    "\t=1", "\r=1", "\n=1", "#N/A", "#REF!", "TRUE", "00123", "1E5",
+    "=1+1",
+    '=HYPERLINK("http://evil.example","click")',
+    "+SUM(A1:A2)",
+    "-2+3",
+    "@SUM(1)",
+    "\t=1",
+    "\r=1",
+    "\n=1",
+    "#N/A",
+    "#REF!",
+    "TRUE",
+    "00123",
+    "1E5",
 ]
 
 
@@ -44,8 +55,12 @@ def test_untrusted_text_is_stored_as_text(tmp_path: Path) -> None:
 
 def test_control_characters_and_long_text(tmp_path: Path) -> None:
     long_text = "a" * 40_000
-    path = _save(tmp_path / "r.xlsx", ["Text"], [["bad\x00\x07\x1bchars\ttab\nline"], [long_text]],
-                 status_column=None)
+    path = _save(
+        tmp_path / "r.xlsx",
+        ["Text"],
+        [["bad\x00\x07\x1bchars\ttab\nline"], [long_text]],
+        status_column=None,
+    )
     sheet = openpyxl.load_workbook(path)["Rows"]
     assert sheet["A2"].value == "bad\ufffd\ufffd\ufffdchars\ttab\nline"
     cut = sheet["A3"].value
@@ -54,15 +69,24 @@ def test_control_characters_and_long_text(tmp_path: Path) -> None:
 
 
 def test_table_layout_and_status_colours(tmp_path: Path) -> None:
-    rows = [[f"user{i}@contoso.com", i, status, dt.date(2025, 1, i + 1), 12.5 * i]
-            for i, status in enumerate(STATUS_COLOURS)]
-    path = _save(tmp_path / "r.xlsx", ["UPN", "Row", "Status", "When", "Cost"], rows,
-                 kinds={"Row": "int", "When": "date", "Cost": "currency"}, currency="EUR")
+    rows = [
+        [f"user{i}@contoso.com", i, status, dt.date(2025, 1, i + 1), 12.5 * i]
+        for i, status in enumerate(STATUS_COLOURS)
+    ]
+    path = _save(
+        tmp_path / "r.xlsx",
+        ["UPN", "Row", "Status", "When", "Cost"],
+        rows,
+        kinds={"Row": "int", "When": "date", "Cost": "currency"},
+        currency="EUR",
+    )
     sheet = openpyxl.load_workbook(path)["Rows"]
     assert sheet.freeze_panes == "A2"
     assert sheet.auto_filter.ref == f"A1:E{len(rows) + 1}"
     assert sheet["B3"].value == 1 and sheet["B3"].data_type == "n"
-    assert sheet["D2"].value == dt.datetime(2025, 1, 1) and sheet["D2"].number_format == "yyyy-mm-dd"
+    assert (
+        sheet["D2"].value == dt.datetime(2025, 1, 1) and sheet["D2"].number_format == "yyyy-mm-dd"
+    )
     assert sheet["E3"].number_format == '#,##0.00 "EUR"'
     for index, status in enumerate(STATUS_COLOURS, start=2):
         cell = sheet.cell(row=index, column=3)
@@ -107,24 +131,42 @@ def test_name_taken_while_writing_is_not_overwritten(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["report.xlsx"]
 
 
-def test_output_path_is_timestamped_and_free(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_output_path_is_timestamped_and_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     now = dt.datetime(2025, 4, 3, 14, 15, 2)
     source = tmp_path / "hires.csv"
     first = output_path("validate", input_path=source, now=now)
     assert first == tmp_path / "hires-validate-20250403-141502.xlsx"
     first.write_bytes(b"")
-    assert output_path("validate", input_path=source, now=now).name == "hires-validate-20250403-141502-2.xlsx"
+    assert (
+        output_path("validate", input_path=source, now=now).name
+        == "hires-validate-20250403-141502-2.xlsx"
+    )
     monkeypatch.chdir(tmp_path)
-    assert output_path("template", now=now, suffix=".csv") == Path.cwd() / "m365batch-template-20250403-141502.csv"
+    assert (
+        output_path("template", now=now, suffix=".csv")
+        == Path.cwd() / "m365batch-template-20250403-141502.csv"
+    )
 
 
 def test_summary_sheet_and_bar_chart(tmp_path: Path) -> None:
     book = ReportWorkbook(tmp_path / "r.xlsx")
-    summary = book.add_key_values("Summary", [("Tenant", "contoso"), ("Rows", 3), ("Started", dt.datetime(2025, 1, 1))],
-                                  title="Run")
-    table = book.add_table("Licenses", ["SKU", "Assigned", "Free"], [["SPE_E3", 5, 2], ["EMS", 3, 0]],
-                           kinds={"Assigned": "int", "Free": "int"}, status_column=None)
-    book.add_bar_chart(table, category_column=0, value_columns=[1, 2], title="Seats", on_sheet=summary, at="D2")
+    summary = book.add_key_values(
+        "Summary",
+        [("Tenant", "contoso"), ("Rows", 3), ("Started", dt.datetime(2025, 1, 1))],
+        title="Run",
+    )
+    table = book.add_table(
+        "Licenses",
+        ["SKU", "Assigned", "Free"],
+        [["SPE_E3", 5, 2], ["EMS", 3, 0]],
+        kinds={"Assigned": "int", "Free": "int"},
+        status_column=None,
+    )
+    book.add_bar_chart(
+        table, category_column=0, value_columns=[1, 2], title="Seats", on_sheet=summary, at="D2"
+    )
     path = book.save()
     with zipfile.ZipFile(path) as archive:
         chart = archive.read("xl/charts/chart1.xml").decode()

@@ -6,7 +6,14 @@ import time
 
 import pytest
 from simhelpers import (
-    COMMUNICATIONS_CREDITS, FLOW_FREE, POWER_BI_PRO, SPB, SPE_E3, SPE_E5, Graph, error_of,
+    COMMUNICATIONS_CREDITS,
+    FLOW_FREE,
+    POWER_BI_PRO,
+    SPB,
+    SPE_E3,
+    SPE_E5,
+    Graph,
+    error_of,
     user_with,
 )
 

@@ -69,7 +69,8 @@ class Expected:
                                "warning": r["warning"], "suspended": r["suspended"],
                                "consumed": consumed.get(r["sku_id"], 0),
                                "free": max(0, r["enabled"] - consumed.get(r["sku_id"], 0)),
-                               "plans": {p["servicePlanId"] for p in json.loads(r["service_plans"])}}
+                               "plans": {p["servicePlanId"]
+                                         for p in json.loads(r["service_plans"])}}
             for r in self.rows("SELECT * FROM skus")
         }
 

@@ -101,7 +101,7 @@ def test_overlap_rule_on_microsoft_catalog(catalog: Catalog) -> None:
 
 def test_reclaimable_seats_are_counted_once(catalog: Catalog) -> None:
     sku = {s.part_number: s.id for s in catalog.tenant_skus}
-    now = dt.datetime(2025, 6, 1, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
     # Disabled AND holding E3 beside E5: E3 is listed twice but is one seat to reclaim.
     user = LicensedUser("u1", "a@x.example", "A", "IT", "US", False, now - dt.timedelta(days=400),
                         now - dt.timedelta(days=1),

@@ -15,7 +15,13 @@ import pytest
 from batch.graph import GraphClient
 from batch.simulator.graph import ALL_ROLES
 from tests.trueup.conftest import (
-    ACTIVE, Expected, last_activity, run_cli, sim_env, summary_table, table,
+    ACTIVE,
+    Expected,
+    last_activity,
+    run_cli,
+    sim_env,
+    summary_table,
+    table,
 )
 
 PRICES = {"SPE_E3": ("36.00", "EUR"), "Office 365 E3": ("23,00", "EUR"),
@@ -92,7 +98,8 @@ def test_users_sheet_lists_every_licensed_user_with_cost(priced_run: dict[str, A
         assert row["Enabled"] == ("Yes" if everyone[upn]["account_enabled"] else "No")
         priced = parts & set(PRICED_PARTS)
         for currency in ("EUR", "USD"):
-            want = sum(p for part, (p, c) in PRICED_PARTS.items() if part in parts and c == currency)
+            want = sum(p for part, (p, c) in PRICED_PARTS.items()
+                       if part in parts and c == currency)
             got = row[f"Monthly cost ({currency})"]
             if priced:
                 assert (got or 0) == pytest.approx(want), (upn, currency)
@@ -109,7 +116,8 @@ def test_users_sheet_lists_every_licensed_user_with_cost(priced_run: dict[str, A
 
 
 def _reclaim_pairs(path: Path, category: str) -> set[tuple[str, str]]:
-    return {(r["UPN"], r["Part number"]) for r in table(path, "Reclaim") if r["Category"] == category}
+    return {(r["UPN"], r["Part number"]) for r in table(path, "Reclaim")
+            if r["Category"] == category}
 
 
 def test_reclaim_sheet_finds_disabled_inactive_never_and_duplicates(
@@ -117,7 +125,7 @@ def test_reclaim_sheet_finds_disabled_inactive_never_and_duplicates(
     path = priced_run["path"]
     held = expected.held()
     users = expected.users()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     disabled, inactive, never = set(), set(), set()
     for upn, parts in held.items():
         row = users[upn]
@@ -248,7 +256,8 @@ def test_previous_workbook_gives_changes(sim: Any, tmp_path: Path, priced_run: d
     leaver = next(r for r in expected.rows(
         "SELECT u.id, u.upn FROM users u WHERE u.account_enabled = 1 AND EXISTS (SELECT 1 FROM "
         f"licenses l WHERE l.user_id = u.id AND l.source = '' AND l.state IN {ACTIVE}) AND NOT "
-        "EXISTS (SELECT 1 FROM licenses l WHERE l.user_id = u.id AND l.source != '') ORDER BY u.upn"))
+        "EXISTS (SELECT 1 FROM licenses l WHERE l.user_id = u.id AND l.source != '') "
+        "ORDER BY u.upn"))
     joiner = next(r for r in expected.rows(
         "SELECT u.id, u.upn FROM users u WHERE u.usage_location IS NOT NULL AND NOT EXISTS "
         "(SELECT 1 FROM licenses l WHERE l.user_id = u.id) ORDER BY u.upn"))

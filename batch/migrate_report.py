@@ -1,0 +1,345 @@
+"""Report: the migration workbook of ``migrate`` (plan and run).
+
+Sheets:
+
+- ``Summary``: tenant, map and its SHA-256, migration id, mode, start and end, users per
+  status, seats per SKU before -> after, the notes ("need N more seats of X"), a chart;
+- ``Rows``: one row per user: FromSku, ToSku, Wave, Status, Added, Removed, the disabled plans
+  kept, the plans the user newly has, the plans with no counterpart, Detail, ErrorCode,
+  RequestId, Verified, LicensesAfter and the wave's run id;
+- ``Map``: the map as given plus Row, Status, Users, Detail (unknown SKUs are Invalid here);
+- ``Licenses``: per SKU purchased (enabled), warning, suspended, locked out, assigned and free,
+  before and after;
+- ``Waves``: what each wave did: users, statuses, ToSku free seats before and after, its run
+  and report;
+- ``Groups``: licensed groups that grant a FromSku, and the change each needs;
+- ``Reconciliation``: for same-SKU rows, enabled against warning/suspended units and the
+  shortfall;
+- ``Changes``: every write sent, with its wave.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from batch.migrate import MapRule, Migration
+from batch.tenant import SkuSeats
+from batch.workbook import ReportWorkbook
+
+__all__ = ["write_migration_report"]
+
+ROW_HEADERS = (
+    "UserPrincipalName",
+    "DisplayName",
+    "FromSku",
+    "ToSku",
+    "Wave",
+    "Status",
+    "Added",
+    "Removed",
+    "KeptDisabledPlans",
+    "NewlyEnabledPlans",
+    "UntranslatedPlans",
+    "Detail",
+    "ErrorCode",
+    "RequestId",
+    "Verified",
+    "LicensesAfter",
+    "RunId",
+)
+
+
+def write_migration_report(migration: Migration, path: Path, *, tenant: str) -> Path:
+    """Write the migration workbook atomically; return its path."""
+    book = ReportWorkbook(path)
+    try:
+        summary = book.add_key_values(
+            "Summary", _summary(migration, tenant), title="m365batch migration report"
+        )
+        book.add_table("Rows", ROW_HEADERS, _rows(migration), kinds={"Wave": "int"})
+        width = len(migration.map_headers)
+        map_headers = (*migration.map_headers, "Row", "Status", "Users", "Detail")
+        book.add_table(
+            "Map",
+            map_headers,
+            [
+                (
+                    *(tuple(line.values) + ("",) * width)[:width],
+                    line.row,
+                    line.status,
+                    line.users,
+                    line.detail,
+                )
+                for line in migration.lines
+            ],
+            kinds={"Row": "int", "Users": "int"},
+        )
+        lic_headers, lic_rows = _licenses(migration.seats_before, migration.seats_after)
+        licenses = book.add_table(
+            "Licenses",
+            lic_headers,
+            lic_rows,
+            kinds={h: "int" for h in lic_headers[2:]},
+            status_column=None,
+        )
+        book.add_bar_chart(
+            licenses,
+            category_column=0,
+            value_columns=[lic_headers.index("Assigned after"), lic_headers.index("Free after")],
+            title="Seats per SKU after the migration",
+            on_sheet=summary,
+            at="D3",
+            headers=lic_headers,
+        )
+        book.add_table(
+            "Waves",
+            (
+                "Wave",
+                "RunId",
+                "Started",
+                "Finished",
+                "Users",
+                "Applied",
+                "NoChange",
+                "Failed",
+                "Other",
+                "ToSku free before",
+                "ToSku free after",
+                "Report",
+            ),
+            [
+                (
+                    w.number,
+                    w.run_id,
+                    w.started.replace(microsecond=0),
+                    w.finished.replace(microsecond=0),
+                    w.users,
+                    w.counts.get("Applied", 0),
+                    w.counts.get("NoChange", 0),
+                    w.counts.get("Failed", 0),
+                    w.users - sum(w.counts.get(s, 0) for s in ("Applied", "NoChange", "Failed")),
+                    _pairs(w.free_before),
+                    _pairs(w.free_after),
+                    str(w.report),
+                )
+                for w in migration.waves
+            ],
+            kinds={h: "int" for h in ("Wave", "Users", "Applied", "NoChange", "Failed", "Other")}
+            | {"Started": "datetime", "Finished": "datetime"},
+            status_column=None,
+        )
+        book.add_table(
+            "Groups",
+            ("Group", "GroupId", "Members", "FromSku", "ToSku", "Change needed"),
+            [
+                (
+                    g.name,
+                    g.group_id,
+                    g.members,
+                    g.rule.from_part,
+                    g.rule.to_part,
+                    f"POST /groups/{g.group_id}/assignLicense adding {g.rule.to_part} and removing "
+                    f"{g.rule.from_part} in one call; Entra then updates every member "
+                    "in the background",
+                )
+                for g in migration.groups
+            ],
+            kinds={"Members": "int"},
+            status_column=None,
+        )
+        book.add_table(
+            "Reconciliation",
+            (
+                "SKU",
+                "SkuId",
+                "Enabled",
+                "Warning",
+                "Suspended",
+                "LockedOut",
+                "Purchased",
+                "Assigned",
+                "Free",
+                "Shortfall",
+                "Detail",
+            ),
+            [
+                _reconcile(rule, migration.seats_before)
+                for rule in (
+                    line.rule for line in migration.lines if line.rule and line.rule.same_sku
+                )
+            ],
+            kinds={
+                h: "int"
+                for h in (
+                    "Enabled",
+                    "Warning",
+                    "Suspended",
+                    "LockedOut",
+                    "Purchased",
+                    "Assigned",
+                    "Free",
+                    "Shortfall",
+                )
+            },
+            status_column=None,
+        )
+        book.add_table(
+            "Changes",
+            (
+                "Wave",
+                "Time",
+                "Row",
+                "User",
+                "Operation",
+                "Change",
+                "Outcome",
+                "HTTP status",
+                "Error",
+                "Attempts",
+                "RequestId",
+            ),
+            [
+                (
+                    wave,
+                    c.time,
+                    c.row,
+                    c.user,
+                    c.operation,
+                    c.summary,
+                    c.outcome,
+                    c.status,
+                    c.error,
+                    c.attempts,
+                    c.request_id,
+                )
+                for wave, c in migration.changes
+            ],
+            kinds={"Wave": "int", "Row": "int", "HTTP status": "int", "Attempts": "int"},
+            status_column=None,
+        )
+    except BaseException:
+        book.discard()
+        raise
+    return book.save()
+
+
+def _summary(migration: Migration, tenant: str) -> list[tuple[str, object]]:
+    counts = migration.counts()
+    pairs: list[tuple[str, object]] = [
+        ("Tenant", tenant),
+        ("Mode", migration.mode),
+        ("Migration id", migration.migration_id or "(plan only: nothing written)"),
+        ("Map file", str(migration.map_path)),
+        ("Map SHA-256", migration.map_sha256),
+        (
+            "Users sheet",
+            str(migration.users_path) if migration.users_path else "(every holder of a FromSku)",
+        ),
+        ("Started", migration.started.replace(microsecond=0)),
+        ("Finished", (migration.finished or migration.started).replace(microsecond=0)),
+        ("Users", len(migration.moves)),
+    ]
+    pairs += [(f"Users {status}", n) for status, n in sorted(counts.items())]
+    pairs.append(("Waves", len(migration.waves)))
+    pairs.append(("Writes sent", len(migration.changes)))
+    after = {s.sku_id: s for s in migration.seats_after or []}
+    involved = {r.from_id for r in migration.rules} | {r.to_id for r in migration.rules}
+    for seat in migration.seats_before:
+        if seat.sku_id not in involved:
+            continue
+        now = after.get(seat.sku_id)
+        text = f"{seat.consumed} assigned, {seat.free} free"
+        if now is not None:
+            text += f" -> {now.consumed} assigned, {now.free} free"
+        pairs.append((f"Seats {seat.part_number}", text))
+    pairs += [("Note", note) for note in migration.notes]
+    if migration.waves:
+        pairs.append(("Undo", f"m365batch undo {migration.migration_id}"))
+    return pairs
+
+
+def _rows(migration: Migration) -> list[tuple[object, ...]]:
+    table = []
+    for move in migration.moves:
+        swaps = [s for s in move.steps if s.kind == "swap"]
+        table.append(
+            (
+                move.upn,
+                move.display_name,
+                "; ".join(s.rule.from_part for s in move.steps),
+                "; ".join(s.rule.to_part for s in move.steps),
+                move.wave,
+                move.status,
+                move.added,
+                move.removed,
+                "; ".join(p for s in swaps for p in s.kept),
+                "; ".join(p for s in swaps for p in s.newly),
+                "; ".join(p for s in swaps for p in s.untranslated),
+                move.detail,
+                move.error_code,
+                move.request_id,
+                move.verified,
+                move.licenses_after,
+                move.run_id,
+            )
+        )
+    return table
+
+
+def _licenses(
+    before: list[SkuSeats], after: list[SkuSeats] | None
+) -> tuple[tuple[str, ...], list[tuple[object, ...]]]:
+    headers = (
+        "SKU",
+        "SkuId",
+        "Purchased",
+        "Warning",
+        "Suspended",
+        "LockedOut",
+        "Assigned before",
+        "Free before",
+        "Assigned after",
+        "Free after",
+    )
+    now = {s.sku_id: s for s in after or before}
+    rows = []
+    for seat in before:
+        later = now.get(seat.sku_id, seat)
+        rows.append(
+            (
+                seat.part_number,
+                seat.sku_id,
+                seat.enabled,
+                seat.warning,
+                seat.suspended,
+                seat.locked_out,
+                seat.consumed,
+                seat.free,
+                later.consumed,
+                later.free,
+            )
+        )
+    return headers, rows
+
+
+def _reconcile(rule: MapRule, seats: list[SkuSeats]) -> tuple[object, ...]:
+    from batch.migrate import reconcile_text
+
+    seat = next(s for s in seats if s.sku_id == rule.from_id)
+    return (
+        seat.part_number,
+        seat.sku_id,
+        seat.enabled,
+        seat.warning,
+        seat.suspended,
+        seat.locked_out,
+        seat.purchased,
+        seat.consumed,
+        seat.free,
+        max(0, seat.consumed - seat.enabled),
+        reconcile_text(seat),
+    )
+
+
+def _pairs(values: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in values.items())
