@@ -31,6 +31,7 @@ documented. A member who later gets a seat stays in error until reprocessed.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
@@ -60,11 +61,17 @@ def _sku_table(db: sqlite3.Connection) -> dict[str, sqlite3.Row]:
 
 
 def _plan_ids(sku: sqlite3.Row) -> list[str]:
-    return [p["servicePlanId"] for p in json.loads(sku["service_plans"])]
+    return list(_parsed_plan_ids(sku["service_plans"]))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_plan_ids(service_plans: str) -> tuple[str, ...]:
+    """The plan ids of a SKU's servicePlans JSON (parsed once: every write needs them)."""
+    return tuple(p["servicePlanId"] for p in json.loads(service_plans))
 
 
 def _plan_table(skus: dict[str, sqlite3.Row]) -> dict[str, frozenset[str]]:
-    return {sku: frozenset(_plan_ids(row)) for sku, row in skus.items()}
+    return {sku: frozenset(_parsed_plan_ids(row["service_plans"])) for sku, row in skus.items()}
 
 
 def parse_assign_body(body: Any, skus: dict[str, sqlite3.Row], *, for_group: bool = False
@@ -142,9 +149,8 @@ def _conflict(licenses: dict[str, set[str]], plans: dict[str, frozenset[str]],
 
 def _consumed(db: sqlite3.Connection, sku: str) -> int:
     """Seats of one SKU in use (cheap: the whole-tenant count is slow on large tenants)."""
-    return db.execute(
-        "SELECT COUNT(DISTINCT user_id) FROM licenses WHERE sku_id=? AND state IN "
-        "('Active', 'ActiveWithError')", (sku,)).fetchone()[0]
+    row = db.execute("SELECT consumed FROM seat_use WHERE sku_id=?", (sku,)).fetchone()
+    return int(row[0]) if row else 0
 
 
 def assign_user_licenses(db: sqlite3.Connection, user: sqlite3.Row, body: Any,

@@ -171,13 +171,8 @@ def _user_value(row: sqlite3.Row, prop: str, lic_rows: list[sqlite3.Row],
 
 def consumed_units(db: sqlite3.Connection) -> dict[str, int]:
     """skuId -> number of users holding it (one seat per user however many sources)."""
-    return {
-        r[0]: r[1]
-        for r in db.execute(
-            "SELECT sku_id, COUNT(DISTINCT user_id) FROM licenses "
-            "WHERE state IN ('Active', 'ActiveWithError') GROUP BY sku_id"
-        )
-    }
+    # kept by triggers on the licenses table (see store.SCHEMA)
+    return {r[0]: r[1] for r in db.execute("SELECT sku_id, consumed FROM seat_use")}
 
 
 def render_skus(db: sqlite3.Connection, tenant_id: str) -> list[dict[str, Any]]:

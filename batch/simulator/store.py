@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS licenses(
     disabled_plans TEXT NOT NULL, state TEXT NOT NULL, error TEXT NOT NULL,
     assigned TEXT NOT NULL, updated TEXT NOT NULL,
     PRIMARY KEY(user_id, sku_id, source));
-CREATE INDEX IF NOT EXISTS licenses_by_sku ON licenses(sku_id, state);
+CREATE INDEX IF NOT EXISTS licenses_by_sku ON licenses(sku_id, state, user_id);
 CREATE TABLE IF NOT EXISTS groups(
     seq INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, display_name TEXT NOT NULL,
     description TEXT, mail_nickname TEXT, security_enabled INTEGER NOT NULL,
@@ -63,6 +63,44 @@ CREATE INDEX IF NOT EXISTS history_by_user ON history(user_id, seq);
 CREATE TABLE IF NOT EXISTS applied(
     target TEXT NOT NULL, operation TEXT NOT NULL, count INTEGER NOT NULL,
     PRIMARY KEY(target, operation));
+-- Seats in use, kept by triggers: counting a SKU's holders on every write is linear in the
+-- tenant's size. holders: active license rows per (SKU, user); seat_use: users per SKU.
+CREATE TABLE IF NOT EXISTS holders(
+    sku_id TEXT NOT NULL, user_id TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY(sku_id, user_id));
+CREATE TABLE IF NOT EXISTS seat_use(sku_id TEXT PRIMARY KEY, consumed INTEGER NOT NULL);
+DROP TRIGGER IF EXISTS seat_take;
+CREATE TRIGGER seat_take AFTER INSERT ON licenses
+WHEN NEW.state IN ('Active', 'ActiveWithError') BEGIN
+    -- no conflict clauses in here: an outer INSERT OR REPLACE would override them
+    INSERT INTO seat_use SELECT NEW.sku_id, 0
+        WHERE NOT EXISTS (SELECT 1 FROM seat_use WHERE sku_id = NEW.sku_id);
+    UPDATE seat_use SET consumed = consumed + 1 WHERE sku_id = NEW.sku_id
+        AND NOT EXISTS (SELECT 1 FROM holders WHERE sku_id = NEW.sku_id AND user_id = NEW.user_id);
+    UPDATE holders SET n = n + 1 WHERE sku_id = NEW.sku_id AND user_id = NEW.user_id;
+    INSERT INTO holders SELECT NEW.sku_id, NEW.user_id, 1 WHERE NOT EXISTS (
+        SELECT 1 FROM holders WHERE sku_id = NEW.sku_id AND user_id = NEW.user_id);
+END;
+CREATE TRIGGER IF NOT EXISTS seat_give AFTER DELETE ON licenses
+WHEN OLD.state IN ('Active', 'ActiveWithError') BEGIN
+    UPDATE holders SET n = n - 1 WHERE sku_id = OLD.sku_id AND user_id = OLD.user_id;
+    UPDATE seat_use SET consumed = consumed - 1 WHERE sku_id = OLD.sku_id AND EXISTS (
+        SELECT 1 FROM holders WHERE sku_id = OLD.sku_id AND user_id = OLD.user_id AND n <= 0);
+    DELETE FROM holders WHERE sku_id = OLD.sku_id AND user_id = OLD.user_id AND n <= 0;
+END;
+CREATE TRIGGER IF NOT EXISTS seat_rows_immutable BEFORE UPDATE OF state, sku_id, user_id
+ON licenses BEGIN
+    SELECT RAISE(ABORT, 'license rows are replaced, never updated in place');
+END;
+"""
+
+#: holders/seat_use rebuilt from the licenses (a state made before the triggers existed)
+_REBUILD_SEATS = """
+DELETE FROM holders;
+DELETE FROM seat_use;
+INSERT INTO holders SELECT sku_id, user_id, COUNT(*) FROM licenses
+    WHERE state IN ('Active', 'ActiveWithError') GROUP BY sku_id, user_id;
+INSERT INTO seat_use SELECT sku_id, COUNT(*) FROM holders GROUP BY sku_id;
 """
 
 ACTIVE_STATES = ("Active", "ActiveWithError")
@@ -95,6 +133,9 @@ class TenantStore:
         db = self.connection()
         with self._write_lock:
             db.executescript(SCHEMA)
+            if self.meta("seat_index") != "1":
+                db.executescript("BEGIN IMMEDIATE;" + _REBUILD_SEATS + "COMMIT;")
+                db.execute("INSERT OR REPLACE INTO meta VALUES('seat_index', '1')")
 
     # -- connections and transactions -----------------------------------------------------
 
@@ -108,6 +149,8 @@ class TenantStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=OFF")
+            # INSERT OR REPLACE must fire the delete triggers that keep seat counts
+            db.execute("PRAGMA recursive_triggers=ON")
             self._local.db = db
             with self._connections_lock:
                 self._connections.append(db)
