@@ -352,7 +352,8 @@ def _check_pfx(path: Path, data: bytes, password: str | None) -> x509.Certificat
 def _split_pem(path: Path, data: bytes, password: str | None) -> tuple[str, str]:
     text = data.decode("ascii", errors="replace")
     key_match = re.search(
-        r"-----BEGIN (?:ENCRYPTED |RSA |EC )?PRIVATE KEY-----.+?-----END (?:ENCRYPTED |RSA |EC )?PRIVATE KEY-----",
+        r"-----BEGIN (?:ENCRYPTED |RSA |EC )?PRIVATE KEY-----.+?"
+        r"-----END (?:ENCRYPTED |RSA |EC )?PRIVATE KEY-----",
         text,
         re.S,
     )

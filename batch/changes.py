@@ -78,7 +78,11 @@ def license_change(
 
     :param name: SKU id -> part number, for readable notes.
     """
-    label = (lambda sku: (name or {}).get(sku, sku))
+    names = name or {}
+
+    def label(sku: str) -> str:
+        return names.get(sku, sku)
+
     change = LicenseChange()
     wanted = {w.sku_id: w for w in desire.add}
 
@@ -91,8 +95,9 @@ def license_change(
         if not held.direct:
             change.notes.append(f"{label(sku)} already held through a group")
             continue
-        target = _target_plans(held.disabled_plans, want.disabled_plans,
-                               exact=desire.exact or desire.exact_plans)
+        target = _target_plans(
+            held.disabled_plans, want.disabled_plans, exact=desire.exact or desire.exact_plans
+        )
         if target != held.disabled_plans:
             change.add[sku] = target
             change.notes.append(f"{label(sku)} disabled plans updated")

@@ -148,11 +148,14 @@ def _product_name(seats: Any) -> str:
 def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
     cells = [tuple(str(c) for c in header), *[tuple(str(c) for c in r) for r in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    numeric = [all(str(r[i]).lstrip("-").isdigit() for r in rows) and rows for i in range(len(header))]
+    numeric = [
+        all(str(r[i]).lstrip("-").isdigit() for r in rows) and rows for i in range(len(header))
+    ]
 
     def line(row: tuple[str, ...]) -> str:
         return "  ".join(
-            cell.rjust(widths[i]) if numeric[i] else cell.ljust(widths[i]) for i, cell in enumerate(row)
+            cell.rjust(widths[i]) if numeric[i] else cell.ljust(widths[i])
+            for i, cell in enumerate(row)
         ).rstrip()
 
     return "\n".join([line(cells[0]), line(tuple("-" * w for w in widths)), *map(line, cells[1:])])
@@ -160,13 +163,25 @@ def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
 
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--sheet", metavar="NAME", help="The worksheet to read (default: the first visible one).")
-@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
-              help="Judge effective dates against this day instead of today.")
-@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), metavar="PATH",
-              help="Where to write the workbook (default: next to FILE, timestamped).")
+@click.option(
+    "--sheet", metavar="NAME", help="The worksheet to read (default: the first visible one)."
+)
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    metavar="YYYY-MM-DD",
+    help="Judge effective dates against this day instead of today.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="PATH",
+    help="Where to write the workbook (default: next to FILE, timestamped).",
+)
 @click.pass_obj
-def validate(app: AppContext, file: Path, sheet: str | None, as_of: Any, output: Path | None) -> None:
+def validate(
+    app: AppContext, file: Path, sheet: str | None, as_of: Any, output: Path | None
+) -> None:
     """Read and check a sheet against the tenant's SKUs; no tenant writes.
 
     Writes a workbook with a Problems sheet and a Rows sheet (the input plus Row, Status,
@@ -198,8 +213,12 @@ def validate(app: AppContext, file: Path, sheet: str | None, as_of: Any, output:
 
 @cli.command()
 @click.option("--csv", "as_csv", is_flag=True, help="Write a CSV template instead of XLSX.")
-@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), metavar="PATH",
-              help="Where to write it (default: the current directory, timestamped).")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="PATH",
+    help="Where to write it (default: the current directory, timestamped).",
+)
 @click.pass_obj
 def template(app: AppContext, as_csv: bool, output: Path | None) -> None:
     """Write an input template with the tenant's SKUs and usage locations as dropdowns.
@@ -229,16 +248,37 @@ _FILE = click.Path(path_type=Path, dir_okay=False)
 def _run_options(func: Any) -> Any:
     """The options every command that plans a sheet takes."""
     options = [
-        click.option("--sheet", metavar="NAME", help="The worksheet to read (default: the first visible one)."),
-        click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
-                     help="Judge effective dates against this day instead of today."),
-        click.option("--exact", is_flag=True,
-                     help="The sheet is each user's full set of direct licenses: unlisted ones are removed."),
-        click.option("--default-usage-location", metavar="CC", callback=_country,
-                     help="ISO country code for users who have none and get a license."),
-        click.option("--include-disabled", is_flag=True, help="Add licenses to disabled accounts too."),
-        click.option("--output", type=_FILE, metavar="PATH",
-                     help="Where to write the workbook (default: next to FILE, timestamped)."),
+        click.option(
+            "--sheet",
+            metavar="NAME",
+            help="The worksheet to read (default: the first visible one).",
+        ),
+        click.option(
+            "--as-of",
+            type=click.DateTime(formats=["%Y-%m-%d"]),
+            metavar="YYYY-MM-DD",
+            help="Judge effective dates against this day instead of today.",
+        ),
+        click.option(
+            "--exact",
+            is_flag=True,
+            help="The sheet is each user's full set of direct licenses: unlisted ones are removed.",
+        ),
+        click.option(
+            "--default-usage-location",
+            metavar="CC",
+            callback=_country,
+            help="ISO country code for users who have none and get a license.",
+        ),
+        click.option(
+            "--include-disabled", is_flag=True, help="Add licenses to disabled accounts too."
+        ),
+        click.option(
+            "--output",
+            type=_FILE,
+            metavar="PATH",
+            help="Where to write the workbook (default: next to FILE, timestamped).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -256,12 +296,22 @@ def _country(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     return code
 
 
-def _options(sheet: str | None, as_of: Any, exact: bool, default_usage_location: str | None,
-             include_disabled: bool) -> Any:
+def _options(
+    sheet: str | None,
+    as_of: Any,
+    exact: bool,
+    default_usage_location: str | None,
+    include_disabled: bool,
+) -> Any:
     from batch.jobs import RunOptions
 
-    return RunOptions(sheet=sheet, as_of=as_of.date() if as_of else None, exact=exact,
-                      default_usage_location=default_usage_location, include_disabled=include_disabled)
+    return RunOptions(
+        sheet=sheet,
+        as_of=as_of.date() if as_of else None,
+        exact=exact,
+        default_usage_location=default_usage_location,
+        include_disabled=include_disabled,
+    )
 
 
 @cli.command()
@@ -294,11 +344,21 @@ def plan(app: AppContext, file: Path, output: Path | None, **options: Any) -> No
 @click.argument("file", type=_FILE)
 @_run_options
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--max-removals", type=click.IntRange(min=0), metavar="N",
-              help="Allow the run to remove up to N licenses (default 100).")
+@click.option(
+    "--max-removals",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Allow the run to remove up to N licenses (default 100).",
+)
 @click.pass_obj
-def apply(app: AppContext, file: Path, output: Path | None, yes: bool, max_removals: int | None,
-          **options: Any) -> None:
+def apply(
+    app: AppContext,
+    file: Path,
+    output: Path | None,
+    yes: bool,
+    max_removals: int | None,
+    **options: Any,
+) -> None:
     """Plan a sheet, confirm, write the changes through Graph $batch, read back, report.
 
     Every operation is journaled before and after it is sent: if the run is interrupted,
@@ -321,7 +381,9 @@ def apply(app: AppContext, file: Path, output: Path | None, yes: bool, max_remov
         check_removals(prepared.plan, max_removals)
         if not prepared.plan.ops:
             click.echo("Nothing to write.")
-        elif not yes and not click.confirm(f"Apply {len(prepared.plan.ops)} changes?", default=False):
+        elif not yes and not click.confirm(
+            f"Apply {len(prepared.plan.ops)} changes?", default=False
+        ):
             raise click.Abort()
         with _progress(len(prepared.plan.ops)) as progress:
             result = apply_plan(client, settings, prepared, output=output, on_progress=progress)
@@ -346,9 +408,10 @@ def resume(app: AppContext, run_id: str | None, output: Path | None) -> None:
     from batch.graph import GraphClient
     from batch.jobs import resume as resume_run
 
-    with app.tenant() as settings:
-        with _progress(None) as progress:
-            result = resume_run(GraphClient(settings), settings, run_id, output=output, on_progress=progress)
+    with app.tenant() as settings, _progress(None) as progress:
+        result = resume_run(
+            GraphClient(settings), settings, run_id, output=output, on_progress=progress
+        )
     _finish(result)
 
 
@@ -370,22 +433,38 @@ def runs(app: AppContext, as_json: bool) -> None:
         click.echo(json.dumps([r.as_dict() for r in found], indent=2))
         return
     rows = [
-        (r.run_id, r.kind, r.state, Path(r.input_path).name if r.input_path else "",
-         sum(r.counts.values()), r.counts.get("done", 0), r.report or "")
+        (
+            r.run_id,
+            r.kind,
+            r.state,
+            Path(r.input_path).name if r.input_path else "",
+            sum(r.counts.values()),
+            r.counts.get("done", 0),
+            r.report or "",
+        )
         for r in found
     ]
-    click.echo(_table(("Run", "Kind", "State", "Input", "Writes", "Done", "Report"), rows)
-               if rows else "No runs yet.")
+    click.echo(
+        _table(("Run", "Kind", "State", "Input", "Writes", "Done", "Report"), rows)
+        if rows
+        else "No runs yet."
+    )
 
 
 @cli.command()
 @click.argument("run_id", metavar="RUN")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--max-removals", type=click.IntRange(min=0), metavar="N",
-              help="Allow the undo to remove up to N licenses (default 100).")
+@click.option(
+    "--max-removals",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Allow the undo to remove up to N licenses (default 100).",
+)
 @click.option("--output", type=_FILE, metavar="PATH", help="Where to write the workbook.")
 @click.pass_obj
-def undo(app: AppContext, run_id: str, yes: bool, max_removals: int | None, output: Path | None) -> None:
+def undo(
+    app: AppContext, run_id: str, yes: bool, max_removals: int | None, output: Path | None
+) -> None:
     """Revert what a run changed: planned and applied like any run.
 
     Writes the inverse of the run as a sheet in the run's folder (licenses it added are
@@ -409,13 +488,22 @@ def undo(app: AppContext, run_id: str, yes: bool, max_removals: int | None, outp
         click.echo(f"Undo of run {run_id}: {sheet}")
         click.echo("\n".join(prepared.summary_lines()))
         check_removals(prepared.plan, max_removals)
-        if prepared.plan.ops and not yes and not click.confirm(
-            f"Apply {len(prepared.plan.ops)} changes?", default=False
+        if (
+            prepared.plan.ops
+            and not yes
+            and not click.confirm(f"Apply {len(prepared.plan.ops)} changes?", default=False)
         ):
             raise click.Abort()
         with _progress(len(prepared.plan.ops)) as progress:
-            result = apply_plan(client, settings, prepared, kind="undo", output=output,
-                                on_progress=progress, meta={"undo_of": run_id})
+            result = apply_plan(
+                client,
+                settings,
+                prepared,
+                kind="undo",
+                output=output,
+                on_progress=progress,
+                meta={"undo_of": run_id},
+            )
     _finish(result)
 
 
@@ -424,8 +512,13 @@ def _progress(total: int | None) -> Iterator[Any]:
     """A progress bar on stderr fed by the engine's counters (quiet when not a terminal)."""
     from tqdm import tqdm
 
-    bar = tqdm(total=total, unit="write", disable=not sys.stderr.isatty(), file=sys.stderr,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=total,
+        unit="write",
+        disable=not sys.stderr.isatty(),
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     done = [0]
 
     def update(stats: Any) -> None:
@@ -451,17 +544,39 @@ def _finish(result: Any) -> None:
 
 
 @cli.command("true-up")
-@click.option("--prices", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              metavar="FILE", help="CSV or XLSX of Sku, MonthlyPrice, Currency.")
-@click.option("--previous", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              metavar="WORKBOOK", help="An earlier true-up workbook, to list what changed.")
-@click.option("--inactive-days", type=click.IntRange(1, 3650), default=90, show_default=True,
-              help="Licensed users without a sign-in for this long are reclaimable.")
-@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), metavar="PATH",
-              help="Where to write the workbook (default: true-up-<tenant>-<time>.xlsx here).")
+@click.option(
+    "--prices",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    metavar="FILE",
+    help="CSV or XLSX of Sku, MonthlyPrice, Currency.",
+)
+@click.option(
+    "--previous",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    metavar="WORKBOOK",
+    help="An earlier true-up workbook, to list what changed.",
+)
+@click.option(
+    "--inactive-days",
+    type=click.IntRange(1, 3650),
+    default=90,
+    show_default=True,
+    help="Licensed users without a sign-in for this long are reclaimable.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="PATH",
+    help="Where to write the workbook (default: true-up-<tenant>-<time>.xlsx here).",
+)
 @click.pass_obj
-def true_up(app: AppContext, prices: Path | None, previous: Path | None, inactive_days: int,
-            output: Path | None) -> None:
+def true_up(
+    app: AppContext,
+    prices: Path | None,
+    previous: Path | None,
+    inactive_days: int,
+    output: Path | None,
+) -> None:
     """Write the monthly true-up workbook: seats, cost, waste and changes.
 
     \b
@@ -474,9 +589,14 @@ def true_up(app: AppContext, prices: Path | None, previous: Path | None, inactiv
 
     with app.tenant() as settings:
         trueup, path = run_trueup(
-            GraphClient(settings), prices_path=prices, previous_path=previous,
-            inactive_days=inactive_days, output=output, tenant_label=settings.tenant_id or "",
-            progress=lambda message: click.echo(f"  {message}", err=True))
+            GraphClient(settings),
+            prices_path=prices,
+            previous_path=previous,
+            inactive_days=inactive_days,
+            output=output,
+            tenant_label=settings.tenant_id or "",
+            progress=lambda message: click.echo(f"  {message}", err=True),
+        )
     for note in trueup.notes:
         click.echo(f"Note: {note}", err=True)
     click.echo("\n".join(summary_lines(trueup)))
@@ -487,8 +607,12 @@ def true_up(app: AppContext, prices: Path | None, previous: Path | None, inactiv
 
 
 @cli.command()
-@click.option("--output", type=_FILE, metavar="PATH",
-              help="Where to write the sheet (default: the current directory, timestamped).")
+@click.option(
+    "--output",
+    type=_FILE,
+    metavar="PATH",
+    help="Where to write the sheet (default: the current directory, timestamped).",
+)
 @click.option("--csv", "as_csv", is_flag=True, help="Write CSV (UTF-8) instead of XLSX.")
 @click.pass_obj
 def export(app: AppContext, output: Path | None, as_csv: bool) -> None:
@@ -513,28 +637,55 @@ def export(app: AppContext, output: Path | None, as_csv: bool) -> None:
         snapshot = read_snapshot(GraphClient(settings))
     target = output or output_path("export", suffix=".csv" if as_csv else ".xlsx")
     path = write_snapshot(snapshot, target, as_csv=as_csv)
-    click.echo(f"Users: {len(snapshot.users)}, licensed: {snapshot.licensed_users}, "
-               f"licensed groups: {len(snapshot.groups)}")
+    click.echo(
+        f"Users: {len(snapshot.users)}, licensed: {snapshot.licensed_users}, "
+        f"licensed groups: {len(snapshot.groups)}"
+    )
     click.echo(f"Export: {path}")
 
 
 @cli.command()
-@click.option("--map", "map_path", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              required=True, metavar="MAP", help="CSV/XLSX with FromSku, ToSku and optional options.")
-@click.option("--users", "users_path", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              metavar="SHEET", help="Move only the users in this sheet (a UserPrincipalName column).")
-@click.option("--wave-size", type=click.IntRange(min=1), metavar="N",
-              help="At most N users per wave.")
+@click.option(
+    "--map",
+    "map_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    required=True,
+    metavar="MAP",
+    help="CSV/XLSX with FromSku, ToSku and optional options.",
+)
+@click.option(
+    "--users",
+    "users_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    metavar="SHEET",
+    help="Move only the users in this sheet (a UserPrincipalName column).",
+)
+@click.option(
+    "--wave-size", type=click.IntRange(min=1), metavar="N", help="At most N users per wave."
+)
 @click.option("--no-waves", is_flag=True, help="One wave or none: stop if the seats are short.")
-@click.option("--wait-for-seats", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
-              help="When no user fits the free seats, wait this long for more before stopping.")
+@click.option(
+    "--wait-for-seats",
+    type=click.FloatRange(min=0),
+    default=0,
+    metavar="SECONDS",
+    help="When no user fits the free seats, wait this long for more before stopping.",
+)
 @click.option("--dry-run", is_flag=True, help="Plan and write the report; change nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--output", type=_FILE, metavar="PATH", help="Where to write the migration workbook.")
 @click.pass_obj
-def migrate(app: AppContext, map_path: Path, users_path: Path | None, wave_size: int | None,
-            no_waves: bool, wait_for_seats: float, dry_run: bool, yes: bool,
-            output: Path | None) -> None:
+def migrate(
+    app: AppContext,
+    map_path: Path,
+    users_path: Path | None,
+    wave_size: int | None,
+    no_waves: bool,
+    wait_for_seats: float,
+    dry_run: bool,
+    yes: bool,
+    output: Path | None,
+) -> None:
     """Switch users from one SKU to another by a map, in waves that fit the seats.
 
     Each user's FromSku is replaced by ToSku in ONE assignLicense call (never unlicensed),
@@ -564,10 +715,18 @@ def migrate(app: AppContext, map_path: Path, users_path: Path | None, wave_size:
             if not yes and not click.confirm(f"Move {planned} users?", default=False):
                 raise click.Abort()
             with _progress(None) as progress:
-                run_migration(client, settings, migration, wave_size=wave_size, no_waves=no_waves,
-                              wait_for_seats=wait_for_seats, on_progress=progress,
-                              on_wave=lambda w: click.echo(
-                                  f"Wave {w.number}: {w.users} users, run {w.run_id}", err=True))
+                run_migration(
+                    client,
+                    settings,
+                    migration,
+                    wave_size=wave_size,
+                    no_waves=no_waves,
+                    wait_for_seats=wait_for_seats,
+                    on_progress=progress,
+                    on_wave=lambda w: click.echo(
+                        f"Wave {w.number}: {w.users} users, run {w.run_id}", err=True
+                    ),
+                )
             done = [line for line in migration.summary_lines() if line.startswith(("Wave", "Note"))]
             click.echo("\n".join(done))
     target = output or output_path("migrate", input_path=map_path)
@@ -584,15 +743,30 @@ def migrate(app: AppContext, map_path: Path, users_path: Path | None, wave_size:
 
 # -- the built-in simulated tenant ------------------------------------------------------------
 
-_SIM_RATES = ("item_429", "item_500", "item_503", "item_504", "batch_429", "batch_503",
-              "batch_504", "lost_ack", "reset_before", "reset_after")
+_SIM_RATES = (
+    "item_429",
+    "item_500",
+    "item_503",
+    "item_504",
+    "batch_429",
+    "batch_503",
+    "batch_504",
+    "lost_ack",
+    "reset_before",
+    "reset_after",
+)
 
 
 def _sim_options(func: Any) -> Any:
     for name in reversed(_SIM_RATES):
-        func = click.option(f"--fault-{name.replace('_', '-')}", f"fault_{name}",
-                            type=click.FloatRange(0, 1), default=0.0, metavar="RATE",
-                            help=f"Share of requests that get the {name.replace('_', ' ')} fault.")(func)
+        func = click.option(
+            f"--fault-{name.replace('_', '-')}",
+            f"fault_{name}",
+            type=click.FloatRange(0, 1),
+            default=0.0,
+            metavar="RATE",
+            help=f"Share of requests that get the {name.replace('_', ' ')} fault.",
+        )(func)
     return func
 
 
@@ -602,18 +776,41 @@ def simulator() -> None:
 
 
 @simulator.command()
-@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port (default: any free one).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, help="Port (default: any free one)."
+)
 @click.option("--seed", type=int, default=0, help="Seed of the fault generator.")
-@click.option("--time-scale", type=click.FloatRange(min=0.001), default=1.0, show_default=True,
-              help="Make quota windows and Retry-After this many times shorter.")
-@click.option("--write-quota", type=click.IntRange(min=1), default=3000, show_default=True,
-              help="Writes per window per app.")
-@click.option("--write-window", type=click.FloatRange(min=0.001), default=150.0, show_default=True,
-              help="Seconds of the write-quota window.")
+@click.option(
+    "--time-scale",
+    type=click.FloatRange(min=0.001),
+    default=1.0,
+    show_default=True,
+    help="Make quota windows and Retry-After this many times shorter.",
+)
+@click.option(
+    "--write-quota",
+    type=click.IntRange(min=1),
+    default=3000,
+    show_default=True,
+    help="Writes per window per app.",
+)
+@click.option(
+    "--write-window",
+    type=click.FloatRange(min=0.001),
+    default=150.0,
+    show_default=True,
+    help="Seconds of the write-quota window.",
+)
 @click.option("--latency-ms", type=click.IntRange(min=0), default=0, help="Delay per request.")
-@click.option("--item-latency-ms", type=click.IntRange(min=0), default=0, help="Delay per $batch item.")
-@click.option("--token-expire-after", type=click.FloatRange(min=0), default=None,
-              help="Reject tokens as expired after this many seconds.")
+@click.option(
+    "--item-latency-ms", type=click.IntRange(min=0), default=0, help="Delay per $batch item."
+)
+@click.option(
+    "--token-expire-after",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Reject tokens as expired after this many seconds.",
+)
 @_sim_options
 @click.pass_obj
 def serve(app: AppContext, port: int, **values: Any) -> None:
@@ -629,10 +826,14 @@ def serve(app: AppContext, port: int, **values: Any) -> None:
 
     sim = start_simulator(app.settings.home / "simulator", SimulatorOptions(**values), port=port)
     click.echo(f"# {sim.tenant_name} serving at {sim.graph_url}; Ctrl-C stops it.", err=True)
-    for name, value in (("AZURE_TENANT_ID", sim.tenant_id), ("AZURE_CLIENT_ID", sim.client_id),
-                        ("AZURE_CLIENT_SECRET", sim.client_secret),
-                        ("AZURE_AUTHORITY_HOST", sim.authority_host),
-                        ("M365BATCH_GRAPH_URL", sim.graph_url), ("REQUESTS_CA_BUNDLE", sim.ca_path)):
+    for name, value in (
+        ("AZURE_TENANT_ID", sim.tenant_id),
+        ("AZURE_CLIENT_ID", sim.client_id),
+        ("AZURE_CLIENT_SECRET", sim.client_secret),
+        ("AZURE_AUTHORITY_HOST", sim.authority_host),
+        ("M365BATCH_GRAPH_URL", sim.graph_url),
+        ("REQUESTS_CA_BUNDLE", sim.ca_path),
+    ):
         click.echo(f"export {name}='{value}'")
     try:
         while True:
@@ -644,11 +845,19 @@ def serve(app: AppContext, port: int, **values: Any) -> None:
 
 
 @simulator.command()
-@click.option("--users", type=click.IntRange(min=1, max=1_000_000), default=None,
-              help="Generate a tenant of this many users instead of the sample.")
+@click.option(
+    "--users",
+    type=click.IntRange(min=1, max=1_000_000),
+    default=None,
+    help="Generate a tenant of this many users instead of the sample.",
+)
 @click.option("--seed", type=int, default=0, help="Seed of the generated tenant.")
-@click.option("--seed-file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              metavar="JSON", help="Load this seed (from `simulator clone`) instead of the sample.")
+@click.option(
+    "--seed-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    metavar="JSON",
+    help="Load this seed (from `simulator clone`) instead of the sample.",
+)
 @click.pass_obj
 def reset(app: AppContext, users: int | None, seed: int, seed_file: Path | None) -> None:
     """Put the simulated tenant back to the sample (or a generated, or a cloned) state.
@@ -661,10 +870,13 @@ def reset(app: AppContext, users: int | None, seed: int, seed_file: Path | None)
     """
     from batch.simulator import reset_tenant
 
-    summary = reset_tenant(app.settings.home / "simulator", users=users, seed=seed,
-                           seed_path=seed_file)
-    click.echo(f"Reset: {summary['users']} users, {summary['licensed_users']} licensed, "
-               f"{len(summary['skus'])} SKUs, {summary['groups']} groups.")
+    summary = reset_tenant(
+        app.settings.home / "simulator", users=users, seed=seed, seed_path=seed_file
+    )
+    click.echo(
+        f"Reset: {summary['users']} users, {summary['licensed_users']} licensed, "
+        f"{len(summary['skus'])} SKUs, {summary['groups']} groups."
+    )
 
 
 @simulator.command()
@@ -680,16 +892,33 @@ def show(app: AppContext) -> None:
 
     info = describe_tenant(app.settings.home / "simulator")
     click.echo(f"{info['tenant']} ({info['domain']}, tenant {info['tenant_id']})")
-    click.echo(f"Users: {info['users']}  licensed: {info['licensed_users']}  groups: {info['groups']}")
-    rows = [(s["skuPartNumber"], s["enabled"], s["consumed"], s["enabled"] - s["consumed"],
-             s["capabilityStatus"], s["appliesTo"]) for s in info["skus"]]
+    click.echo(
+        f"Users: {info['users']}  licensed: {info['licensed_users']}  groups: {info['groups']}"
+    )
+    rows = [
+        (
+            s["skuPartNumber"],
+            s["enabled"],
+            s["consumed"],
+            s["enabled"] - s["consumed"],
+            s["capabilityStatus"],
+            s["appliesTo"],
+        )
+        for s in info["skus"]
+    ]
     click.echo(_table(("SKU", "Enabled", "Assigned", "Free", "Status", "Applies to"), rows))
 
 
 @simulator.command()
-@click.option("--output", type=_FILE, metavar="PATH",
-              help="Where to write the seed (default: here, timestamped).")
-@click.option("--pseudonymise", is_flag=True, help="Replace names, UPNs, departments and ids consistently.")
+@click.option(
+    "--output",
+    type=_FILE,
+    metavar="PATH",
+    help="Where to write the seed (default: here, timestamped).",
+)
+@click.option(
+    "--pseudonymise", is_flag=True, help="Replace names, UPNs, departments and ids consistently."
+)
 @click.pass_obj
 def clone(app: AppContext, output: Path | None, pseudonymise: bool) -> None:
     """Copy the configured tenant (SKUs, users, licenses, groups) into a simulator seed.
@@ -708,9 +937,13 @@ def clone(app: AppContext, output: Path | None, pseudonymise: bool) -> None:
     from batch.workbook import output_path
 
     with app.tenant() as settings:
-        seed = clone_tenant(GraphClient(settings), pseudonymise=pseudonymise,
-                            progress=lambda message: click.echo(f"  {message}", err=True))
+        seed = clone_tenant(
+            GraphClient(settings),
+            pseudonymise=pseudonymise,
+            progress=lambda message: click.echo(f"  {message}", err=True),
+        )
     path = write_seed(seed, output or output_path("clone", suffix=".json"))
-    click.echo(f"Seed: {len(seed['users'])} users, {len(seed['skus'])} SKUs, "
-               f"{len(seed['groups'])} groups")
+    click.echo(
+        f"Seed: {len(seed['users'])} users, {len(seed['skus'])} SKUs, {len(seed['groups'])} groups"
+    )
     click.echo(f"Written: {path}  (load it: m365batch simulator reset --seed-file {path})")

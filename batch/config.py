@@ -134,7 +134,10 @@ def _str(value: object) -> str | None:
 def _check(settings: Settings) -> None:
     partial = [
         name
-        for name, value in (("AZURE_TENANT_ID", settings.tenant_id), ("AZURE_CLIENT_ID", settings.client_id))
+        for name, value in (
+            ("AZURE_TENANT_ID", settings.tenant_id),
+            ("AZURE_CLIENT_ID", settings.client_id),
+        )
         if not value
     ]
     has_credential = settings.client_secret or settings.certificate_path
@@ -148,7 +151,10 @@ def _check(settings: Settings) -> None:
             f"Certificate file not found: {settings.certificate_path}",
             hint="Check AZURE_CLIENT_CERTIFICATE_PATH (a PEM or PFX file).",
         )
-    for name, url in (("AZURE_AUTHORITY_HOST", settings.authority_host), ("M365BATCH_GRAPH_URL", settings.graph_url)):
+    for name, url in (
+        ("AZURE_AUTHORITY_HOST", settings.authority_host),
+        ("M365BATCH_GRAPH_URL", settings.graph_url),
+    ):
         if not url.startswith("https://"):
             raise ConfigError(f"{name} must be an https:// URL, not {url!r}.")
 

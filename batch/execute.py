@@ -37,23 +37,40 @@ def operation_for(op: PlannedOp) -> Operation:
     if op.kind == "assignLicense":
         prerequisite = None
         if op.usage_location:
-            prerequisite = _usage_location_op(f"{op.key} (usageLocation)", op.user_id, op.usage_location)
+            prerequisite = _usage_location_op(
+                f"{op.key} (usageLocation)", op.user_id, op.usage_location
+            )
         return Operation(
-            key=op.key, method=op.method, url=op.url, body=op.body, prerequisite=prerequisite,
+            key=op.key,
+            method=op.method,
+            url=op.url,
+            body=op.body,
+            prerequisite=prerequisite,
             verify=ReadBack(
                 f"/users/{op.user_id}?$select=id,assignedLicenses,licenseAssignmentStates",
                 _license_check(op.body),
             ),
-            usage_location_set=bool(op.usage_location), context=op,
+            usage_location_set=bool(op.usage_location),
+            context=op,
         )
     if op.kind == "usageLocation":
         base = _usage_location_op(op.key, op.user_id, str(op.body["usageLocation"]))
-        return Operation(key=base.key, method=base.method, url=base.url, body=base.body,
-                         verify=base.verify, context=op)
+        return Operation(
+            key=base.key,
+            method=base.method,
+            url=base.url,
+            body=base.body,
+            verify=base.verify,
+            context=op,
+        )
     group = str(op.before.get("group"))
     joining = op.kind == "joinGroup"
     return Operation(
-        key=op.key, method=op.method, url=op.url, body=op.body, context=op,
+        key=op.key,
+        method=op.method,
+        url=op.url,
+        body=op.body,
+        context=op,
         verify=lambda client: _is_member(client, group, op.user_id) == joining,
     )
 
@@ -87,9 +104,13 @@ def execute_plan(
                 journal.mark_done(operation.key, _settled(operation, result))
 
         results, wave_stats = run_operations(
-            client, todo, settings=settings, total=len(todo),
+            client,
+            todo,
+            settings=settings,
+            total=len(todo),
             on_sent=lambda operation: journal.mark_sent(operation.key),
-            on_result=record, on_progress=on_progress,
+            on_result=record,
+            on_progress=on_progress,
         )
         stats.append(wave_stats)
         for key, result in results.items():
@@ -103,7 +124,9 @@ def _settled(operation: Operation, result: Result) -> dict[str, Any]:
     op = operation.context
     if isinstance(op, PlannedOp) and result.outcome is Outcome.FAILED:
         already = (
-            op.kind == "joinGroup" and result.status == 400 and _ALREADY_MEMBER in (result.message or "")
+            op.kind == "joinGroup"
+            and result.status == 400
+            and _ALREADY_MEMBER in (result.message or "")
         ) or (op.kind == "leaveGroup" and result.status == 404)
         if already:
             data["outcome"] = Outcome.APPLIED.value
@@ -118,9 +141,14 @@ def result_ok(result: Mapping[str, Any]) -> bool:
 
 def _usage_location_op(key: str, user_id: str, location: str) -> Operation:
     return Operation(
-        key=key, method="PATCH", url=f"/users/{user_id}", body={"usageLocation": location},
-        verify=ReadBack(f"/users/{user_id}?$select=id,usageLocation",
-                        lambda user: str(user.get("usageLocation") or "").upper() == location.upper()),
+        key=key,
+        method="PATCH",
+        url=f"/users/{user_id}",
+        body={"usageLocation": location},
+        verify=ReadBack(
+            f"/users/{user_id}?$select=id,usageLocation",
+            lambda user: str(user.get("usageLocation") or "").upper() == location.upper(),
+        ),
     )
 
 
@@ -135,14 +163,20 @@ def _license_check(body: Mapping[str, Any]) -> Callable[[dict[str, Any]], bool]:
     def check(user: dict[str, Any]) -> bool:
         states = user.get("licenseAssignmentStates")
         if states is None:  # no states: every assigned license is taken as direct
-            direct = {str(a["skuId"]).lower(): a.get("disabledPlans") or [] for a in user.get("assignedLicenses") or []}
+            direct = {
+                str(a["skuId"]).lower(): a.get("disabledPlans") or []
+                for a in user.get("assignedLicenses") or []
+            }
         else:
             direct = {
                 str(s["skuId"]).lower(): s.get("disabledPlans") or []
-                for s in states if not s.get("assignedByGroup")
+                for s in states
+                if not s.get("assignedByGroup")
             }
         held = {sku: sorted(str(p).lower() for p in plans) for sku, plans in direct.items()}
-        return all(held.get(sku) == plans for sku, plans in adds.items()) and not (removes & set(held))
+        return all(held.get(sku) == plans for sku, plans in adds.items()) and not (
+            removes & set(held)
+        )
 
     return check
 
@@ -150,5 +184,7 @@ def _license_check(body: Mapping[str, Any]) -> Callable[[dict[str, Any]], bool]:
 def _is_member(client: GraphClient, group_id: str, user_id: str) -> bool:
     return any(
         str(member.get("id")) == user_id
-        for member in client.get_all(f"/groups/{group_id}/members", params={"$select": "id", "$top": 999})
+        for member in client.get_all(
+            f"/groups/{group_id}/members", params={"$select": "id", "$top": 999}
+        )
     )

@@ -33,7 +33,14 @@ from batch.engine import EngineSettings, EngineStats
 from batch.errors import BatchError, ExitCode, GuardStopped, JournalError
 from batch.execute import execute_plan, result_ok
 from batch.graph import GraphClient
-from batch.journal import FINISHED, INTERRUPTED, Journal, file_sha256, latest_unfinished, tenant_lock
+from batch.journal import (
+    FINISHED,
+    INTERRUPTED,
+    Journal,
+    file_sha256,
+    latest_unfinished,
+    tenant_lock,
+)
 from batch.plan import APPLIED, FAILED, NO_CHANGE, PLANNED, Plan, PlannedOp, PlanOptions, build_plan
 from batch.reconcile import read_back
 from batch.report import ChangeLine, RowOutcome, RunFacts, plan_outcomes, write_run_report
@@ -63,7 +70,9 @@ class RunOptions:
 
     @property
     def plan_options(self) -> PlanOptions:
-        return PlanOptions(self.exact, self.default_usage_location, self.include_disabled, self.exact_plans)
+        return PlanOptions(
+            self.exact, self.default_usage_location, self.include_disabled, self.exact_plans
+        )
 
     def as_meta(self) -> dict[str, Any]:
         data = asdict(self)
@@ -96,15 +105,19 @@ class Prepared:
         counts, ops = self.plan.counts(), self.plan.op_counts()
         lines = [
             f"Rows: {len(self.plan.rows)} ("
-            + ", ".join(f"{status} {n}" for status, n in sorted(counts.items())) + ")",
+            + ", ".join(f"{status} {n}" for status, n in sorted(counts.items()))
+            + ")",
             f"Users to change: {counts.get(PLANNED, 0)}; writes: {len(self.plan.ops)} ("
-            + ", ".join(f"{kind} {n}" for kind, n in sorted(ops.items())) + ")",
+            + ", ".join(f"{kind} {n}" for kind, n in sorted(ops.items()))
+            + ")",
             f"Licenses removed: {self.plan.removals}",
         ]
         for seat in self.plan.seats:
             if seat.taken or seat.freed or seat.shortfall:
-                line = (f"  {seat.part_number}: free {seat.free_before} -> {seat.free_after} "
-                        f"(+{seat.freed} freed, -{seat.taken} taken)")
+                line = (
+                    f"  {seat.part_number}: free {seat.free_before} -> {seat.free_after} "
+                    f"(+{seat.freed} freed, -{seat.taken} taken)"
+                )
                 if seat.shortfall:
                     line += f"  SHORT by {seat.shortfall}: buy {seat.shortfall} more or drop rows"
                 lines.append(line)
@@ -137,12 +150,23 @@ def prepare(client: GraphClient, path: Path, options: RunOptions) -> Prepared:
     group_names = {g for row in ready for g in (*row.join_groups, *row.leave_groups)}
     groups, problems = read_groups(client, group_names) if group_names else ({}, {})
     seats = seats_from_skus(skus)
-    plan = build_plan(validation, seats=seats, users=users, groups=groups, group_problems=problems,
-                      options=options.plan_options, graph_url=client.graph_url)
+    plan = build_plan(
+        validation,
+        seats=seats,
+        users=users,
+        groups=groups,
+        group_problems=problems,
+        options=options.plan_options,
+        graph_url=client.graph_url,
+    )
     return Prepared(
-        path=path, sha256=sheet.sha256 if getattr(sheet, "sha256", None) else file_sha256(path),
-        validation=validation, plan=plan, seats=seats,
-        names={s.sku_id: s.part_number for s in seats}, options=options,
+        path=path,
+        sha256=sheet.sha256 if getattr(sheet, "sha256", None) else file_sha256(path),
+        validation=validation,
+        plan=plan,
+        seats=seats,
+        names={s.sku_id: s.part_number for s in seats},
+        options=options,
     )
 
 
@@ -160,12 +184,22 @@ def write_plan_report(prepared: Prepared, tenant: str, output: Path | None) -> P
     """The plan as a workbook: statuses Planned/NoChange/..., seats forecast, no Changes."""
     path = output or output_path("plan", input_path=prepared.path)
     facts = RunFacts(
-        tenant=tenant, mode="plan", run_id="(plan only)", input_path=prepared.path,
-        input_sha256=prepared.sha256, started=prepared.started, finished=dt.datetime.now(),
+        tenant=tenant,
+        mode="plan",
+        run_id="(plan only)",
+        input_path=prepared.path,
+        input_sha256=prepared.sha256,
+        started=prepared.started,
+        finished=dt.datetime.now(),
         options=_option_lines(prepared.options),
     )
-    return write_run_report(path, facts=facts, validation=prepared.validation, plan=prepared.plan,
-                            outcomes=plan_outcomes(prepared.plan))
+    return write_run_report(
+        path,
+        facts=facts,
+        validation=prepared.validation,
+        plan=prepared.plan,
+        outcomes=plan_outcomes(prepared.plan),
+    )
 
 
 def apply(
@@ -181,15 +215,30 @@ def apply(
 ) -> RunResult:
     """Execute a prepared plan under a new journal; read back; write the report."""
     journal = Journal.create(
-        settings.home, kind=kind, tenant=str(settings.tenant_id), input_path=prepared.path.resolve(),
+        settings.home,
+        kind=kind,
+        tenant=str(settings.tenant_id),
+        input_path=prepared.path.resolve(),
         input_sha256=prepared.sha256,
-        meta={"options": prepared.options.as_meta(), "tenant_label": settings.describe(),
-              "output": str(output) if output else None, **(meta or {})},
+        meta={
+            "options": prepared.options.as_meta(),
+            "tenant_label": settings.describe(),
+            "output": str(output) if output else None,
+            **(meta or {}),
+        },
     )
     with journal:
         journal.add_ops((op.key, op.row, op.as_dict()) for op in prepared.plan.ops)
-        return _run(client, settings, prepared, journal, kind=kind, output=output, engine=engine,
-                    on_progress=on_progress)
+        return _run(
+            client,
+            settings,
+            prepared,
+            journal,
+            kind=kind,
+            output=output,
+            engine=engine,
+            on_progress=on_progress,
+        )
 
 
 def resume(
@@ -207,16 +256,23 @@ def resume(
         raise JournalError("No unfinished run to resume.", hint="See `m365batch runs`.")
     with Journal.open(settings.home, run_id) as journal:
         if journal.get("state") == FINISHED:
-            raise JournalError(f"Run {run_id} already finished.", hint="See its report, or `m365batch runs`.")
+            raise JournalError(
+                f"Run {run_id} already finished.", hint="See its report, or `m365batch runs`."
+            )
         if journal.get("tenant") != settings.tenant_id:
-            raise JournalError(f"Run {run_id} was made on another tenant ({journal.get('tenant')}).")
+            raise JournalError(
+                f"Run {run_id} was made on another tenant ({journal.get('tenant')})."
+            )
         path = Path(str(journal.get("input_path")))
         if not path.is_file():
-            raise JournalError(f"Run {run_id}: its input {path} is gone.", hint="Put the file back to resume.")
+            raise JournalError(
+                f"Run {run_id}: its input {path} is gone.", hint="Put the file back to resume."
+            )
         if file_sha256(path) != journal.get("input_sha256"):
             raise JournalError(
                 f"Run {run_id}: {path.name} changed since the run started.",
-                hint="Resume needs the same file; to apply the new one, start a new run with `apply`.",
+                hint="Resume needs the same file; to apply the new one, start a new run "
+                "with `apply`.",
             )
         options = RunOptions.from_meta(journal.get("options") or {})
         prepared = prepare(client, path, options)
@@ -226,8 +282,18 @@ def resume(
         if output is None and journal.get("output"):
             # the run's own report, perhaps written before the interruption: replace it
             output, overwrite = Path(str(journal.get("output"))), True
-        return _run(client, settings, prepared, journal, kind=kind, output=output, engine=engine,
-                    on_progress=on_progress, resumed=True, overwrite=overwrite)
+        return _run(
+            client,
+            settings,
+            prepared,
+            journal,
+            kind=kind,
+            output=output,
+            engine=engine,
+            on_progress=on_progress,
+            resumed=True,
+            overwrite=overwrite,
+        )
 
 
 def _run(
@@ -249,8 +315,9 @@ def _run(
     with tenant_lock(settings.home, str(settings.tenant_id), journal.run_id):
         journal.set(state="running")
         try:
-            _, stats = execute_plan(client, prepared.plan.ops, journal, settings=engine,
-                                    on_progress=on_progress)
+            _, stats = execute_plan(
+                client, prepared.plan.ops, journal, settings=engine, on_progress=on_progress
+            )
         except KeyboardInterrupt as exc:
             journal.finish(INTERRUPTED)
             stop = exc
@@ -262,8 +329,13 @@ def _run(
         crashpoint("readback")
         journal_ops = list(journal.ops())
         outcomes = _outcomes(prepared, journal_ops, planned_keys, stopped=stop is not None)
-        readback = read_back(client, prepared.plan, prepared.options.plan_options, names=prepared.names,
-                             wait_for_groups=0 if stop else prepared.options.wait_for_groups)
+        readback = read_back(
+            client,
+            prepared.plan,
+            prepared.options.plan_options,
+            names=prepared.names,
+            wait_for_groups=0 if stop else prepared.options.wait_for_groups,
+        )
         for row, back in readback.items():
             outcome = outcomes[row]
             outcome.verified = "Yes" if back.verified else "No"
@@ -275,15 +347,30 @@ def _run(
         counters = _counters(stats)
         notes = [f"Stopped: {stop}"] if stop else []
         if resumed:
-            notes.append("Resumed from the journal: the plan was made again from the tenant's state.")
+            notes.append(
+                "Resumed from the journal: the plan was made again from the tenant's state."
+            )
         facts = RunFacts(
-            tenant=settings.describe(), mode=kind, run_id=journal.run_id, input_path=prepared.path,
-            input_sha256=prepared.sha256, started=prepared.started, finished=dt.datetime.now(),
-            options=_option_lines(prepared.options), counters=counters, notes=notes,
+            tenant=settings.describe(),
+            mode=kind,
+            run_id=journal.run_id,
+            input_path=prepared.path,
+            input_sha256=prepared.sha256,
+            started=prepared.started,
+            finished=dt.datetime.now(),
+            options=_option_lines(prepared.options),
+            counters=counters,
+            notes=notes,
         )
         report = write_run_report(
-            path, facts=facts, validation=prepared.validation, plan=prepared.plan, outcomes=outcomes,
-            seats_after=seats_now, changes=_changes(journal_ops), overwrite=overwrite,
+            path,
+            facts=facts,
+            validation=prepared.validation,
+            plan=prepared.plan,
+            outcomes=outcomes,
+            seats_after=seats_now,
+            changes=_changes(journal_ops),
+            overwrite=overwrite,
         )
         counts = Counter(o.status for o in outcomes.values())
         if stop is None:
@@ -293,8 +380,9 @@ def _run(
     if stop is not None:
         raise stop
     exit_code = ExitCode.ROWS_FAILED if any(counts.get(s) for s in _SETTLED) else ExitCode.SUCCESS
-    return RunResult(journal.run_id, report, counts, exit_code, notes, counters, outcomes,
-                     _changes(journal_ops))
+    return RunResult(
+        journal.run_id, report, counts, exit_code, notes, counters, outcomes, _changes(journal_ops)
+    )
 
 
 def _outcomes(
@@ -312,8 +400,12 @@ def _outcomes(
         sent = [op for op in ops if op.state != "planned" or op.attempts]
         if not sent:
             if outcome.status == PLANNED:  # planned but never sent: the run stopped first
-                outcome.detail = "; ".join(filter(None, [
-                    outcome.detail, "not sent: the run stopped; `m365batch resume` continues"]))
+                outcome.detail = "; ".join(
+                    filter(
+                        None,
+                        [outcome.detail, "not sent: the run stopped; `m365batch resume` continues"],
+                    )
+                )
             continue
         failed = [op for op in ops if op.state == "done" and not result_ok(op.result or {})]
         open_ops = [op for op in ops if op.state != "done" and op.key in planned_keys]
@@ -322,11 +414,20 @@ def _outcomes(
             outcome.status = FAILED
             outcome.error_code = str(result.get("code") or result.get("outcome") or "")
             outcome.request_id = str(result.get("request_id") or "")
-            outcome.detail = "; ".join(filter(None, [outcome.detail, str(result.get("message") or "")]))
+            outcome.detail = "; ".join(
+                filter(None, [outcome.detail, str(result.get("message") or "")])
+            )
         elif open_ops:
             outcome.status = PLANNED if stopped else FAILED
-            outcome.detail = "; ".join(filter(None, [
-                outcome.detail, "outcome not confirmed; `m365batch resume` checks and continues"]))
+            outcome.detail = "; ".join(
+                filter(
+                    None,
+                    [
+                        outcome.detail,
+                        "outcome not confirmed; `m365batch resume` checks and continues",
+                    ],
+                )
+            )
         else:
             outcome.status = APPLIED
             last = [op.result for op in ops if op.result]
@@ -344,8 +445,11 @@ def _added_removed(ops: list[Any], names: Mapping[str, str]) -> tuple[str, str]:
         body = op.payload.get("body") or {}
         if op.payload.get("kind") == "assignLicense":
             before = op.payload.get("before", {}).get("licenses", {})
-            added += [names.get(a["skuId"], a["skuId"]) for a in body.get("addLicenses") or []
-                      if a["skuId"] not in before]
+            added += [
+                names.get(a["skuId"], a["skuId"])
+                for a in body.get("addLicenses") or []
+                if a["skuId"] not in before
+            ]
             removed += [names.get(s, s) for s in body.get("removeLicenses") or []]
     return ", ".join(added), ", ".join(removed)
 
@@ -357,14 +461,23 @@ def _changes(journal_ops: list[Any]) -> list[ChangeLine]:
             continue
         result = op.result or {}
         error = ": ".join(str(x) for x in (result.get("code"), result.get("message")) if x)
-        lines.append(ChangeLine(
-            time=(op.done_at or op.sent_at or "")[:19].replace("T", " "), row=op.row or 0,
-            user=str(op.payload.get("upn") or ""), operation=str(op.payload.get("kind") or ""),
-            summary=str(op.payload.get("summary") or ""),
-            outcome=str(result.get("outcome") or ("sent, outcome unknown" if op.state == "sent" else op.state)),
-            status=result.get("status"), error=error, attempts=op.attempts,
-            request_id=str(result.get("request_id") or ""),
-        ))
+        lines.append(
+            ChangeLine(
+                time=(op.done_at or op.sent_at or "")[:19].replace("T", " "),
+                row=op.row or 0,
+                user=str(op.payload.get("upn") or ""),
+                operation=str(op.payload.get("kind") or ""),
+                summary=str(op.payload.get("summary") or ""),
+                outcome=str(
+                    result.get("outcome")
+                    or ("sent, outcome unknown" if op.state == "sent" else op.state)
+                ),
+                status=result.get("status"),
+                error=error,
+                attempts=op.attempts,
+                request_id=str(result.get("request_id") or ""),
+            )
+        )
     return lines
 
 
@@ -392,8 +505,15 @@ def _option_lines(options: RunOptions) -> dict[str, object]:
 
 # -- undo -------------------------------------------------------------------------------
 
-UNDO_HEADERS = ("UserPrincipalName", "AddLicenses", "RemoveLicenses", "DisabledPlans",
-                "UsageLocation", "Groups", "RemoveGroups")
+UNDO_HEADERS = (
+    "UserPrincipalName",
+    "AddLicenses",
+    "RemoveLicenses",
+    "DisabledPlans",
+    "UsageLocation",
+    "Groups",
+    "RemoveGroups",
+)
 
 
 def write_undo_sheet(home: Path, run_id: str, names: Mapping[str, str]) -> Path:
@@ -416,8 +536,10 @@ def write_undo_sheet(home: Path, run_id: str, names: Mapping[str, str]) -> Path:
     per_user: dict[str, dict[str, Any]] = {}
     for op in ops:
         planned = PlannedOp.from_dict(op.payload)
-        user = per_user.setdefault(planned.upn, {"add": {}, "remove": set(), "location": None,
-                                                 "join": set(), "leave": set()})
+        user = per_user.setdefault(
+            planned.upn,
+            {"add": {}, "remove": set(), "location": None, "join": set(), "leave": set()},
+        )
         before = planned.before or {}
         if planned.kind == "assignLicense":
             held = before.get("licenses", {})
@@ -429,9 +551,9 @@ def write_undo_sheet(home: Path, run_id: str, names: Mapping[str, str]) -> Path:
                     user["remove"].add(sku)
             for sku in planned.body.get("removeLicenses") or []:
                 user["add"][sku] = held.get(sku, [])
-        if planned.usage_location or planned.kind == "usageLocation":
-            if before.get("usageLocation"):
-                user["location"] = before["usageLocation"]
+        changed_location = planned.usage_location or planned.kind == "usageLocation"
+        if changed_location and before.get("usageLocation"):
+            user["location"] = before["usageLocation"]
         if planned.kind == "joinGroup":
             user["leave"].add(before["group"])
         if planned.kind == "leaveGroup":
@@ -441,9 +563,18 @@ def write_undo_sheet(home: Path, run_id: str, names: Mapping[str, str]) -> Path:
         writer = csv.writer(handle)
         writer.writerow(UNDO_HEADERS)
         for upn, change in per_user.items():
-            plans = [f"{names.get(sku, sku)}:{plan}" for sku, ps in change["add"].items() for plan in ps]
-            writer.writerow([
-                upn, ";".join(change["add"]), ";".join(sorted(change["remove"])), ";".join(plans),
-                change["location"] or "", ";".join(sorted(change["join"])), ";".join(sorted(change["leave"])),
-            ])
+            plans = [
+                f"{names.get(sku, sku)}:{plan}" for sku, ps in change["add"].items() for plan in ps
+            ]
+            writer.writerow(
+                [
+                    upn,
+                    ";".join(change["add"]),
+                    ";".join(sorted(change["remove"])),
+                    ";".join(plans),
+                    change["location"] or "",
+                    ";".join(sorted(change["join"])),
+                    ";".join(sorted(change["leave"])),
+                ]
+            )
     return path

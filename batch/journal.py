@@ -179,14 +179,17 @@ class Journal:
         version = journal.get("format_version")
         if version != FORMAT_VERSION:
             raise JournalError(
-                f"Run '{run_id}' was written by a journal format {version} this version cannot read."
+                f"Run '{run_id}' was written in journal format {version}, "
+                "which this version cannot read."
             )
         return journal
 
     @classmethod
     def _connect(cls, path: Path) -> Journal:
         try:
-            connection = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            connection = sqlite3.connect(
+                path, timeout=30, isolation_level=None, check_same_thread=False
+            )
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
             connection.executescript(_SCHEMA)
@@ -282,8 +285,15 @@ class Journal:
             self._db.execute(query + " ORDER BY seq", args)
         ):
             yield JournalOp(
-                seq, key, row, json.loads(payload), op_state, attempts,
-                json.loads(result) if result else None, sent_at, done_at,
+                seq,
+                key,
+                row,
+                json.loads(payload),
+                op_state,
+                attempts,
+                json.loads(result) if result else None,
+                sent_at,
+                done_at,
             )
 
     def pending(self) -> list[JournalOp]:
@@ -357,4 +367,4 @@ def tenant_lock(home: Path, tenant: str, run_id: str) -> Iterator[None]:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")

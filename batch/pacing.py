@@ -12,8 +12,8 @@ the way TCP learns a path's capacity:
   we send faster than the quota, the accepted rate *is* the quota. One decrease per
   ``cooldown``, so the many batches in flight that saw the same overload count once;
 - afterwards it grows back quickly (x1.5 per ``interval``) while below 90 % of the rate
-  the service accepted when it last throttled, then probes gently: ``increase`` x rate per interval, the
-  step doubling with every clean interval (capped at 50 %), until the next 429;
+  the service accepted when it last throttled, then probes gently: ``increase`` x rate per
+  interval, the step doubling with every clean interval (capped at 50 %), until the next 429;
 - ``x-ms-throttle-limit-percentage`` (sent above 80 % of a limit) at or above 0.95 ends
   slow start: the quota is near, so stop doubling. It does not stop the gentle probing: a
   service that stays near its limit reports a high percentage all the time;

@@ -34,7 +34,12 @@ from batch.validate import Action, RowRequest, RowStatus, ValidationResult
 
 #: the statuses of the report's Rows sheet
 PLANNED, NO_CHANGE, INVALID, FAILED, DEFERRED, SKIPPED = (
-    "Planned", "NoChange", "Invalid", "Failed", "Deferred", "Skipped"
+    "Planned",
+    "NoChange",
+    "Invalid",
+    "Failed",
+    "Deferred",
+    "Skipped",
 )
 APPLIED = "Applied"
 
@@ -65,19 +70,42 @@ class PlannedOp:
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready copy for the journal."""
         return {
-            "key": self.key, "row": self.row, "user_id": self.user_id, "upn": self.upn,
-            "kind": self.kind, "method": self.method, "url": self.url, "body": self.body,
-            "wave": self.wave, "summary": self.summary, "usage_location": self.usage_location,
+            "key": self.key,
+            "row": self.row,
+            "user_id": self.user_id,
+            "upn": self.upn,
+            "kind": self.kind,
+            "method": self.method,
+            "url": self.url,
+            "body": self.body,
+            "wave": self.wave,
+            "summary": self.summary,
+            "usage_location": self.usage_location,
             "before": dict(self.before),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PlannedOp:
         """The inverse of :meth:`as_dict`."""
-        return cls(**{k: data[k] for k in (
-            "key", "row", "user_id", "upn", "kind", "method", "url", "body", "wave", "summary",
-            "usage_location", "before",
-        )})
+        return cls(
+            **{
+                k: data[k]
+                for k in (
+                    "key",
+                    "row",
+                    "user_id",
+                    "upn",
+                    "kind",
+                    "method",
+                    "url",
+                    "body",
+                    "wave",
+                    "summary",
+                    "usage_location",
+                    "before",
+                )
+            }
+        )
 
 
 @dataclass
@@ -150,8 +178,11 @@ class Plan:
     @property
     def removals(self) -> int:
         """Licenses taken away from users by this plan (the removal guard counts these)."""
-        return sum(len((op.body or {}).get("removeLicenses") or []) for op in self.ops
-                   if op.kind == "assignLicense")
+        return sum(
+            len((op.body or {}).get("removeLicenses") or [])
+            for op in self.ops
+            if op.kind == "assignLicense"
+        )
 
     def shortfalls(self) -> list[SeatForecast]:
         """SKUs the sheet asked more seats of than are free."""
@@ -171,6 +202,7 @@ class PlanOptions:
 
 def desire_for(request: RowRequest, options: PlanOptions) -> Desire:
     """What a validated row asks of its user, in the terms of :mod:`batch.changes`."""
+
     def plans(add: Any) -> frozenset[str] | None:
         given = frozenset(p.lower() for p in add.disabled_plans)
         return given if (given or options.exact_plans) else None
@@ -204,17 +236,24 @@ def build_plan(
     groups = groups or {}
     group_problems = group_problems or {}
     forecast = {
-        s.sku_id: SeatForecast(s.sku_id, s.part_number, s.enabled, s.warning, s.suspended,
-                               s.consumed, s.free)
+        s.sku_id: SeatForecast(
+            s.sku_id, s.part_number, s.enabled, s.warning, s.suspended, s.consumed, s.free
+        )
         for s in seats
     }
     names = {s.sku_id: s.part_number for s in forecast.values()}
     planner = _Planner(options, users, groups, group_problems, forecast, names, graph_url)
-    rows = [planner.plan_row(request, validation.detail(request.row)) for request in validation.rows]
+    rows = [
+        planner.plan_row(request, validation.detail(request.row)) for request in validation.rows
+    ]
     planner.settle_seats(rows)
     ops = [op for op in planner.ops if op.key in planner.kept]
-    return Plan(rows=rows, ops=ops, seats=sorted(forecast.values(), key=lambda s: s.part_number.lower()),
-                exact=options.exact)
+    return Plan(
+        rows=rows,
+        ops=ops,
+        seats=sorted(forecast.values(), key=lambda s: s.part_number.lower()),
+        exact=options.exact,
+    )
 
 
 class _Planner:
@@ -249,7 +288,9 @@ class _Planner:
     def plan_row(self, request: RowRequest, findings: str) -> RowPlan:
         """Plan one row; ``findings`` is validation's word on it (errors, then warnings)."""
         if request.status is not RowStatus.READY:
-            status = {RowStatus.INVALID: INVALID, RowStatus.DEFERRED: DEFERRED}.get(request.status, SKIPPED)
+            status = {RowStatus.INVALID: INVALID, RowStatus.DEFERRED: DEFERRED}.get(
+                request.status, SKIPPED
+            )
             return RowPlan(request, status, findings)
         state = self.users.get(request.user.casefold())
         if state is None:
@@ -257,7 +298,9 @@ class _Planner:
         plan = RowPlan(request, PLANNED, user_id=state.id)
         if not state.account_enabled and request.add_licenses and not self.options.include_disabled:
             plan.status, plan.error_code = SKIPPED, "AccountDisabled"
-            plan.detail = "the account is disabled: licenses are not added (--include-disabled to add anyway)"
+            plan.detail = (
+                "the account is disabled: licenses are not added (--include-disabled to add anyway)"
+            )
             return plan
 
         joins, leaves, problem = self._group_changes(request, state)
@@ -266,22 +309,33 @@ class _Planner:
             return plan
         desire = desire_for(request, self.options)
         change = license_change(
-            desire, state, default_usage_location=self.options.default_usage_location, name=self.names
+            desire,
+            state,
+            default_usage_location=self.options.default_usage_location,
+            name=self.names,
         )
         if change.blocked:
             plan.status, plan.error_code, plan.detail = FAILED, "NoUsageLocation", change.blocked
             return plan
         # joining a licensed group takes a seat of each of its SKUs the user does not hold yet
         group_takes = [
-            sku for group in joins for sku in sorted(group.sku_ids)
+            sku
+            for group in joins
+            for sku in sorted(group.sku_ids)
             if not state.holds(sku) and sku not in change.add
         ]
         wave = _license_wave(change)
         self.takes[request.row] = [(wave, sku) for sku in change.new_seats] + [
-            (TAKE_WAVE, sku) for sku in group_takes]
+            (TAKE_WAVE, sku) for sku in group_takes
+        ]
         self.frees[request.row] = [(wave, sku) for sku in change.freed_seats] + [
-            (FREE_WAVE, sku) for group in leaves for sku in sorted(group.sku_ids)
-            if state.holds(sku) and not state.licenses[sku].direct and state.licenses[sku].groups == (group.id,)]
+            (FREE_WAVE, sku)
+            for group in leaves
+            for sku in sorted(group.sku_ids)
+            if state.holds(sku)
+            and not state.licenses[sku].direct
+            and state.licenses[sku].groups == (group.id,)
+        ]
         self._emit(request, state, change, joins, leaves, plan, wave)
         plan.added = [self.label(s) for s in change.add if s in change.new_seats]
         plan.removed = [self.label(s) for s in change.remove]
@@ -295,7 +349,10 @@ class _Planner:
         self, request: RowRequest, state: UserState
     ) -> tuple[list[GroupInfo], list[GroupInfo], str | None]:
         joins, leaves = [], []
-        for names, target, joining in ((request.join_groups, joins, True), (request.leave_groups, leaves, False)):
+        for names, target, joining in (
+            (request.join_groups, joins, True),
+            (request.leave_groups, leaves, False),
+        ):
             for name in names:
                 key = name.strip().casefold()
                 if key in self.group_problems:
@@ -304,7 +361,12 @@ class _Planner:
                 if group is None:
                     return [], [], f"no group named '{name}'"
                 if group.dynamic:
-                    return [], [], f"'{group.display_name}' has dynamic membership: it cannot be joined or left"
+                    return (
+                        [],
+                        [],
+                        f"'{group.display_name}' has dynamic membership: "
+                        "it cannot be joined or left",
+                    )
                 if (state.id in group.members) != joining:
                     target.append(group)
         return joins, leaves, None
@@ -324,46 +386,93 @@ class _Planner:
             "usageLocation": state.usage_location,
             "licenses": {
                 sku: sorted(state.licenses[sku].disabled_plans)
-                for sku in [*change.add, *change.remove] if sku in state.licenses
-                and state.licenses[sku].direct
+                for sku in [*change.add, *change.remove]
+                if sku in state.licenses and state.licenses[sku].direct
             },
         }
         if change.writes_license:
             adds = {sku: sorted(plans) for sku, plans in change.add.items()}
             body = {
-                "addLicenses": [{"skuId": sku, "disabledPlans": plans} for sku, plans in adds.items()],
+                "addLicenses": [
+                    {"skuId": sku, "disabledPlans": plans} for sku, plans in adds.items()
+                ],
                 "removeLicenses": list(change.remove),
             }
-            parts = [f"+{self.label(s)}" + (f" (disabled: {len(p)})" if p else "") for s, p in adds.items()]
+            parts = [
+                f"+{self.label(s)}" + (f" (disabled: {len(p)})" if p else "")
+                for s, p in adds.items()
+            ]
             parts += [f"-{self.label(s)}" for s in change.remove]
             if change.usage_location:
                 parts.insert(0, f"usageLocation={change.usage_location}")
-            self._add(plan, PlannedOp(
-                key=f"row {row}: assignLicense {state.upn}", row=row, user_id=uid, upn=state.upn,
-                kind="assignLicense", method="POST", url=f"/users/{uid}/assignLicense", body=body,
-                wave=wave, summary=" ".join(parts), usage_location=change.usage_location, before=before,
-            ))
+            self._add(
+                plan,
+                PlannedOp(
+                    key=f"row {row}: assignLicense {state.upn}",
+                    row=row,
+                    user_id=uid,
+                    upn=state.upn,
+                    kind="assignLicense",
+                    method="POST",
+                    url=f"/users/{uid}/assignLicense",
+                    body=body,
+                    wave=wave,
+                    summary=" ".join(parts),
+                    usage_location=change.usage_location,
+                    before=before,
+                ),
+            )
         elif change.usage_location:
-            self._add(plan, PlannedOp(
-                key=f"row {row}: usageLocation {state.upn}", row=row, user_id=uid, upn=state.upn,
-                kind="usageLocation", method="PATCH", url=f"/users/{uid}",
-                body={"usageLocation": change.usage_location}, wave=FREE_WAVE,
-                summary=f"usageLocation={change.usage_location}", before=before,
-            ))
+            self._add(
+                plan,
+                PlannedOp(
+                    key=f"row {row}: usageLocation {state.upn}",
+                    row=row,
+                    user_id=uid,
+                    upn=state.upn,
+                    kind="usageLocation",
+                    method="PATCH",
+                    url=f"/users/{uid}",
+                    body={"usageLocation": change.usage_location},
+                    wave=FREE_WAVE,
+                    summary=f"usageLocation={change.usage_location}",
+                    before=before,
+                ),
+            )
         for group in leaves:
-            self._add(plan, PlannedOp(
-                key=f"row {row}: leaveGroup {group.display_name} {state.upn}", row=row, user_id=uid,
-                upn=state.upn, kind="leaveGroup", method="DELETE",
-                url=f"/groups/{group.id}/members/{uid}/$ref", body=None, wave=FREE_WAVE,
-                summary=f"leave group {group.display_name}", before={"group": group.id},
-            ))
+            self._add(
+                plan,
+                PlannedOp(
+                    key=f"row {row}: leaveGroup {group.display_name} {state.upn}",
+                    row=row,
+                    user_id=uid,
+                    upn=state.upn,
+                    kind="leaveGroup",
+                    method="DELETE",
+                    url=f"/groups/{group.id}/members/{uid}/$ref",
+                    body=None,
+                    wave=FREE_WAVE,
+                    summary=f"leave group {group.display_name}",
+                    before={"group": group.id},
+                ),
+            )
         for group in joins:
-            self._add(plan, PlannedOp(
-                key=f"row {row}: joinGroup {group.display_name} {state.upn}", row=row, user_id=uid,
-                upn=state.upn, kind="joinGroup", method="POST", url=f"/groups/{group.id}/members/$ref",
-                body={"@odata.id": f"{self.graph_url}/directoryObjects/{uid}"}, wave=TAKE_WAVE,
-                summary=f"join group {group.display_name}", before={"group": group.id},
-            ))
+            self._add(
+                plan,
+                PlannedOp(
+                    key=f"row {row}: joinGroup {group.display_name} {state.upn}",
+                    row=row,
+                    user_id=uid,
+                    upn=state.upn,
+                    kind="joinGroup",
+                    method="POST",
+                    url=f"/groups/{group.id}/members/$ref",
+                    body={"@odata.id": f"{self.graph_url}/directoryObjects/{uid}"},
+                    wave=TAKE_WAVE,
+                    summary=f"join group {group.display_name}",
+                    before={"group": group.id},
+                ),
+            )
 
     def _add(self, plan: RowPlan, op: PlannedOp) -> None:
         """Keep an operation and tie it to its row."""

@@ -23,7 +23,9 @@ GROUP_ERRORS = {
     "CountViolation": "not enough seats of the license for everyone in the group",
     "MutuallyExclusiveViolation": "a plan conflicts with a plan the user already has",
     "DependencyViolation": "a plan needs another plan the user does not have",
-    "ProhibitedInUsageLocationViolation": "the license is not available in the user's usage location",
+    "ProhibitedInUsageLocationViolation": (
+        "the license is not available in the user's usage location"
+    ),
     "UniquenessViolation": "the user's proxy address is already taken",
     "Other": "Entra could not assign the license",
 }
@@ -72,17 +74,27 @@ def read_back(
         sleep(poll)
         users.update(read_users(client, [row.request.user for row in waiting]))
 
-    unnamed = {g for state in users.values() for held in state.licenses.values() for g in held.groups} - set(group_names)
+    unnamed = {
+        g for state in users.values() for held in state.licenses.values() for g in held.groups
+    } - set(group_names)
     for group_id in sorted(unnamed):  # licensing groups are few; name them for the report
-        group_names[group_id] = str(client.get(f"/groups/{group_id}", params={"$select": "id,displayName"})
-                                    .get("displayName") or group_id)
+        group_names[group_id] = str(
+            client.get(f"/groups/{group_id}", params={"$select": "id,displayName"}).get(
+                "displayName"
+            )
+            or group_id
+        )
     return {
-        row.row: _check(row, users.get(row.request.user.casefold()), groups, options, names, group_names)
+        row.row: _check(
+            row, users.get(row.request.user.casefold()), groups, options, names, group_names
+        )
         for row in rows
     }
 
 
-def licenses_text(state: UserState, names: Mapping[str, str], group_names: Mapping[str, str]) -> str:
+def licenses_text(
+    state: UserState, names: Mapping[str, str], group_names: Mapping[str, str]
+) -> str:
     """``SPE_E3; VISIOCLIENT (group Sales)``: a user's licenses and where they come from."""
     parts = []
     for sku, held in sorted(state.licenses.items(), key=lambda item: names.get(item[0], item[0])):
@@ -97,7 +109,9 @@ def licenses_text(state: UserState, names: Mapping[str, str], group_names: Mappi
     return "; ".join(parts)
 
 
-def _waits_for_group(row: RowPlan, users: Mapping[str, UserState], groups: Mapping[str, GroupInfo]) -> bool:
+def _waits_for_group(
+    row: RowPlan, users: Mapping[str, UserState], groups: Mapping[str, GroupInfo]
+) -> bool:
     state = users.get(row.request.user.casefold())
     if state is None:
         return False
@@ -123,8 +137,11 @@ def _check(
     if state is None:
         return ReadBack(False, "", ("the user can no longer be found",))
     problems: list[str] = []
-    change = license_change(desire_for(row.request, options), state,
-                            default_usage_location=options.default_usage_location)
+    change = license_change(
+        desire_for(row.request, options),
+        state,
+        default_usage_location=options.default_usage_location,
+    )
     if change.add or change.remove:
         problems.append("licenses are not as asked")
     if change.usage_location and (row.request.usage_location or change.add):
@@ -133,7 +150,9 @@ def _check(
         for name in names_:
             group = groups.get(name.strip().casefold())
             if group is not None and (state.id in group.members) != joining:
-                problems.append(f"{'not a member of' if joining else 'still a member of'} {group.display_name}")
+                problems.append(
+                    f"{'not a member of' if joining else 'still a member of'} {group.display_name}"
+                )
     for sku, held in state.licenses.items():
         for error in held.errors:
             via = ", ".join(group_names.get(g, g) for g in held.groups) or "direct"
@@ -143,4 +162,3 @@ def _check(
             )
     asked_ok = not any(not p.startswith("group licensing error") for p in problems)
     return ReadBack(asked_ok, licenses_text(state, names, group_names), tuple(problems))
-

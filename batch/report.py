@@ -21,7 +21,6 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from batch.plan import Plan, RowPlan
 from batch.tenant import SkuSeats
@@ -29,7 +28,14 @@ from batch.validate import ValidationResult, problems_table
 from batch.workbook import ReportWorkbook
 
 ROW_COLUMNS = (
-    "Row", "Status", "Added", "Removed", "Detail", "ErrorCode", "RequestId", "Verified",
+    "Row",
+    "Status",
+    "Added",
+    "Removed",
+    "Detail",
+    "ErrorCode",
+    "RequestId",
+    "Verified",
     "LicensesAfter",
 )
 STATUS_ORDER = ("Applied", "NoChange", "Planned", "Invalid", "Failed", "Deferred", "Skipped")
@@ -85,8 +91,11 @@ def plan_outcomes(plan: Plan) -> dict[int, RowOutcome]:
     """Row outcomes for a plan that has not been applied."""
     return {
         row.row: RowOutcome(
-            status=row.status, detail=row.detail, added=", ".join(row.added),
-            removed=", ".join(row.removed), error_code=row.error_code or "",
+            status=row.status,
+            detail=row.detail,
+            added=", ".join(row.added),
+            removed=", ".join(row.removed),
+            error_code=row.error_code or "",
         )
         for row in plan.rows
     }
@@ -107,29 +116,66 @@ def write_run_report(
     after = {s.sku_id: s for s in seats_after} if seats_after is not None else None
     book = ReportWorkbook(path, overwrite=overwrite)
     try:
-        summary = book.add_key_values("Summary", _summary_pairs(facts, validation, plan, outcomes),
-                                      title="m365batch run report")
+        summary = book.add_key_values(
+            "Summary",
+            _summary_pairs(facts, validation, plan, outcomes),
+            title="m365batch run report",
+        )
         headers, rows = _rows_table(validation, plan.rows, outcomes)
         width = len(validation.sheet.headers)  # the input's columns come first, as given
-        book.add_table("Rows", headers, rows, kinds={headers[width]: "int"},
-                       status_column=headers[width + 1])
+        book.add_table(
+            "Rows", headers, rows, kinds={headers[width]: "int"}, status_column=headers[width + 1]
+        )
         headers, problems = problems_table(validation)
         book.add_table("Problems", headers, problems, kinds={"Row": "int"}, status_column=None)
         lic_headers, lic_rows = _licenses_table(plan, after)
-        licenses = book.add_table("Licenses", lic_headers, lic_rows,
-                                  kinds={h: "int" for h in lic_headers[2:]}, status_column=None)
+        licenses = book.add_table(
+            "Licenses",
+            lic_headers,
+            lic_rows,
+            kinds={h: "int" for h in lic_headers[2:]},
+            status_column=None,
+        )
         book.add_bar_chart(
-            licenses, category_column=0,
+            licenses,
+            category_column=0,
             value_columns=[lic_headers.index("Assigned after"), lic_headers.index("Free after")],
-            title="Seats per SKU after the run", on_sheet=summary, at="D3", headers=lic_headers,
+            title="Seats per SKU after the run",
+            on_sheet=summary,
+            at="D3",
+            headers=lic_headers,
         )
         book.add_table(
             "Changes",
-            ("Time", "Row", "User", "Operation", "Change", "Outcome", "HTTP status", "Error",
-             "Attempts", "RequestId"),
-            [(c.time, c.row, c.user, c.operation, c.summary, c.outcome, c.status, c.error,
-              c.attempts, c.request_id) for c in changes],
-            kinds={"Row": "int", "HTTP status": "int", "Attempts": "int"}, status_column=None,
+            (
+                "Time",
+                "Row",
+                "User",
+                "Operation",
+                "Change",
+                "Outcome",
+                "HTTP status",
+                "Error",
+                "Attempts",
+                "RequestId",
+            ),
+            [
+                (
+                    c.time,
+                    c.row,
+                    c.user,
+                    c.operation,
+                    c.summary,
+                    c.outcome,
+                    c.status,
+                    c.error,
+                    c.attempts,
+                    c.request_id,
+                )
+                for c in changes
+            ],
+            kinds={"Row": "int", "HTTP status": "int", "Attempts": "int"},
+            status_column=None,
         )
     except BaseException:
         book.discard()
@@ -155,12 +201,18 @@ def _summary_pairs(
         ("Rows in input", len(validation.rows)),
     ]
     pairs += [(f"Rows {status}", counts.get(status, 0)) for status in STATUS_ORDER]
-    pairs += [(f"Option {name}", "" if value is None else str(value)) for name, value in facts.options.items()]
+    pairs += [
+        (f"Option {name}", "" if value is None else str(value))
+        for name, value in facts.options.items()
+    ]
     for name, value in facts.counters.items():
         pairs.append((name, value))
     for seat in plan.seats:
         if seat.taken or seat.freed or seat.shortfall:
-            text = f"{seat.consumed} -> {seat.consumed_after} assigned, {seat.free_before} -> {seat.free_after} free"
+            text = (
+                f"{seat.consumed} -> {seat.consumed_after} assigned, "
+                f"{seat.free_before} -> {seat.free_after} free"
+            )
             if seat.shortfall:
                 text += f" (short by {seat.shortfall})"
             pairs.append((f"Seats {seat.part_number}", text))
@@ -179,11 +231,20 @@ def _rows_table(
     for row in rows:
         outcome = outcomes[row.row]
         values = tuple(row.request.values) + ("",) * (width - len(row.request.values))
-        table.append((
-            *values[:width], row.row, outcome.status, outcome.added, outcome.removed,
-            outcome.detail, outcome.error_code, outcome.request_id, outcome.verified,
-            outcome.licenses_after,
-        ))
+        table.append(
+            (
+                *values[:width],
+                row.row,
+                outcome.status,
+                outcome.added,
+                outcome.removed,
+                outcome.detail,
+                outcome.error_code,
+                outcome.request_id,
+                outcome.verified,
+                outcome.licenses_after,
+            )
+        )
     return headers, table
 
 
@@ -191,14 +252,32 @@ def _licenses_table(
     plan: Plan, after: Mapping[str, SkuSeats] | None
 ) -> tuple[tuple[str, ...], list[tuple[object, ...]]]:
     headers = (
-        "SKU", "SkuId", "Purchased", "Warning", "Suspended", "Assigned before", "Free before",
-        "Assigned after", "Free after",
+        "SKU",
+        "SkuId",
+        "Purchased",
+        "Warning",
+        "Suspended",
+        "Assigned before",
+        "Free before",
+        "Assigned after",
+        "Free after",
     )
     rows = []
     for seat in plan.seats:
         now = after.get(seat.sku_id) if after is not None else None
         assigned_after = now.consumed if now else seat.consumed_after
         free_after = now.free if now else seat.free_after
-        rows.append((seat.part_number, seat.sku_id, seat.enabled, seat.warning, seat.suspended,
-                     seat.consumed, seat.free_before, assigned_after, free_after))
+        rows.append(
+            (
+                seat.part_number,
+                seat.sku_id,
+                seat.enabled,
+                seat.warning,
+                seat.suspended,
+                seat.consumed,
+                seat.free_before,
+                assigned_after,
+                free_after,
+            )
+        )
     return headers, rows

@@ -142,7 +142,9 @@ def user_state(user: Mapping[str, Any]) -> UserState:
     else:
         for assigned_license in user.get("assignedLicenses") or []:
             sku = str(assigned_license["skuId"]).lower()
-            disabled = frozenset(str(p).lower() for p in assigned_license.get("disabledPlans") or [])
+            disabled = frozenset(
+                str(p).lower() for p in assigned_license.get("disabledPlans") or []
+            )
             licenses[sku] = HeldLicense(sku, disabled, True)
     enabled = user.get("accountEnabled")
     return UserState(
@@ -188,7 +190,10 @@ def read_users(client: Any, wanted: Iterable[str]) -> dict[str, UserState]:
     found: dict[str, UserState] = {}
     if len(names) > PAGE_ALL_THRESHOLD:
         for user in client.get_all("/users", params={"$select": USER_SELECT, "$top": 999}):
-            for key in (str(user.get("userPrincipalName") or "").casefold(), str(user["id"]).casefold()):
+            for key in (
+                str(user.get("userPrincipalName") or "").casefold(),
+                str(user["id"]).casefold(),
+            ):
                 if key in names:
                     found[key] = user_state(user)
         return found
@@ -214,18 +219,26 @@ def read_groups(client: Any, names: Iterable[str]) -> tuple[dict[str, GroupInfo]
             matches = list(
                 client.get_all(
                     "/groups",
-                    params={"$filter": f"displayName eq {odata_string(name)}", "$select": GROUP_SELECT},
+                    params={
+                        "$filter": f"displayName eq {odata_string(name)}",
+                        "$select": GROUP_SELECT,
+                    },
                 )
             )
         if not matches:
             problems[name.casefold()] = f"no group named '{name}'"
             continue
         if len(matches) > 1:
-            problems[name.casefold()] = f"{len(matches)} groups are named '{name}': use the group's id"
+            problems[name.casefold()] = (
+                f"{len(matches)} groups are named '{name}': use the group's id"
+            )
             continue
         group = matches[0]
         members = frozenset(
-            str(m["id"]) for m in client.get_all(f"/groups/{group['id']}/members", params={"$select": "id", "$top": 999})
+            str(m["id"])
+            for m in client.get_all(
+                f"/groups/{group['id']}/members", params={"$select": "id", "$top": 999}
+            )
         )
         groups[name.casefold()] = GroupInfo(
             id=str(group["id"]),

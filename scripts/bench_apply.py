@@ -55,11 +55,20 @@ def make_tenant(folder: Path, users: int) -> tuple[Path, list[str]]:
             sku["prepaidUnits"]["enabled"] = users * 2
     seed = folder / "seed.json"
     seed.write_text(json.dumps(tenant), encoding="utf-8")
-    in_groups = {m for g in tenant["groups"] for m in g["members"] if any(
-        a["skuId"] == FLOW_FREE for a in g.get("assignedLicenses", []))}
-    lacking = [u["userPrincipalName"] for u in tenant["users"]
-               if u["accountEnabled"] and u.get("usageLocation") and u["id"] not in in_groups
-               and not any(lic["skuId"] == FLOW_FREE for lic in u.get("licenses", []))]
+    in_groups = {
+        m
+        for g in tenant["groups"]
+        for m in g["members"]
+        if any(a["skuId"] == FLOW_FREE for a in g.get("assignedLicenses", []))
+    }
+    lacking = [
+        u["userPrincipalName"]
+        for u in tenant["users"]
+        if u["accountEnabled"]
+        and u.get("usageLocation")
+        and u["id"] not in in_groups
+        and not any(lic["skuId"] == FLOW_FREE for lic in u.get("licenses", []))
+    ]
     return seed, lacking
 
 
@@ -71,11 +80,15 @@ def write_sheet(path: Path, upns: list[str]) -> Path:
     return path
 
 
-def run_measured(args: list[str], env: dict[str, str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+def run_measured(
+    args: list[str], env: dict[str, str]
+) -> tuple[float, float, subprocess.CompletedProcess[str]]:
     """Run a command; return (seconds, peak RSS in MB, result)."""
     peak = [0.0]
     started = time.perf_counter()
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     watcher = psutil.Process(proc.pid)
 
     def watch() -> None:
@@ -105,16 +118,40 @@ def bench_apply(folder: Path) -> None:
         env = tenant_env(sim, folder / "home")
         report = folder / "apply.xlsx"
         elapsed, peak, result = run_measured(
-            [sys.executable, "-m", "batch", "apply", str(sheet), "--yes", "--output", str(report)], env)
+            [sys.executable, "-m", "batch", "apply", str(sheet), "--yes", "--output", str(report)],
+            env,
+        )
         if result.returncode != 0:
             print(result.stdout, result.stderr)
             raise SystemExit(f"apply exited {result.returncode}")
-        applied = sum(1 for (target, op), n in sim.store.applied_writes().items() if op == "assignLicense")
+        applied = sum(
+            1 for (target, op), n in sim.store.applied_writes().items() if op == "assignLicense"
+        )
     bound = rows / quota
     print(f"apply: {rows:,} rows, {applied:,} assignLicense applied, quota {quota:.0f} writes/s")
-    print(f"apply: end to end {elapsed:.1f} s; lower bound {bound:.1f} s; ratio {elapsed / bound:.2f}x"
-          f" (target <= 1.20x); peak RSS {peak:.0f} MB")
+    print(
+        f"apply: end to end {elapsed:.1f} s; lower bound {bound:.1f} s; "
+        f"ratio {elapsed / bound:.2f}x"
+        f" (target <= 1.20x); peak RSS {peak:.0f} MB"
+    )
     print("apply: " + result.stdout.strip().splitlines()[-2])
+    print("apply: " + "; ".join(f"{k} {v}" for k, v in summary_counters(report).items()))
+
+
+def summary_counters(report: Path) -> dict[str, object]:
+    """The engine's counters from the report's Summary sheet."""
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(report, read_only=True)["Summary"]
+    wanted = (
+        "Requests sent ($batch)",
+        "Throttled answers (429)",
+        "Retries",
+        "Seconds writing",
+        "Started",
+        "Finished",
+    )
+    return {row[0]: row[1] for row in sheet.iter_rows(values_only=True) if row and row[0] in wanted}
 
 
 def bench_plan(folder: Path) -> None:
@@ -128,12 +165,25 @@ def bench_plan(folder: Path) -> None:
         print(f"plan: simulator loaded {users:,} users in {time.perf_counter() - started:.1f} s")
         env = tenant_env(sim, folder / "home")
         elapsed, peak, result = run_measured(
-            [sys.executable, "-m", "batch", "plan", str(sheet), "--output", str(folder / "plan.xlsx")], env)
+            [
+                sys.executable,
+                "-m",
+                "batch",
+                "plan",
+                str(sheet),
+                "--output",
+                str(folder / "plan.xlsx"),
+            ],
+            env,
+        )
         if result.returncode not in (0, 3):
             print(result.stdout, result.stderr)
             raise SystemExit(f"plan exited {result.returncode}")
-        print(f"plan: {users:,} rows on a {users:,}-user tenant: {elapsed:.1f} s wall (target <= 60 s),"
-              f" peak RSS {peak:.0f} MB (target < 1,536 MB)")
+        print(
+            f"plan: {users:,} rows on a {users:,}-user tenant: {elapsed:.1f} s wall "
+            "(target <= 60 s),"
+            f" peak RSS {peak:.0f} MB (target < 1,536 MB)"
+        )
         print("plan: " + result.stdout.strip().splitlines()[0])
 
         # the report on its own, in this process
@@ -141,15 +191,19 @@ def bench_plan(folder: Path) -> None:
         from batch.graph import GraphClient
         from batch.jobs import RunOptions, prepare, write_plan_report
 
-        os.environ.update({k: v for k, v in env.items() if k.startswith(("AZURE_", "M365BATCH_", "REQUESTS_"))})
+        os.environ.update(
+            {k: v for k, v in env.items() if k.startswith(("AZURE_", "M365BATCH_", "REQUESTS_"))}
+        )
         settings = load_settings()
         t0 = time.perf_counter()
         prepared = prepare(GraphClient(settings), sheet, RunOptions())
         t1 = time.perf_counter()
         write_plan_report(prepared, settings.describe(), folder / "plan-again.xlsx")
         t2 = time.perf_counter()
-        print(f"plan: in-process prepare {t1 - t0:.1f} s; report workbook for {users:,} rows "
-              f"{t2 - t1:.1f} s (target <= 15 s)")
+        print(
+            f"plan: in-process prepare {t1 - t0:.1f} s; report workbook for {users:,} rows "
+            f"{t2 - t1:.1f} s (target <= 15 s)"
+        )
 
 
 def main() -> None:

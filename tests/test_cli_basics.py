@@ -47,7 +47,8 @@ def test_http_graph_url_is_refused() -> None:
 
 def test_profile_reads_secret_from_named_variable(tmp_path: Path) -> None:
     (tmp_path / "m365batch.toml").write_text(
-        '[tenants.contoso]\ntenant_id = "t1"\nclient_id = "c1"\nclient_secret_env = "CONTOSO_SECRET"\n'
+        '[tenants.contoso]\ntenant_id = "t1"\nclient_id = "c1"\n'
+        'client_secret_env = "CONTOSO_SECRET"\n'
     )
     settings = load_settings({"CONTOSO_SECRET": "s3cret"}, profile="contoso", cwd=tmp_path)
     assert settings.has_credentials

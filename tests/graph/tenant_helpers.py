@@ -13,13 +13,9 @@ def free_sku(client: GraphClient, seats: int) -> str:
     best = None
     for sku in client.get("/subscribedSkus").get("value", []):
         free = sku["prepaidUnits"]["enabled"] - sku["consumedUnits"]
-        if (
-            sku.get("appliesTo") == "User"
-            and sku.get("capabilityStatus") == "Enabled"
-            and free >= seats
-        ):
-            if best is None or free > best[0]:
-                best = (free, sku["skuId"])
+        usable = sku.get("appliesTo") == "User" and sku.get("capabilityStatus") == "Enabled"
+        if usable and free >= seats and (best is None or free > best[0]):
+            best = (free, sku["skuId"])
     assert best is not None, "the sample tenant has no SKU with enough free seats"
     return best[1]
 

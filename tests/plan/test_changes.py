@@ -13,8 +13,12 @@ TEAMS, SWAY = "plan-teams", "plan-sway"
 
 def user(*licenses: HeldLicense, location: str | None = "GB") -> UserState:
     return UserState(
-        id="u1", upn="ann@contoso.example", display_name="Ann", account_enabled=True,
-        usage_location=location, licenses={held.sku_id: held for held in licenses},
+        id="u1",
+        upn="ann@contoso.example",
+        display_name="Ann",
+        account_enabled=True,
+        usage_location=location,
+        licenses={held.sku_id: held for held in licenses},
     )
 
 
@@ -38,7 +42,9 @@ def test_held_license_is_not_readded() -> None:
 
 
 def test_swap_is_one_change_with_add_and_remove() -> None:
-    change = license_change(Desire(add=(LicenseWant(E5),), remove=frozenset({E3})), user(direct(E3)))
+    change = license_change(
+        Desire(add=(LicenseWant(E5),), remove=frozenset({E3})), user(direct(E3))
+    )
     assert change.add == {E5: frozenset()} and change.remove == [E3]
     assert change.new_seats == [E5] and change.freed_seats == [E3]
 
@@ -78,7 +84,9 @@ def test_offboard_removes_every_direct_license_and_explains_inherited() -> None:
 
 
 def test_usage_location_set_before_license_and_default_used() -> None:
-    change = license_change(Desire(add=(LicenseWant(E3),), usage_location="de"), user(location=None))
+    change = license_change(
+        Desire(add=(LicenseWant(E3),), usage_location="de"), user(location=None)
+    )
     assert change.usage_location == "DE" and change.blocked is None
     change = license_change(
         Desire(add=(LicenseWant(E3),)), user(location=None), default_usage_location="us"

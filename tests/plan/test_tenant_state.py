@@ -47,9 +47,27 @@ def test_direct_and_group_licenses_are_told_apart() -> None:
             {"skuId": O365_E3, "disabledPlans": []},
         ],
         "licenseAssignmentStates": [
-            {"skuId": E3, "disabledPlans": [TEAMS], "assignedByGroup": None, "state": "Active", "error": "None"},
-            {"skuId": E3, "disabledPlans": [], "assignedByGroup": "g1", "state": "Active", "error": "None"},
-            {"skuId": O365_E3, "disabledPlans": [], "assignedByGroup": "g2", "state": "Error", "error": "CountViolation"},
+            {
+                "skuId": E3,
+                "disabledPlans": [TEAMS],
+                "assignedByGroup": None,
+                "state": "Active",
+                "error": "None",
+            },
+            {
+                "skuId": E3,
+                "disabledPlans": [],
+                "assignedByGroup": "g1",
+                "state": "Active",
+                "error": "None",
+            },
+            {
+                "skuId": O365_E3,
+                "disabledPlans": [],
+                "assignedByGroup": "g2",
+                "state": "Error",
+                "error": "CountViolation",
+            },
         ],
     }
     state = user_state(user)

@@ -47,18 +47,31 @@ class Tenant:
         result = {}
         for upn in upns:
             user = self.sim.store.user(upn)
-            result[upn] = None if user is None else (
-                tuple(sorted((lic["skuId"], tuple(sorted(lic.get("disabledPlans") or [])))
-                             for lic in user.get("assignedLicenses", []))),
-                user.get("usageLocation"),
+            result[upn] = (
+                None
+                if user is None
+                else (
+                    tuple(
+                        sorted(
+                            (lic["skuId"], tuple(sorted(lic.get("disabledPlans") or [])))
+                            for lic in user.get("assignedLicenses", [])
+                        )
+                    ),
+                    user.get("usageLocation"),
+                )
             )
         return result
 
-    def cli(self, *args: str, extra_env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, extra_env: dict[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``m365batch`` in a subprocess against this tenant."""
         return subprocess.run(
-            [sys.executable, "-m", "batch", *args], env={**self.env, **(extra_env or {})},
-            capture_output=True, text=True, timeout=timeout,
+            [sys.executable, "-m", "batch", *args],
+            env={**self.env, **(extra_env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
 
 
@@ -77,15 +90,42 @@ def onboarding_rows() -> tuple[list[str], list[list[str]]]:
     user without a usage location gets one, two join a group, three leavers are offboarded.
     """
     users = SAMPLE["users"]
-    hires = [u for u in users if not u.get("licenses") and u["accountEnabled"] and u.get("usageLocation")
-             and u["id"] not in LICENSED_GROUPS][:20]
-    promoted = next(u for u in users if u["accountEnabled"] and u["id"] not in LICENSED_GROUPS
-                    and [lic["skuId"] for lic in u.get("licenses", [])] == [SKU["SPE_E3"]])
-    leavers = [u for u in users if u.get("licenses") and u["accountEnabled"] and u["id"] not in LICENSED_GROUPS
-               and u is not promoted][:3]
-    headers = ["UserPrincipalName", "Department", "AddLicenses", "RemoveLicenses", "UsageLocation",
-               "Groups", "Action"]
-    rows = [[u["userPrincipalName"], u.get("department") or "", "EMS; FLOW_FREE", "", "", "", ""] for u in hires]
+    hires = [
+        u
+        for u in users
+        if not u.get("licenses")
+        and u["accountEnabled"]
+        and u.get("usageLocation")
+        and u["id"] not in LICENSED_GROUPS
+    ][:20]
+    promoted = next(
+        u
+        for u in users
+        if u["accountEnabled"]
+        and u["id"] not in LICENSED_GROUPS
+        and [lic["skuId"] for lic in u.get("licenses", [])] == [SKU["SPE_E3"]]
+    )
+    leavers = [
+        u
+        for u in users
+        if u.get("licenses")
+        and u["accountEnabled"]
+        and u["id"] not in LICENSED_GROUPS
+        and u is not promoted
+    ][:3]
+    headers = [
+        "UserPrincipalName",
+        "Department",
+        "AddLicenses",
+        "RemoveLicenses",
+        "UsageLocation",
+        "Groups",
+        "Action",
+    ]
+    rows = [
+        [u["userPrincipalName"], u.get("department") or "", "EMS; FLOW_FREE", "", "", "", ""]
+        for u in hires
+    ]
     rows[0][5] = rows[1][5] = "Sales Team"
     rows.append([promoted["userPrincipalName"], "Sales", "SPE_E5", "SPE_E3", "", "", ""])
     rows.append(["nadia.nolocation@contoso.example", "HR", "FLOW_FREE", "", "GB", "", ""])

@@ -20,15 +20,21 @@ def rows_sheet(path: Path) -> list[dict[str, str]]:
     book = openpyxl.load_workbook(path, read_only=True)
     values = list(book["Rows"].iter_rows(values_only=True))
     headers = [str(h) for h in values[0]]
-    return [{h: ("" if v is None else str(v)) for h, v in zip(headers, row, strict=False)} for row in values[1:]]
+    return [
+        {h: ("" if v is None else str(v)) for h, v in zip(headers, row, strict=False)}
+        for row in values[1:]
+    ]
 
 
 def test_apply_then_again_changes_nothing(tenant: Tenant, tmp_path: Path) -> None:
     headers, rows = onboarding_rows()
     sheet = write_csv(tmp_path / "hires.csv", headers, rows)
     runner = CliRunner()
-    first = runner.invoke(cli, ["apply", str(sheet), "--yes", "--output", str(tmp_path / "r1.xlsx")],
-                          catch_exceptions=False)
+    first = runner.invoke(
+        cli,
+        ["apply", str(sheet), "--yes", "--output", str(tmp_path / "r1.xlsx")],
+        catch_exceptions=False,
+    )
     assert first.exit_code == 0, first.output
     report = rows_sheet(tmp_path / "r1.xlsx")
     assert [r["UserPrincipalName"] for r in report] == upns_of(rows)  # every row once, in order
@@ -39,8 +45,11 @@ def test_apply_then_again_changes_nothing(tenant: Tenant, tmp_path: Path) -> Non
     assert tenant.sim.store.user("nadia.nolocation@contoso.example")["usageLocation"] == "GB"
     writes_before = sum(tenant.sim.store.applied_writes().values())
 
-    second = runner.invoke(cli, ["apply", str(sheet), "--yes", "--output", str(tmp_path / "r2.xlsx")],
-                           catch_exceptions=False)
+    second = runner.invoke(
+        cli,
+        ["apply", str(sheet), "--yes", "--output", str(tmp_path / "r2.xlsx")],
+        catch_exceptions=False,
+    )
     assert second.exit_code == 0, second.output
     assert "Nothing to write." in second.output
     assert sum(tenant.sim.store.applied_writes().values()) == writes_before
@@ -60,14 +69,21 @@ def test_plan_operations_are_what_apply_sends(tenant: Tenant, tmp_path: Path) ->
     planned = prepare(client, sheet, RunOptions())
     result = apply(client, settings, planned, output=tmp_path / "r.xlsx")
     with Journal.open(settings.home, result.run_id) as journal:
-        sent = [(op.key, op.payload["method"], op.payload["url"], op.payload["body"]) for op in journal.ops()]
+        sent = [
+            (op.key, op.payload["method"], op.payload["url"], op.payload["body"])
+            for op in journal.ops()
+        ]
         assert all(op.state == "done" for op in journal.ops())
     assert sent == [(op.key, op.method, op.url, op.body) for op in planned.plan.ops]
 
 
 def test_plan_writes_nothing_and_forecasts_seats(tenant: Tenant, tmp_path: Path) -> None:
-    users = [u for u in tenant.sim.store.connection().execute(
-        "SELECT upn FROM users WHERE account_enabled=1 LIMIT 5")]
+    users = [
+        u
+        for u in tenant.sim.store.connection().execute(
+            "SELECT upn FROM users WHERE account_enabled=1 LIMIT 5"
+        )
+    ]
     sheet = write_csv(tmp_path / "e5.csv", ["UPN", "License"], [[u[0], "SPE_E5"] for u in users])
     before = dict(tenant.sim.store.applied_writes())
     result = CliRunner().invoke(cli, ["plan", str(sheet), "--output", str(tmp_path / "plan.xlsx")])
@@ -80,11 +96,13 @@ def test_plan_writes_nothing_and_forecasts_seats(tenant: Tenant, tmp_path: Path)
 
 def test_report_never_holds_a_formula(tenant: Tenant, tmp_path: Path) -> None:
     headers, rows = onboarding_rows()
-    hostile = ["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2", "@SUM(A1)", "\tlead", "\rcr"]
+    hostile = ['=HYPERLINK("http://x","y")', "+1+1", "-2", "@SUM(A1)", "\tlead", "\rcr"]
     for row, text in zip(rows, hostile, strict=False):
         row[1] = text
     sheet = write_csv(tmp_path / "hires.csv", headers, rows)
-    result = CliRunner().invoke(cli, ["apply", str(sheet), "--yes", "--output", str(tmp_path / "r.xlsx")])
+    result = CliRunner().invoke(
+        cli, ["apply", str(sheet), "--yes", "--output", str(tmp_path / "r.xlsx")]
+    )
     assert result.exit_code == 0, result.output
     with zipfile.ZipFile(tmp_path / "r.xlsx") as archive:
         for name in archive.namelist():
@@ -99,7 +117,9 @@ def test_report_never_holds_a_formula(tenant: Tenant, tmp_path: Path) -> None:
 def test_no_secret_or_token_in_logs_journal_or_report(tenant: Tenant, tmp_path: Path) -> None:
     headers, rows = onboarding_rows()
     sheet = write_csv(tmp_path / "hires.csv", headers, rows[:5])
-    result = tenant.cli("--debug", "apply", str(sheet), "--yes", "--output", str(tmp_path / "r.xlsx"))
+    result = tenant.cli(
+        "--debug", "apply", str(sheet), "--yes", "--output", str(tmp_path / "r.xlsx")
+    )
     assert result.returncode == 0, result.stderr
     secret = tenant.sim.client_secret.encode()
     files = [p for p in tenant.home.rglob("*") if p.is_file()] + [tmp_path / "r.xlsx"]
@@ -124,8 +144,11 @@ def test_undo_returns_the_tenant_to_before(tenant: Tenant, tmp_path: Path) -> No
     run_id = list_runs(tenant.home)[0].run_id
     changed = tenant.state(upns)
     assert changed != before
-    result = runner.invoke(cli, ["undo", run_id, "--yes", "--output", str(tmp_path / "undo.xlsx")],
-                           catch_exceptions=False)
+    result = runner.invoke(
+        cli,
+        ["undo", run_id, "--yes", "--output", str(tmp_path / "undo.xlsx")],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     after = tenant.state(upns)
     # usage locations cannot be unset through Graph; everything else is as before
@@ -134,16 +157,33 @@ def test_undo_returns_the_tenant_to_before(tenant: Tenant, tmp_path: Path) -> No
 
 
 def test_removals_over_the_threshold_need_an_override(tenant: Tenant, tmp_path: Path) -> None:
-    licensed = [r[0] for r in tenant.sim.store.connection().execute(
-        "SELECT upn FROM users WHERE account_enabled=1 AND id IN (SELECT user_id FROM licenses) LIMIT 4")]
-    sheet = write_csv(tmp_path / "leavers.csv", ["UPN", "Action"], [[u, "offboard"] for u in licensed])
+    licensed = [
+        r[0]
+        for r in tenant.sim.store.connection().execute(
+            "SELECT upn FROM users WHERE account_enabled=1 "
+            "AND id IN (SELECT user_id FROM licenses) LIMIT 4"
+        )
+    ]
+    sheet = write_csv(
+        tmp_path / "leavers.csv", ["UPN", "Action"], [[u, "offboard"] for u in licensed]
+    )
     before = dict(tenant.sim.store.applied_writes())
     result = CliRunner().invoke(cli, ["apply", str(sheet), "--yes", "--max-removals", "2"])
     assert result.exit_code == 4, result.output
     assert "--max-removals" in result.output
     assert tenant.sim.store.applied_writes() == before
-    result = CliRunner().invoke(cli, ["apply", str(sheet), "--yes", "--max-removals", "10",
-                                      "--output", str(tmp_path / "r.xlsx")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "apply",
+            str(sheet),
+            "--yes",
+            "--max-removals",
+            "10",
+            "--output",
+            str(tmp_path / "r.xlsx"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     for upn in licensed:  # only licenses inherited from groups may remain
         states = tenant.sim.store.user(upn)["licenseAssignmentStates"]
@@ -161,8 +201,16 @@ def test_a_second_writer_on_the_same_tenant_is_refused(tenant: Tenant, tmp_path:
 
 
 def test_every_status_is_one_of_the_contract(tenant: Tenant, tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["apply", str(Path("samples/onboarding.xlsx").resolve()), "--yes",
-                                      "--output", str(tmp_path / "r.xlsx")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "apply",
+            str(Path("samples/onboarding.xlsx").resolve()),
+            "--yes",
+            "--output",
+            str(tmp_path / "r.xlsx"),
+        ],
+    )
     assert result.exit_code == 3, result.output
     report = rows_sheet(tmp_path / "r.xlsx")
     assert len(report) == 36
@@ -174,11 +222,17 @@ def test_every_status_is_one_of_the_contract(tenant: Tenant, tmp_path: Path) -> 
     assert [r["Employee ID"] for r in report][-1] == "000417"
 
 
-@pytest.mark.parametrize("changed", [True, False], ids=["changed-input-refused", "unchanged-finished-refused"])
-def test_resume_refuses_what_it_cannot_continue(tenant: Tenant, tmp_path: Path, changed: bool) -> None:
+@pytest.mark.parametrize(
+    "changed", [True, False], ids=["changed-input-refused", "unchanged-finished-refused"]
+)
+def test_resume_refuses_what_it_cannot_continue(
+    tenant: Tenant, tmp_path: Path, changed: bool
+) -> None:
     headers, rows = onboarding_rows()
     sheet = write_csv(tmp_path / "hires.csv", headers, rows[:3])
-    result = tenant.cli("apply", str(sheet), "--yes", extra_env={"M365BATCH_CRASH_AT": "journal.done:1"})
+    result = tenant.cli(
+        "apply", str(sheet), "--yes", extra_env={"M365BATCH_CRASH_AT": "journal.done:1"}
+    )
     assert result.returncode == -9
     run_id = list_runs(tenant.home)[0].run_id
     if changed:

@@ -32,8 +32,9 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The tenant state an uninterrupted run of the sheet leaves behind."""
     folder = tmp_path_factory.mktemp("reference")
     sheet = write_csv(folder / "hires.csv", HEADERS, ROWS)
-    with start_simulator(folder / "sim", SimulatorOptions(seed=7, time_scale=50,
-                                                        group_processing_delay=5.0)) as sim:
+    with start_simulator(
+        folder / "sim", SimulatorOptions(seed=7, time_scale=50, group_processing_delay=5.0)
+    ) as sim:
         tenant = Tenant(sim, folder / "home")
         result = tenant.cli("apply", str(sheet), "--yes", "--output", str(folder / "r.xlsx"))
         assert result.returncode == 0, result.stderr
@@ -52,8 +53,16 @@ def assert_converged(tenant: Tenant, reference: dict[str, Any], report: Path) ->
 
 
 CRASH_POINTS = [
-    "journal.write:1", "journal.write:9", "journal.write:30", "journal.sent:1", "journal.sent:12",
-    "journal.sent:26", "journal.done:1", "journal.done:14", "journal.done:27", "readback:1",
+    "journal.write:1",
+    "journal.write:9",
+    "journal.write:30",
+    "journal.sent:1",
+    "journal.sent:12",
+    "journal.sent:26",
+    "journal.done:1",
+    "journal.done:14",
+    "journal.done:27",
+    "readback:1",
     "report.save:1",
 ]
 
@@ -64,8 +73,14 @@ def test_killed_run_resumes_to_the_same_end_state(
 ) -> None:
     sheet = write_csv(tmp_path / "hires.csv", HEADERS, ROWS)
     report = tmp_path / "report.xlsx"
-    killed = tenant.cli("apply", str(sheet), "--yes", "--output", str(report),
-                        extra_env={"M365BATCH_CRASH_AT": point})
+    killed = tenant.cli(
+        "apply",
+        str(sheet),
+        "--yes",
+        "--output",
+        str(report),
+        extra_env={"M365BATCH_CRASH_AT": point},
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not report.exists()
     resumed = tenant.cli("resume")
@@ -74,11 +89,19 @@ def test_killed_run_resumes_to_the_same_end_state(
     assert list_runs(tenant.home)[0].state == "finished"
 
 
-def test_a_crash_during_resume_still_converges(tenant: Tenant, tmp_path: Path, reference: dict[str, Any]) -> None:
+def test_a_crash_during_resume_still_converges(
+    tenant: Tenant, tmp_path: Path, reference: dict[str, Any]
+) -> None:
     sheet = write_csv(tmp_path / "hires.csv", HEADERS, ROWS)
     report = tmp_path / "report.xlsx"
-    first = tenant.cli("apply", str(sheet), "--yes", "--output", str(report),
-                       extra_env={"M365BATCH_CRASH_AT": "journal.sent:3"})
+    first = tenant.cli(
+        "apply",
+        str(sheet),
+        "--yes",
+        "--output",
+        str(report),
+        extra_env={"M365BATCH_CRASH_AT": "journal.sent:3"},
+    )
     assert first.returncode == -signal.SIGKILL
     second = tenant.cli("resume", extra_env={"M365BATCH_CRASH_AT": "journal.sent:10"})
     assert second.returncode == -signal.SIGKILL
@@ -93,9 +116,13 @@ def test_ctrl_c_leaves_the_journal_consistent_and_resume_finishes(
     tenant.sim.options.latency_ms = 400  # slow enough to interrupt in the middle
     sheet = write_csv(tmp_path / "hires.csv", HEADERS, ROWS)
     report = tmp_path / "report.xlsx"
-    proc = subprocess.Popen([sys.executable, "-m", "batch", "apply", str(sheet), "--yes", "--output",
-                             str(report)], env=tenant.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batch", "apply", str(sheet), "--yes", "--output", str(report)],
+        env=tenant.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         runs = list_runs(tenant.home)
@@ -116,7 +143,9 @@ def test_ctrl_c_leaves_the_journal_consistent_and_resume_finishes(
     assert_converged(tenant, reference, report)
 
 
-def test_faults_on_the_wire_still_end_exact(tenant: Tenant, tmp_path: Path, reference: dict[str, Any]) -> None:
+def test_faults_on_the_wire_still_end_exact(
+    tenant: Tenant, tmp_path: Path, reference: dict[str, Any]
+) -> None:
     options = tenant.sim.options
     options.fault_item_429 = 0.15
     options.fault_item_503 = 0.05
@@ -129,7 +158,13 @@ def test_faults_on_the_wire_still_end_exact(tenant: Tenant, tmp_path: Path, refe
     report = tmp_path / "report.xlsx"
     result = tenant.cli("apply", str(sheet), "--yes", "--output", str(report), timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
-    for name in ("fault_item_429", "fault_item_503", "fault_item_504", "fault_lost_ack", "fault_reset_after"):
+    for name in (
+        "fault_item_429",
+        "fault_item_503",
+        "fault_item_504",
+        "fault_lost_ack",
+        "fault_reset_after",
+    ):
         setattr(options, name, 0.0)
     options.token_expire_after = None
     assert_converged(tenant, reference, report)
