@@ -17,3 +17,9 @@ simulated tenant, a real HTTPS server; ``cli`` is the thin command line.
 """
 
 __version__ = "0.1.0"
+
+import logging as _logging
+
+# Library practice: no log output unless the application configures it (the CLI logs to a
+# file under M365BATCH_HOME); without this, Python's last-resort handler echoes errors.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())

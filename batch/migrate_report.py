@@ -23,6 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from batch.migrate import MapRule, Migration
+from batch.report import add_licenses_sheet, seat_line
 from batch.tenant import SkuSeats
 from batch.workbook import ReportWorkbook
 
@@ -74,22 +75,11 @@ def write_migration_report(migration: Migration, path: Path, *, tenant: str) -> 
             ],
             kinds={"Row": "int", "Users": "int"},
         )
-        lic_headers, lic_rows = _licenses(migration.seats_before, migration.seats_after)
-        licenses = book.add_table(
-            "Licenses",
-            lic_headers,
-            lic_rows,
-            kinds={h: "int" for h in lic_headers[2:]},
-            status_column=None,
-        )
-        book.add_bar_chart(
-            licenses,
-            category_column=0,
-            value_columns=[lic_headers.index("Assigned after"), lic_headers.index("Free after")],
+        add_licenses_sheet(
+            book,
+            _licenses(migration.seats_before, migration.seats_after),
+            summary=summary,
             title="Seats per SKU after the migration",
-            on_sheet=summary,
-            at="D3",
-            headers=lic_headers,
         )
         book.add_table(
             "Waves",
@@ -286,40 +276,12 @@ def _rows(migration: Migration) -> list[tuple[object, ...]]:
     return table
 
 
-def _licenses(
-    before: list[SkuSeats], after: list[SkuSeats] | None
-) -> tuple[tuple[str, ...], list[tuple[object, ...]]]:
-    headers = (
-        "SKU",
-        "SkuId",
-        "Purchased",
-        "Warning",
-        "Suspended",
-        "LockedOut",
-        "Assigned before",
-        "Free before",
-        "Assigned after",
-        "Free after",
-    )
+def _licenses(before: list[SkuSeats], after: list[SkuSeats] | None) -> list[tuple[object, ...]]:
     now = {s.sku_id: s for s in after or before}
-    rows = []
-    for seat in before:
-        later = now.get(seat.sku_id, seat)
-        rows.append(
-            (
-                seat.part_number,
-                seat.sku_id,
-                seat.enabled,
-                seat.warning,
-                seat.suspended,
-                seat.locked_out,
-                seat.consumed,
-                seat.free,
-                later.consumed,
-                later.free,
-            )
-        )
-    return headers, rows
+    return [
+        seat_line(seat, now.get(seat.sku_id, seat).consumed, now.get(seat.sku_id, seat).free)
+        for seat in before
+    ]
 
 
 def _reconcile(rule: MapRule, seats: list[SkuSeats]) -> tuple[object, ...]:

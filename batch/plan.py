@@ -130,16 +130,26 @@ class RowPlan:
 class SeatForecast:
     """One SKU's seats: free now, given back and taken by the plan, and any shortfall."""
 
-    sku_id: str
-    part_number: str
-    enabled: int
-    warning: int
-    suspended: int
-    consumed: int
-    free_before: int
+    before: SkuSeats  # as read when planning
     freed: int = 0
     taken: int = 0
     shortfall: int = 0  # seats rows asked for beyond what was free
+
+    @property
+    def sku_id(self) -> str:
+        return self.before.sku_id
+
+    @property
+    def part_number(self) -> str:
+        return self.before.part_number
+
+    @property
+    def consumed(self) -> int:
+        return self.before.consumed
+
+    @property
+    def free_before(self) -> int:
+        return self.before.free
 
     @property
     def free_after(self) -> int:
@@ -235,12 +245,7 @@ def build_plan(
     options = options or PlanOptions()
     groups = groups or {}
     group_problems = group_problems or {}
-    forecast = {
-        s.sku_id: SeatForecast(
-            s.sku_id, s.part_number, s.enabled, s.warning, s.suspended, s.consumed, s.free
-        )
-        for s in seats
-    }
+    forecast = {s.sku_id: SeatForecast(s) for s in seats}
     names = {s.sku_id: s.part_number for s in forecast.values()}
     planner = _Planner(options, users, groups, group_problems, forecast, names, graph_url)
     rows = [

@@ -21,6 +21,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from batch.plan import Plan, RowPlan
 from batch.tenant import SkuSeats
@@ -128,22 +129,8 @@ def write_run_report(
         )
         headers, problems = problems_table(validation)
         book.add_table("Problems", headers, problems, kinds={"Row": "int"}, status_column=None)
-        lic_headers, lic_rows = _licenses_table(plan, after)
-        licenses = book.add_table(
-            "Licenses",
-            lic_headers,
-            lic_rows,
-            kinds={h: "int" for h in lic_headers[2:]},
-            status_column=None,
-        )
-        book.add_bar_chart(
-            licenses,
-            category_column=0,
-            value_columns=[lic_headers.index("Assigned after"), lic_headers.index("Free after")],
-            title="Seats per SKU after the run",
-            on_sheet=summary,
-            at="D3",
-            headers=lic_headers,
+        add_licenses_sheet(
+            book, _seat_lines(plan, after), summary=summary, title="Seats per SKU after the run"
         )
         book.add_table(
             "Changes",
@@ -248,36 +235,71 @@ def _rows_table(
     return headers, table
 
 
-def _licenses_table(
-    plan: Plan, after: Mapping[str, SkuSeats] | None
-) -> tuple[tuple[str, ...], list[tuple[object, ...]]]:
-    headers = (
-        "SKU",
-        "SkuId",
-        "Purchased",
-        "Warning",
-        "Suspended",
-        "Assigned before",
-        "Free before",
-        "Assigned after",
-        "Free after",
+LICENSE_HEADERS = (
+    "SKU",
+    "SkuId",
+    "Purchased",
+    "Warning",
+    "Suspended",
+    "LockedOut",
+    "Assigned before",
+    "Free before",
+    "Assigned after",
+    "Free after",
+)
+
+
+def seat_line(before: SkuSeats, assigned_after: int, free_after: int) -> tuple[object, ...]:
+    """One line of the Licenses sheet: a SKU's seats before, and assigned/free after."""
+    return (
+        before.part_number,
+        before.sku_id,
+        before.enabled,
+        before.warning,
+        before.suspended,
+        before.locked_out,
+        before.consumed,
+        before.free,
+        assigned_after,
+        free_after,
     )
-    rows = []
+
+
+def add_licenses_sheet(
+    book: ReportWorkbook, lines: Sequence[Sequence[object]], *, summary: Any, title: str
+) -> None:
+    """The Licenses sheet (:data:`LICENSE_HEADERS`) and its chart on the Summary sheet."""
+    table = book.add_table(
+        "Licenses",
+        LICENSE_HEADERS,
+        lines,
+        kinds={h: "int" for h in LICENSE_HEADERS[2:]},
+        status_column=None,
+    )
+    book.add_bar_chart(
+        table,
+        category_column=0,
+        value_columns=[
+            LICENSE_HEADERS.index("Assigned after"),
+            LICENSE_HEADERS.index("Free after"),
+        ],
+        title=title,
+        on_sheet=summary,
+        at="D3",
+        headers=LICENSE_HEADERS,
+    )
+
+
+def _seat_lines(plan: Plan, after: Mapping[str, SkuSeats] | None) -> list[tuple[object, ...]]:
+    """Seats before (as planned from) and after (read back, else as forecast)."""
+    lines = []
     for seat in plan.seats:
         now = after.get(seat.sku_id) if after is not None else None
-        assigned_after = now.consumed if now else seat.consumed_after
-        free_after = now.free if now else seat.free_after
-        rows.append(
-            (
-                seat.part_number,
-                seat.sku_id,
-                seat.enabled,
-                seat.warning,
-                seat.suspended,
-                seat.consumed,
-                seat.free_before,
-                assigned_after,
-                free_after,
+        lines.append(
+            seat_line(
+                seat.before,
+                now.consumed if now else seat.consumed_after,
+                now.free if now else seat.free_after,
             )
         )
-    return headers, rows
+    return lines
