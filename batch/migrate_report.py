@@ -54,9 +54,8 @@ def write_migration_report(migration: Migration, path: Path, *, tenant: str) -> 
     """Write the migration workbook atomically; return its path."""
     book = ReportWorkbook(path)
     try:
-        summary = book.add_key_values(
-            "Summary", _summary(migration, tenant), title="m365batch migration report"
-        )
+        pairs = _summary(migration, tenant)
+        summary = book.add_key_values("Summary", pairs, title="m365batch migration report")
         book.add_table("Rows", ROW_HEADERS, _rows(migration), kinds={"Wave": "int"})
         width = len(migration.map_headers)
         map_headers = (*migration.map_headers, "Row", "Status", "Users", "Detail")
@@ -79,6 +78,7 @@ def write_migration_report(migration: Migration, path: Path, *, tenant: str) -> 
             book,
             _licenses(migration.seats_before, migration.seats_after),
             summary=summary,
+            summary_rows=len(pairs),
             title="Seats per SKU after the migration",
         )
         book.add_table(
@@ -210,6 +210,7 @@ def write_migration_report(migration: Migration, path: Path, *, tenant: str) -> 
     except BaseException:
         book.discard()
         raise
+    book.fit_for_print()
     return book.save()
 
 

@@ -117,11 +117,8 @@ def write_run_report(
     after = {s.sku_id: s for s in seats_after} if seats_after is not None else None
     book = ReportWorkbook(path, overwrite=overwrite)
     try:
-        summary = book.add_key_values(
-            "Summary",
-            _summary_pairs(facts, validation, plan, outcomes),
-            title="m365batch run report",
-        )
+        pairs = _summary_pairs(facts, validation, plan, outcomes)
+        summary = book.add_key_values("Summary", pairs, title="m365batch run report")
         headers, rows = _rows_table(validation, plan.rows, outcomes)
         width = len(validation.sheet.headers)  # the input's columns come first, as given
         book.add_table(
@@ -130,7 +127,11 @@ def write_run_report(
         headers, problems = problems_table(validation)
         book.add_table("Problems", headers, problems, kinds={"Row": "int"}, status_column=None)
         add_licenses_sheet(
-            book, _seat_lines(plan, after), summary=summary, title="Seats per SKU after the run"
+            book,
+            _seat_lines(plan, after),
+            summary=summary,
+            summary_rows=len(pairs),
+            title="Seats per SKU after the run",
         )
         book.add_table(
             "Changes",
@@ -167,6 +168,7 @@ def write_run_report(
     except BaseException:
         book.discard()
         raise
+    book.fit_for_print()
     return book.save()
 
 
@@ -266,9 +268,14 @@ def seat_line(before: SkuSeats, assigned_after: int, free_after: int) -> tuple[o
 
 
 def add_licenses_sheet(
-    book: ReportWorkbook, lines: Sequence[Sequence[object]], *, summary: Any, title: str
+    book: ReportWorkbook,
+    lines: Sequence[Sequence[object]],
+    *,
+    summary: Any,
+    summary_rows: int,
+    title: str,
 ) -> None:
-    """The Licenses sheet (:data:`LICENSE_HEADERS`) and its chart on the Summary sheet."""
+    """The Licenses sheet (:data:`LICENSE_HEADERS`) and its chart under the Summary's lines."""
     table = book.add_table(
         "Licenses",
         LICENSE_HEADERS,
@@ -285,8 +292,9 @@ def add_licenses_sheet(
         ],
         title=title,
         on_sheet=summary,
-        at="D3",
+        at=f"A{summary_rows + 5}",
         headers=LICENSE_HEADERS,
+        stacked=True,
     )
 
 

@@ -37,8 +37,9 @@ def _cost_headers(currencies: Sequence[str], label: str) -> list[str]:
     return [f"{label} ({c})" if c else label for c in currencies]
 
 
-def _cost_cells(currencies: Sequence[str], amounts: dict[str, float], *,
-                unpriced: bool) -> list[Any]:
+def _cost_cells(
+    currencies: Sequence[str], amounts: dict[str, float], *, unpriced: bool
+) -> list[Any]:
     """One cell per currency column: the amount, or 'no price' when nothing could be priced."""
     if not currencies:
         return [NO_PRICE]
@@ -62,13 +63,7 @@ def write_trueup_workbook(trueup: TrueUp, path: Path | str) -> Path:
         _cost(book, trueup)
         if trueup.changes is not None:
             _changes(book, trueup)
-        for sheet in book.book.worksheets():
-            # Printed or saved as PDF, each sheet is one page wide, header repeated.
-            sheet.set_landscape()
-            sheet.set_paper(9)  # A4
-            sheet.fit_to_pages(1, 0)
-            if sheet.get_name() not in ("Summary", "Cost"):
-                sheet.repeat_rows(0)
+        book.fit_for_print(no_repeat=("Summary", "Cost"))
     except BaseException:
         book.discard()
         raise
@@ -97,26 +92,61 @@ def _summary(book: ReportWorkbook, t: TrueUp) -> None:
         info.append((label, round(saving.get(currency, 0.0), 2) if t.currencies else NO_PRICE))
     if t.previous is not None:
         info.append(("Compared with", f"{t.previous.path.name} ({t.previous.date or 'undated'})"))
-    info.append(("Graph reads", f"{snap.requests:,} requests, {snap.resource_units:,.0f} resource "
-                                f"units, {snap.throttled} throttled"))
+    info.append(
+        (
+            "Graph reads",
+            f"{snap.requests:,} requests, {snap.resource_units:,.0f} resource "
+            f"units, {snap.throttled} throttled",
+        )
+    )
     row = 2
     for label, value in info:
         book.write_text(sheet, row, 0, label, bold=True)
         if isinstance(value, int):
             book.write_value(sheet, row, 1, value, "int", align="left")
         elif isinstance(value, float):
-            currency = label[label.find("(") + 1:-1] if "(" in label else ""
-            book.write_value(sheet, row, 1, value, "currency",
-                             number_format=_money_format(currency), align="left")
+            currency = label[label.find("(") + 1 : -1] if "(" in label else ""
+            book.write_value(
+                sheet,
+                row,
+                1,
+                value,
+                "currency",
+                number_format=_money_format(currency),
+                align="left",
+            )
         else:
             book.write_text(sheet, row, 1, value)
         row += 1
 
-    headers = ["Product", "Part number", "Status", "Purchased", "Warning", "Suspended",
-               "Assigned", "Free", "Utilization", "Monthly price", "Monthly cost",
-               "Cost of free seats"]
-    kinds = ["text", "text", "text", "int", "int", "int", "int", "int", "percent",
-             "currency", "currency", "currency"]
+    headers = [
+        "Product",
+        "Part number",
+        "Status",
+        "Purchased",
+        "Warning",
+        "Suspended",
+        "Assigned",
+        "Free",
+        "Utilization",
+        "Monthly price",
+        "Monthly cost",
+        "Cost of free seats",
+    ]
+    kinds = [
+        "text",
+        "text",
+        "text",
+        "int",
+        "int",
+        "int",
+        "int",
+        "int",
+        "percent",
+        "currency",
+        "currency",
+        "currency",
+    ]
     row += 1
     top = row
     for col, header in enumerate(headers):
@@ -125,14 +155,26 @@ def _summary(book: ReportWorkbook, t: TrueUp) -> None:
         row += 1
         s = figures.seats
         price = figures.price
-        money: list[Any] = ([price.amount, figures.monthly_cost, figures.free_cost]
-                            if price else [NO_PRICE] * 3)
-        values = [figures.product, s.part_number, s.capability_status, s.enabled, s.warning,
-                  s.suspended, s.consumed, s.free, figures.utilization, *money]
+        money: list[Any] = (
+            [price.amount, figures.monthly_cost, figures.free_cost] if price else [NO_PRICE] * 3
+        )
+        values = [
+            figures.product,
+            s.part_number,
+            s.capability_status,
+            s.enabled,
+            s.warning,
+            s.suspended,
+            s.consumed,
+            s.free,
+            figures.utilization,
+            *money,
+        ]
         for col, (value, kind) in enumerate(zip(values, kinds, strict=True)):
             if kind == "currency" and price is not None:
-                book.write_value(sheet, row, col, value, kind,
-                                 number_format=_money_format(price.currency))
+                book.write_value(
+                    sheet, row, col, value, kind, number_format=_money_format(price.currency)
+                )
             elif value == NO_PRICE:
                 book.write_text(sheet, row, col, value, **WARN_STYLE)
             else:
@@ -151,8 +193,9 @@ def _summary(book: ReportWorkbook, t: TrueUp) -> None:
         book.write_text(sheet, row, 0, f"Total {currency}".strip(), bold=True)
         fmt = _money_format(currency)
         book.write_value(sheet, row, 10, round(cost, 2), "currency", number_format=fmt, bold=True)
-        book.write_value(sheet, row, 11, round(free_cost, 2), "currency", number_format=fmt,
-                         bold=True)
+        book.write_value(
+            sheet, row, 11, round(free_cost, 2), "currency", number_format=fmt, bold=True
+        )
     row += 2
     book.write_text(sheet, row, 0, "Notes", bold=True)
     notes = t.notes or ["None: every figure is complete."]
@@ -171,13 +214,15 @@ def _summary(book: ReportWorkbook, t: TrueUp) -> None:
     if t.skus:
         chart = book.book.add_chart({"type": "bar", "subtype": "stacked"})
         for col, colour in ((6, "#4472C4"), (7, "#A9D18E")):
-            chart.add_series({
-                "name": ["Summary", top, col],
-                "categories": ["Summary", top + 1, 1, last_data, 1],
-                "values": ["Summary", top + 1, col, last_data, col],
-                "fill": {"color": colour},
-                "gap": 60,
-            })
+            chart.add_series(
+                {
+                    "name": ["Summary", top, col],
+                    "categories": ["Summary", top + 1, 1, last_data, 1],
+                    "values": ["Summary", top + 1, col, last_data, col],
+                    "fill": {"color": colour},
+                    "gap": 60,
+                }
+            )
         chart.set_title({"name": "Seats per SKU: assigned and free"})
         chart.set_legend({"position": "bottom"})
         chart.set_y_axis({"reverse": True})
@@ -187,8 +232,13 @@ def _summary(book: ReportWorkbook, t: TrueUp) -> None:
 
 def _seat_value(figures: Any, header: str) -> int:
     s = figures.seats
-    return {"Purchased": s.enabled, "Warning": s.warning, "Suspended": s.suspended,
-            "Assigned": s.consumed, "Free": s.free}[header]
+    return {
+        "Purchased": s.enabled,
+        "Warning": s.warning,
+        "Suspended": s.suspended,
+        "Assigned": s.consumed,
+        "Free": s.free,
+    }[header]
 
 
 # ------------------------------------------------------------------------------ tables
@@ -204,25 +254,55 @@ def _sign_in_cells(t: TrueUp, user: Any) -> tuple[Any, Any]:
 
 def _users(book: ReportWorkbook, t: TrueUp) -> None:
     currencies = t.currencies
-    headers = ["UPN", "Name", "Department", "Country", "Enabled", "Created", "Last sign-in",
-               "Days since sign-in", "Licenses", "Direct", "Via groups",
-               *_cost_headers(currencies, "Monthly cost"), "Licenses without price"]
-    kinds = {"Created": "date", "Last sign-in": "datetime", "Days since sign-in": "int",
-             **{h: "currency" for h in _cost_headers(currencies, "Monthly cost")}}
+    headers = [
+        "UPN",
+        "Name",
+        "Department",
+        "Country",
+        "Enabled",
+        "Created",
+        "Last sign-in",
+        "Days since sign-in",
+        "Licenses",
+        "Direct",
+        "Via groups",
+        *_cost_headers(currencies, "Monthly cost"),
+        "Licenses without price",
+    ]
+    kinds = {
+        "Created": "date",
+        "Last sign-in": "datetime",
+        "Days since sign-in": "int",
+        **{h: "currency" for h in _cost_headers(currencies, "Monthly cost")},
+    }
 
     def rows() -> Any:
         for user in t.snapshot.users:
             last, days = _sign_in_cells(t, user)
             direct = "; ".join(sorted(t.product(h.sku_id) for h in user.licenses if h.direct))
-            inherited = "; ".join(sorted(
-                f"{t.product(h.sku_id)} ({', '.join(t.group_name(g) for g in h.groups)})"
-                for h in user.licenses if h.groups))
+            inherited = "; ".join(
+                sorted(
+                    f"{t.product(h.sku_id)} ({', '.join(t.group_name(g) for g in h.groups)})"
+                    for h in user.licenses
+                    if h.groups
+                )
+            )
             cost, unpriced = t.user_cost(user)
-            yield [user.upn, user.name, user.department, user.country,
-                   "Yes" if user.enabled else "No", _local(user.created), last, days,
-                   licenses_text(t, user), direct, inherited,
-                   *_cost_cells(currencies, cost, unpriced=bool(unpriced)),
-                   "; ".join(sorted(unpriced))]
+            yield [
+                user.upn,
+                user.name,
+                user.department,
+                user.country,
+                "Yes" if user.enabled else "No",
+                _local(user.created),
+                last,
+                days,
+                licenses_text(t, user),
+                direct,
+                inherited,
+                *_cost_cells(currencies, cost, unpriced=bool(unpriced)),
+                "; ".join(sorted(unpriced)),
+            ]
 
     book.add_table("Users", headers, rows(), kinds=kinds, status_column=None)
 
@@ -230,8 +310,20 @@ def _users(book: ReportWorkbook, t: TrueUp) -> None:
 def _reclaim(book: ReportWorkbook, t: TrueUp) -> None:
     currencies = t.currencies
     saving_headers = _cost_headers(currencies, "Monthly saving")
-    headers = ["Category", "UPN", "Name", "Department", "Enabled", "Last sign-in", "Product",
-               "Part number", "Assigned via", "Reason", "Action", *saving_headers]
+    headers = [
+        "Category",
+        "UPN",
+        "Name",
+        "Department",
+        "Enabled",
+        "Last sign-in",
+        "Product",
+        "Part number",
+        "Assigned via",
+        "Reason",
+        "Action",
+        *saving_headers,
+    ]
     kinds = {"Last sign-in": "datetime", **{h: "currency" for h in saving_headers}}
     parts = {s.sku_id: s.part_number for s in t.snapshot.seats}
 
@@ -241,10 +333,20 @@ def _reclaim(book: ReportWorkbook, t: TrueUp) -> None:
             amounts: dict[str, float] = {}
             if item.price is not None:
                 amounts[item.price.currency] = item.price.amount if item.saves_seat else 0.0
-            yield [item.category, item.user.upn, item.user.name, item.user.department,
-                   "Yes" if item.user.enabled else "No", last, t.product(item.sku_id),
-                   parts.get(item.sku_id, item.sku_id), item.source, item.reason, item.action,
-                   *_cost_cells(currencies, amounts, unpriced=item.price is None)]
+            yield [
+                item.category,
+                item.user.upn,
+                item.user.name,
+                item.user.department,
+                "Yes" if item.user.enabled else "No",
+                last,
+                t.product(item.sku_id),
+                parts.get(item.sku_id, item.sku_id),
+                item.source,
+                item.reason,
+                item.action,
+                *_cost_cells(currencies, amounts, unpriced=item.price is None),
+            ]
 
     book.add_table("Reclaim", headers, rows(), kinds=kinds, status_column=None, max_width=70)
 
@@ -252,17 +354,40 @@ def _reclaim(book: ReportWorkbook, t: TrueUp) -> None:
 def _errors(book: ReportWorkbook, t: TrueUp) -> None:
     from batch.trueup import ERROR_EXPLANATIONS
 
-    headers = ["UPN", "Name", "Group", "Product", "Part number", "Error", "State",
-               "Explanation", "Last updated"]
+    headers = [
+        "UPN",
+        "Name",
+        "Group",
+        "Product",
+        "Part number",
+        "Error",
+        "State",
+        "Explanation",
+        "Last updated",
+    ]
     parts = {s.sku_id: s.part_number for s in t.snapshot.seats}
     rows = [
-        [e.upn, e.name, t.group_name(e.group_id) if e.group_id else "(direct assignment)",
-         t.product(e.sku_id), parts.get(e.sku_id, e.sku_id), e.error, e.state,
-         ERROR_EXPLANATIONS.get(e.error, ERROR_EXPLANATIONS["Other"]), _local(e.updated)]
+        [
+            e.upn,
+            e.name,
+            t.group_name(e.group_id) if e.group_id else "(direct assignment)",
+            t.product(e.sku_id),
+            parts.get(e.sku_id, e.sku_id),
+            e.error,
+            e.state,
+            ERROR_EXPLANATIONS.get(e.error, ERROR_EXPLANATIONS["Other"]),
+            _local(e.updated),
+        ]
         for e in t.snapshot.errors
     ]
-    book.add_table("Errors", headers, rows, kinds={"Last updated": "datetime"},
-                   status_column=None, max_width=90)
+    book.add_table(
+        "Errors",
+        headers,
+        rows,
+        kinds={"Last updated": "datetime"},
+        status_column=None,
+        max_width=90,
+    )
 
 
 def _cost(book: ReportWorkbook, t: TrueUp) -> None:
@@ -272,8 +397,10 @@ def _cost(book: ReportWorkbook, t: TrueUp) -> None:
     sheet = book.book.add_worksheet("Cost")
     row = 0
     first_header = None
-    for title, groups in (("By department", t.departments), ("By country (usage location)",
-                                                              t.countries)):
+    for title, groups in (
+        ("By department", t.departments),
+        ("By country (usage location)", t.countries),
+    ):
         book.write_text(sheet, row, 0, title, bold=True, font_size=12)
         row += 1
         if first_header is None:
@@ -290,34 +417,57 @@ def _cost(book: ReportWorkbook, t: TrueUp) -> None:
             amounts = {c: group.cost.get(c, 0.0) for c in currencies} if group.cost else {}
             cells = _cost_cells(currencies, amounts, unpriced=group.unpriced_seats > 0)
             for offset, value in enumerate(cells):
-                _write_money(book, sheet, row, 4 + offset, value,
-                             currencies[offset] if currencies else "")
+                _write_money(
+                    book, sheet, row, 4 + offset, value, currencies[offset] if currencies else ""
+                )
             for currency, amount in group.cost.items():
                 totals[currency] = totals.get(currency, 0.0) + amount
         row += 1
         book.write_text(sheet, row, 0, "Total", **TOTAL_STYLE)
-        for col, value in enumerate((sum(g.users for g in groups), sum(g.seats for g in groups),
-                                     sum(g.unpriced_seats for g in groups)), start=1):
+        for col, value in enumerate(
+            (
+                sum(g.users for g in groups),
+                sum(g.seats for g in groups),
+                sum(g.unpriced_seats for g in groups),
+            ),
+            start=1,
+        ):
             book.write_value(sheet, row, col, value, "int", **TOTAL_STYLE)
         cells = _cost_cells(currencies, totals, unpriced=True)
         for offset, value in enumerate(cells):
-            _write_money(book, sheet, row, 4 + offset, value,
-                         currencies[offset] if currencies else "", **TOTAL_STYLE)
+            _write_money(
+                book,
+                sheet,
+                row,
+                4 + offset,
+                value,
+                currencies[offset] if currencies else "",
+                **TOTAL_STYLE,
+            )
         row += 3
-    sheet.set_column(0, 0, max(30, min(50, max((len(g.label) for g in t.departments + t.countries),
-                                                default=0) + 2)))
+    sheet.set_column(
+        0,
+        0,
+        max(30, min(50, max((len(g.label) for g in t.departments + t.countries), default=0) + 2)),
+    )
     sheet.set_column(1, 3, 18)
     sheet.set_column(4, 4 + max(len(cost_headers) - 1, 0), 20)
     sheet.freeze_panes(2, 0)
-    sheet.autofilter(first_header or 1, 0, first_header + max(len(t.departments), 1)
-                     if first_header else 1, len(headers) - 1)
+    sheet.autofilter(
+        first_header or 1,
+        0,
+        first_header + max(len(t.departments), 1) if first_header else 1,
+        len(headers) - 1,
+    )
 
 
-def _write_money(book: ReportWorkbook, sheet: Any, row: int, col: int, value: Any,
-                 currency: str, **style: Any) -> None:
+def _write_money(
+    book: ReportWorkbook, sheet: Any, row: int, col: int, value: Any, currency: str, **style: Any
+) -> None:
     if isinstance(value, (int, float)):
-        book.write_value(sheet, row, col, value, "currency",
-                         number_format=_money_format(currency), **style)
+        book.write_value(
+            sheet, row, col, value, "currency", number_format=_money_format(currency), **style
+        )
     elif value == NO_PRICE:
         book.write_text(sheet, row, col, value, **{**WARN_STYLE, **style})
     elif style:
@@ -330,17 +480,29 @@ def _changes(book: ReportWorkbook, t: TrueUp) -> None:
     rows = t.changes or [["No change", "", "", "", None, None, None]]
     if not t.changes:
         rows[0][2] = f"Nothing changed since {since}."
-    book.add_table("Changes", headers, rows,
-                   kinds={"Before": "int", "After": "int", "Difference": "int"},
-                   status_column=None, max_width=80)
+    book.add_table(
+        "Changes",
+        headers,
+        rows,
+        kinds={"Before": "int", "After": "int", "Difference": "int"},
+        status_column=None,
+        max_width=80,
+    )
 
 
 # ------------------------------------------------------------------------------ running
 
 
-def run_trueup(client: Any, *, prices_path: Path | None = None, previous_path: Path | None = None,
-               inactive_days: int = 90, output: Path | None = None, tenant_label: str = "",
-               progress: Any = None) -> tuple[TrueUp, Path]:
+def run_trueup(
+    client: Any,
+    *,
+    prices_path: Path | None = None,
+    previous_path: Path | None = None,
+    inactive_days: int = 90,
+    output: Path | None = None,
+    tenant_label: str = "",
+    progress: Any = None,
+) -> tuple[TrueUp, Path]:
     """Read the tenant, compute the true-up and write its workbook; returns both."""
     from batch.catalog import Catalog
     from batch.prices import PriceList, read_prices
@@ -355,8 +517,9 @@ def run_trueup(client: Any, *, prices_path: Path | None = None, previous_path: P
     snapshot = read_tenant(client, tenant_label=tenant_label, progress=progress)
     catalog = Catalog.load(snapshot.skus)
     prices = read_prices(prices_path, catalog) if prices_path else PriceList()
-    trueup = compute_trueup(snapshot, catalog, prices, inactive_days=inactive_days,
-                            previous=previous)
+    trueup = compute_trueup(
+        snapshot, catalog, prices, inactive_days=inactive_days, previous=previous
+    )
     if progress:
         progress(f"writing the workbook ({len(snapshot.users):,} users)")
     path = write_trueup_workbook(trueup, output or trueup_output_path(snapshot.tenant_key))
@@ -366,8 +529,9 @@ def run_trueup(client: Any, *, prices_path: Path | None = None, previous_path: P
 def summary_lines(trueup: TrueUp) -> list[str]:
     """The short console summary of a true-up."""
     seats, saving = trueup.reclaimable()
-    money = ", ".join(f"{amount:,.2f} {currency}".strip()
-                      for currency, amount in sorted(saving.items()))
+    money = ", ".join(
+        f"{amount:,.2f} {currency}".strip() for currency, amount in sorted(saving.items())
+    )
     if not trueup.currencies:
         money = "no prices given"
     lines = [
@@ -380,8 +544,10 @@ def summary_lines(trueup: TrueUp) -> list[str]:
     ]
     if trueup.changes is not None:
         users = sum(1 for c in trueup.changes if c[0] in ("User added", "User removed"))
-        lines.append(f"Changes since {trueup.previous.path.name if trueup.previous else '?'}: "
-                     f"{users} users added or removed, "
-                     f"{sum(1 for c in trueup.changes if c[3] in ('Purchased', 'Assigned'))} "
-                     "seat count changes")
+        lines.append(
+            f"Changes since {trueup.previous.path.name if trueup.previous else '?'}: "
+            f"{users} users added or removed, "
+            f"{sum(1 for c in trueup.changes if c[3] in ('Purchased', 'Assigned'))} "
+            "seat count changes"
+        )
     return lines

@@ -276,6 +276,7 @@ class ReportWorkbook:
     ) -> Any:
         """A two-column sheet of labels and values (e.g. Summary); returns the worksheet."""
         sheet = self.book.add_worksheet(_sheet_name(name))
+        pairs = list(pairs)
         row = 0
         if title:
             self.write_text(sheet, 0, 0, title, bold=True, font_size=14)
@@ -293,7 +294,8 @@ class ReportWorkbook:
             else:
                 self.write_value(sheet, row, 1, "" if value is None else value)
             row += 1
-        sheet.set_column(0, 0, 28)
+        label_width = max((_display_width(label) for label, _ in pairs), default=20)
+        sheet.set_column(0, 0, min(max(label_width + 2, 20), 45))
         sheet.set_column(1, 1, 70)
         return sheet
 
@@ -307,11 +309,15 @@ class ReportWorkbook:
         on_sheet: Any,
         at: str,
         headers: Sequence[str] | None = None,
+        stacked: bool = False,
     ) -> None:
-        """A bar chart of ``value_columns`` by ``category_column`` of a table, placed at ``at``."""
+        """A bar chart of ``value_columns`` by ``category_column`` of a table, placed at ``at``.
+
+        ``stacked`` puts the values end to end (assigned + free = a SKU's enabled seats).
+        """
         if table.rows == 0:
             return
-        chart = self.book.add_chart({"type": "bar"})
+        chart = self.book.add_chart({"type": "bar", **({"subtype": "stacked"} if stacked else {})})
         last = table.rows
         for col in value_columns:
             series: dict[str, Any] = {
@@ -324,6 +330,16 @@ class ReportWorkbook:
         chart.set_legend({"position": "bottom"})
         chart.set_size({"width": 720, "height": max(288, 24 * min(last, 40) + 96)})
         on_sheet.insert_chart(at, chart)
+
+    def fit_for_print(self, *, no_repeat: Iterable[str] = ("Summary",)) -> None:
+        """Print (or save as PDF) every sheet landscape, one page wide, header on each page."""
+        skip = set(no_repeat)
+        for sheet in self.book.worksheets():
+            sheet.set_landscape()
+            sheet.set_paper(9)  # A4
+            sheet.fit_to_pages(1, 0)
+            if sheet.get_name() not in skip:
+                sheet.repeat_rows(0)
 
     def add_list_validation(
         self,
