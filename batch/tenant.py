@@ -208,13 +208,19 @@ def read_groups(client: Any, names: Iterable[str]) -> tuple[dict[str, GroupInfo]
     Returns ``({casefolded name: group}, {casefolded name: problem})``; a problem is a
     name no group has, or one that several groups share.
     """
+    from batch.errors import GraphStatusError
     from batch.graph import is_guid, odata_string
 
     groups: dict[str, GroupInfo] = {}
     problems: dict[str, str] = {}
     for name in sorted({n.strip() for n in names if n.strip()}, key=str.casefold):
         if is_guid(name):
-            matches = [client.get(f"/groups/{name}", params={"$select": GROUP_SELECT})]
+            try:
+                matches = [client.get(f"/groups/{name}", params={"$select": GROUP_SELECT})]
+            except GraphStatusError as exc:
+                if exc.status != 404:
+                    raise
+                matches = []
         else:
             matches = list(
                 client.get_all(
@@ -226,7 +232,9 @@ def read_groups(client: Any, names: Iterable[str]) -> tuple[dict[str, GroupInfo]
                 )
             )
         if not matches:
-            problems[name.casefold()] = f"no group named '{name}'"
+            problems[name.casefold()] = (
+                f"no group named '{name}'" if not is_guid(name) else (f"no group with id {name}")
+            )
             continue
         if len(matches) > 1:
             problems[name.casefold()] = (

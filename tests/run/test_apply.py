@@ -243,3 +243,22 @@ def test_resume_refuses_what_it_cannot_continue(
         assert CliRunner().invoke(cli, ["resume"]).exit_code == 0
         result = CliRunner().invoke(cli, ["resume", run_id])
         assert result.exit_code == 1 and "already finished" in result.output
+
+
+def test_unknown_groups_fail_their_row_only(tenant: Tenant, tmp_path: Path) -> None:
+    headers, rows = onboarding_rows()
+    sheet = write_csv(
+        tmp_path / "groups.csv",
+        ["UPN", "Licenses", "Groups"],
+        [
+            [rows[0][0], "FLOW_FREE", "00000000-1111-4222-8333-444444444444"],
+            [rows[1][0], "FLOW_FREE", "No Such Group"],
+            [rows[2][0], "FLOW_FREE", "Sales Team"],
+        ],
+    )
+    result = CliRunner().invoke(cli, ["plan", str(sheet), "--output", str(tmp_path / "p.xlsx")])
+    assert result.exit_code == 3, result.output
+    report = rows_sheet(tmp_path / "p.xlsx")
+    assert [r["Status"] for r in report] == ["Failed", "Failed", "Planned"]
+    assert report[0]["Detail"] == "no group with id 00000000-1111-4222-8333-444444444444"
+    assert report[1]["Detail"] == "no group named 'No Such Group'"
