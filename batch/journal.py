@@ -326,13 +326,14 @@ def list_runs(home: Path) -> list[RunInfo]:
     if not folder.is_dir():
         return []
     found = []
-    for path in sorted(folder.glob("*/journal.sqlite"), reverse=True):
+    for path in folder.glob("*/journal.sqlite"):
         try:
             with Journal.open(home, path.parent.name) as journal:
                 found.append(journal.info())
         except JournalError:
             continue
-    return found
+    # by creation time (milliseconds): two runs can start within the same second
+    return sorted(found, key=lambda info: (info.created, info.run_id), reverse=True)
 
 
 def latest_unfinished(home: Path) -> str | None:

@@ -107,3 +107,10 @@ def test_sigkill_mid_write_leaves_a_consistent_journal(tmp_path: Path) -> None:
     with Journal.open(tmp_path, "r1") as journal:
         assert journal.counts() == {"done": 120, "sent": 1, "planned": 79}
         assert journal.pending()[0].key == "op120"
+
+
+def test_runs_started_in_the_same_second_list_newest_first(tmp_path: Path) -> None:
+    # the random part of the id sorts the wrong way round; creation time decides
+    Journal.create(tmp_path, kind="apply", tenant="t", run_id="20261128-090000-ffff").close()
+    Journal.create(tmp_path, kind="undo", tenant="t", run_id="20261128-090000-0000").close()
+    assert [r.kind for r in list_runs(tmp_path)] == ["undo", "apply"]

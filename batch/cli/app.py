@@ -1,0 +1,149 @@
+"""The command line's frame: the ``cli`` group, error mapping, and helpers commands share.
+
+Errors are mapped to a message and an exit code once, in :class:`BatchGroup`; commands
+stay short: parse, call the library, print.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from batch import __version__
+from batch.config import Settings, load_settings
+from batch.connect import open_tenant
+from batch.errors import BatchError, ExitCode
+from batch.logs import configure_logging, redact
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppContext:
+    """What the top-level options set up for every command."""
+
+    profile: str | None
+    debug: bool
+    _settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(profile=self.profile)
+            configure_logging(self._settings.home, debug=self.debug)
+        return self._settings
+
+    @contextmanager
+    def tenant(self) -> Iterator[Settings]:
+        """Open the configured tenant (or the simulated one) and say which it is."""
+        with open_tenant(self.settings) as settings:
+            click.echo(f"Tenant: {settings.describe()}", err=True)
+            yield settings
+
+
+class BatchGroup(click.Group):
+    """A click group that turns known errors into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = "--debug" in sys.argv[1:] or bool(ctx.params.get("debug"))
+        try:
+            return super().invoke(ctx)
+        except BatchError as exc:
+            if debug:
+                traceback.print_exc()
+            log.error("%s", exc)
+            click.echo(f"Error: {redact(str(exc))}", err=True)
+            ctx.exit(int(exc.exit_code))
+        except KeyboardInterrupt:
+            click.echo("\nInterrupted.", err=True)
+            ctx.exit(int(ExitCode.INTERRUPTED))
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:
+            log.exception("internal error")
+            if debug:
+                traceback.print_exc()
+            click.echo(
+                f"Error: internal error: {redact(f'{type(exc).__name__}: {exc}')} "
+                "(run again with --debug for the traceback)",
+                err=True,
+            )
+            ctx.exit(int(ExitCode.ERROR))
+
+
+@click.group(cls=BatchGroup)
+@click.option("--tenant", "profile", metavar="NAME", help="A tenant profile from m365batch.toml.")
+@click.option("--debug", is_flag=True, help="Log debug detail and show tracebacks.")
+@click.version_option(__version__, prog_name="m365batch")
+@click.pass_context
+def cli(ctx: click.Context, profile: str | None, debug: bool) -> None:
+    """Bulk Microsoft 365 license changes from spreadsheets, through Microsoft Graph.
+
+    With no credentials configured, every command runs against the built-in simulated
+    tenant. Set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or
+    AZURE_CLIENT_CERTIFICATE_PATH) to work on a real tenant.
+    """
+    ctx.obj = AppContext(profile=profile, debug=debug)
+
+
+def text_table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
+    cells = [tuple(str(c) for c in header), *[tuple(str(c) for c in r) for r in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    numeric = [
+        all(str(r[i]).lstrip("-").isdigit() for r in rows) and rows for i in range(len(header))
+    ]
+
+    def line(row: tuple[str, ...]) -> str:
+        return "  ".join(
+            cell.rjust(widths[i]) if numeric[i] else cell.ljust(widths[i])
+            for i, cell in enumerate(row)
+        ).rstrip()
+
+    return "\n".join([line(cells[0]), line(tuple("-" * w for w in widths)), *map(line, cells[1:])])
+
+
+FILE_PATH = click.Path(path_type=Path, dir_okay=False)
+
+
+@contextmanager
+def progress_bar(total: int | None) -> Iterator[Any]:
+    """A progress bar on stderr fed by the engine's counters (quiet when not a terminal)."""
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=total,
+        unit="write",
+        disable=not sys.stderr.isatty(),
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    done = [0]
+
+    def update(stats: Any) -> None:
+        if stats.finished > done[0]:
+            bar.update(stats.finished - done[0])
+            done[0] = stats.finished
+        bar.set_postfix(throttled=stats.throttled_items, retries=stats.retries, refresh=False)
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
+def print_run_result(result: Any) -> None:
+    counts = ", ".join(f"{status} {n}" for status, n in sorted(result.counts.items()))
+    click.echo(f"Run {result.run_id}: {counts}")
+    for note in result.notes:
+        click.echo(f"Note: {note}")
+    click.echo(f"Report: {result.report}")
+    if result.exit_code:
+        click.get_current_context().exit(int(result.exit_code))
