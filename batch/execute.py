@@ -119,8 +119,16 @@ def execute_plan(
 
 
 def _settled(operation: Operation, result: Result) -> dict[str, Any]:
-    """The result as journaled, with idempotent group answers counted as applied."""
+    """The result as journaled, with idempotent group answers counted as applied.
+
+    A successful answer's body (the whole user object) is dropped: the read-back is what
+    tells the user's state, and the journal stays small. Error bodies are kept.
+    """
     data = result.as_dict()
+    if result.ok:
+        data.pop("body", None)
+        if data.get("prerequisite"):
+            data["prerequisite"].pop("body", None)
     op = operation.context
     if isinstance(op, PlannedOp) and result.outcome is Outcome.FAILED:
         already = (

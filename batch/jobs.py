@@ -482,7 +482,18 @@ def _changes(journal_ops: list[Any]) -> list[ChangeLine]:
 
 
 def _counters(stats: list[EngineStats]) -> dict[str, float]:
-    total: Counter[str] = Counter()
+    total: dict[str, float] = dict.fromkeys(
+        (
+            "Requests sent ($batch)",
+            "Writes sent",
+            "Throttled answers (429)",
+            "Retries",
+            "Read-backs after unknown outcomes",
+            "Resource units",
+            "Seconds writing",
+        ),
+        0,
+    )
     for s in stats:
         total["Requests sent ($batch)"] += s.requests
         total["Writes sent"] += s.items_sent
@@ -491,7 +502,7 @@ def _counters(stats: list[EngineStats]) -> dict[str, float]:
         total["Read-backs after unknown outcomes"] += s.verifications
         total["Resource units"] += s.resource_units
         total["Seconds writing"] += round(s.elapsed, 1)
-    return dict(total)
+    return total
 
 
 def _option_lines(options: RunOptions) -> dict[str, object]:

@@ -353,7 +353,8 @@ class _Planner:
     def _group_changes(
         self, request: RowRequest, state: UserState
     ) -> tuple[list[GroupInfo], list[GroupInfo], str | None]:
-        joins, leaves = [], []
+        joins: list[GroupInfo] = []
+        leaves: list[GroupInfo] = []
         for names, target, joining in (
             (request.join_groups, joins, True),
             (request.leave_groups, leaves, False),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from batch.changes import license_change
 from batch.plan import Plan, PlanOptions, RowPlan, desire_for
@@ -41,7 +42,7 @@ class ReadBack:
 
 
 def read_back(
-    client: object,
+    client: Any,
     plan: Plan,
     options: PlanOptions,
     *,
