@@ -44,6 +44,7 @@ class Desire:
     offboard: bool = False
     exact: bool = False  # the listed licenses are the user's whole set of direct licenses
     exact_plans: bool = False  # the listed disabled plans replace the user's, never merge
+    leaving: frozenset[str] = frozenset()  # ids of the groups the user leaves in the same row
 
 
 @dataclass
@@ -119,6 +120,8 @@ def license_change(
                 change.freed_seats.append(sku)
             else:
                 change.notes.append(f"{label(sku)} stays through a group after the direct one goes")
+        elif held.groups and set(held.groups) <= desire.leaving:
+            change.notes.append(f"{label(sku)} goes with the group the user leaves")
         elif sku in desire.remove or desire.offboard:
             change.notes.append(
                 f"{label(sku)} is inherited from a group and cannot be removed directly: "

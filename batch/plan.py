@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from batch.changes import Desire, LicenseChange, LicenseWant, license_change
@@ -312,7 +312,7 @@ class _Planner:
         if problem:
             plan.status, plan.error_code, plan.detail = FAILED, "GroupProblem", problem
             return plan
-        desire = desire_for(request, self.options)
+        desire = replace(desire_for(request, self.options), leaving=frozenset(g.id for g in leaves))
         change = license_change(
             desire,
             state,

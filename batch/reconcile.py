@@ -124,6 +124,12 @@ def _waits_for_group(
             held = state.licenses.get(sku)
             if held is None or group.id not in held.groups:
                 return True
+    for name in row.request.leave_groups:  # and licenses of groups left must go
+        group = groups.get(name.strip().casefold())
+        if group is None or state.id in group.members:
+            continue
+        if any(group.id in held.groups for held in state.licenses.values()):
+            return True
     return False
 
 

@@ -97,3 +97,9 @@ def test_usage_location_set_before_license_and_default_used() -> None:
 def test_no_usage_location_blocks_an_add() -> None:
     change = license_change(Desire(add=(LicenseWant(E3),)), user(location=None))
     assert change.blocked is not None and "--default-usage-location" in change.blocked
+
+
+def test_a_license_from_a_group_the_user_leaves_goes_with_it() -> None:
+    change = license_change(Desire(offboard=True, leaving=frozenset({"g1"})), user(inherited(E3)))
+    assert change.empty
+    assert change.notes == ["sku-e3 goes with the group the user leaves"]

@@ -262,3 +262,21 @@ def test_unknown_groups_fail_their_row_only(tenant: Tenant, tmp_path: Path) -> N
     assert [r["Status"] for r in report] == ["Failed", "Failed", "Planned"]
     assert report[0]["Detail"] == "no group with id 00000000-1111-4222-8333-444444444444"
     assert report[1]["Detail"] == "no group named 'No Such Group'"
+
+
+def test_offboarding_sample_removes_direct_and_leaves_licensed_groups(
+    tenant: Tenant, tmp_path: Path
+) -> None:
+    sample = Path("samples/offboarding.csv").resolve()
+    result = CliRunner().invoke(
+        cli, ["apply", str(sample), "--yes", "--output", str(tmp_path / "r.xlsx")]
+    )
+    assert result.exit_code == 3, result.output  # one leaver is dated in the future: Deferred
+    report = rows_sheet(tmp_path / "r.xlsx")
+    assert [r["Status"] for r in report] == ["Applied"] * 9 + ["Deferred"]
+    for row in report[:9]:
+        states = tenant.sim.store.user(row["UserPrincipalName"])["licenseAssignmentStates"]
+        assert all(s["assignedByGroup"] for s in states), row  # no direct license left
+    leaver = next(r for r in report if r["RemoveGroups"])
+    assert leaver["Detail"] == "EMS goes with the group the user leaves"
+    assert leaver["LicensesAfter"] == "" and leaver["Verified"] == "Yes"
