@@ -84,3 +84,40 @@ def test_without_assignment_states_licenses_count_as_direct() -> None:
     )
     assert state.direct_skus == {E3}
     assert state.account_enabled is True and state.usage_location is None
+
+
+class _Directory:
+    """A stand-in client that records how users were read."""
+
+    def __init__(self, size: int | None) -> None:
+        self.size = size
+        self.calls: list[str] = []
+
+    def get(self, path: str, params: dict, headers: dict | None = None) -> dict:
+        self.calls.append("count")
+        return {"@odata.count": self.size, "value": []} if self.size is not None else {"value": []}
+
+    def get_all(self, path: str, params: dict) -> list[dict]:
+        self.calls.append("page-all")
+        return [{"id": f"id{i}", "userPrincipalName": f"u{i}@x.example"} for i in range(5)]
+
+    def resolve_users(self, names: list[str], select: list[str]) -> dict:
+        self.calls.append("lookup")
+        return {n: {"id": n, "userPrincipalName": n} for n in names}
+
+
+def test_users_are_looked_up_unless_the_sheet_covers_much_of_the_directory() -> None:
+    from batch.tenant import read_users
+
+    small = _Directory(size=100_000)
+    read_users(small, [f"u{i}@x.example" for i in range(50)])
+    assert small.calls == ["lookup"]  # small sheets never ask the size
+    big_sheet = _Directory(size=100_000)
+    found = read_users(big_sheet, [f"u{i}@x.example" for i in range(5_000)])
+    assert big_sheet.calls == ["count", "page-all"] and len(found) == 5
+    big_tenant = _Directory(size=1_000_000)
+    read_users(big_tenant, [f"u{i}@x.example" for i in range(5_000)])
+    assert big_tenant.calls == ["count", "lookup"]
+    unknown = _Directory(size=None)
+    read_users(unknown, [f"u{i}@x.example" for i in range(1_000)])
+    assert unknown.calls == ["count", "lookup"]
