@@ -27,6 +27,7 @@ import functools
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -296,6 +297,115 @@ class MsalTokenProvider:
                 f"{type(exc).__name__}",
                 hint="Check the network, AZURE_AUTHORITY_HOST and REQUESTS_CA_BUNDLE.",
             ) from exc
+        return self._app
+
+
+#: the delegated permissions a device-code sign-in asks for: what the commands use
+DELEGATED_PERMISSIONS = (
+    "LicenseAssignment.ReadWrite.All",
+    "User.ReadWrite.All",
+    "Group.Read.All",
+    "GroupMember.ReadWrite.All",
+    "Organization.Read.All",
+    "AuditLog.Read.All",
+)
+
+
+class DeviceCodeTokenProvider:
+    """Delegated tokens for an admin who signs in with a device code (no app secret).
+
+    The admin opens the sign-in page on any device and types the code shown; the token
+    carries the admin's delegated permissions (``scp``), limited by their directory role.
+    Tokens live in msal's in-memory cache only; a renewal uses the cached refresh token.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        http_client: requests.Session | None = None,
+        timeout: float | tuple[float, float] = (10.0, 60.0),
+    ) -> None:
+        if not settings.client_id:
+            raise ConfigError("No client id for the device-code sign-in.")
+        self._settings = settings
+        resource = graph_scope(settings.graph_url).removesuffix(GRAPH_SCOPE_SUFFIX)
+        self._scopes = [f"{resource}/{name}" for name in DELEGATED_PERMISSIONS]
+        self._http_client = http_client
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._app: msal.PublicClientApplication | None = None
+        self._current: str | None = None
+        self._fresh_until = 0.0
+
+    def token(self) -> str:
+        """A valid access token: the current one, by refresh, or by a new device-code sign-in."""
+        with self._lock:
+            if self._current is not None and time.monotonic() < self._fresh_until:
+                return self._current
+            return (self._silent() if self._current is not None else None) or self._sign_in()
+
+    def renew(self, stale: str) -> str:
+        """A token other than ``stale``, by refresh token when msal has one."""
+        with self._lock:
+            if self._current is not None and self._current != stale:
+                return self._current
+            return self._silent(force=True) or self._sign_in()
+
+    def _silent(self, *, force: bool = False) -> str | None:
+        app = self._application()
+        accounts = app.get_accounts()
+        if not accounts:
+            return None
+        result = app.acquire_token_silent(self._scopes, account=accounts[0], force_refresh=force)
+        if result and "access_token" in result:
+            return self._keep(result)
+        return None
+
+    def _keep(self, result: dict[str, Any]) -> str:
+        # kept until five minutes before it expires, as msal does for its own cache
+        self._current = str(result["access_token"])
+        self._fresh_until = time.monotonic() + max(0, int(result.get("expires_in") or 0) - 300)
+        return self._current
+
+    def _sign_in(self) -> str:
+        app = self._application()
+        try:
+            flow = app.initiate_device_flow(scopes=self._scopes)
+            if "user_code" not in flow:
+                raise _auth_error(flow, self._settings)
+            show = self._settings.prompt or (lambda text: log.warning("%s", text))
+            show(str(flow["message"]))
+            result = app.acquire_token_by_device_flow(flow)  # polls until signed in or expired
+        except requests.RequestException as exc:
+            raise AuthError(
+                f"Could not reach the sign-in service at {self._settings.authority_host}: "
+                f"{type(exc).__name__}",
+                hint="Check the network, AZURE_AUTHORITY_HOST and REQUESTS_CA_BUNDLE.",
+            ) from exc
+        if not result or "access_token" not in result:
+            raise _auth_error(result or {}, self._settings)
+        return self._keep(result)
+
+    def _application(self) -> msal.PublicClientApplication:
+        if self._app is None:
+            settings = self._settings
+            kwargs: dict[str, Any] = {
+                "authority": settings.authority,
+                "http_client": self._http_client
+                or new_session(settings.ca_bundle, timeout=self._timeout),
+                "token_cache": msal.TokenCache(),  # memory only
+            }
+            if not needs_instance_discovery(settings.authority_host):
+                kwargs["instance_discovery"] = False
+            try:
+                self._app = msal.PublicClientApplication(settings.client_id, **kwargs)
+            except (ValueError, requests.RequestException) as exc:
+                raise AuthError(
+                    f"The sign-in authority {settings.authority} could not be used: "
+                    f"{_first_line(str(exc))}",
+                    hint="Check AZURE_TENANT_ID and AZURE_AUTHORITY_HOST.",
+                ) from exc
         return self._app
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -31,6 +31,9 @@ from batch.errors import ConfigError
 
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
+#: Microsoft Graph Command Line Tools, Microsoft's public client for delegated sign-in: the
+#: app used for device-code sign-in when no AZURE_CLIENT_ID is given
+GRAPH_CLI_CLIENT_ID = "14d82eec-204b-4c2f-b7e8-296a70dab67e"
 CONFIG_FILE_NAME = "m365batch.toml"
 
 
@@ -49,10 +52,17 @@ class Settings:
     ca_bundle: str | None = None
     #: how commands describe the tenant at their start ("tenant 0000... (app 1111...)")
     label: str = ""
+    #: sign in as a delegated admin with the device-code flow instead of as the app
+    device_code: bool = False
+    #: shows the device-code instructions to the admin (set by the command line)
+    prompt: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def has_credentials(self) -> bool:
-        """True when an app registration with a secret or a certificate is configured."""
+        """True when a tenant is configured: an app with a secret or certificate, or a
+        device-code sign-in to a named tenant."""
+        if self.device_code:
+            return bool(self.tenant_id)
         return bool(
             self.tenant_id and self.client_id and (self.client_secret or self.certificate_path)
         )

@@ -34,7 +34,8 @@ def open_tenant(settings: Settings) -> Iterator[Settings]:
             settings,
             tenant_id=simulator.tenant_id,
             client_id=simulator.client_id,
-            client_secret=simulator.client_secret,
+            # a device-code sign-in needs no secret: the admin confirms a code instead
+            client_secret=None if settings.device_code else simulator.client_secret,
             certificate_path=None,
             certificate_password=None,
             authority_host=simulator.authority_host,

@@ -53,6 +53,19 @@ def operation_for(op: PlannedOp) -> Operation:
             usage_location_set=bool(op.usage_location),
             context=op,
         )
+    if op.kind == "groupAssignLicense":
+        # a group's licenses change at once (202); its members follow in the background,
+        # which the caller waits for (see batch.migrate_groups)
+        return Operation(
+            key=op.key,
+            method=op.method,
+            url=op.url,
+            body=op.body,
+            verify=ReadBack(
+                f"/groups/{op.user_id}?$select=id,assignedLicenses", _license_check(op.body)
+            ),
+            context=op,
+        )
     if op.kind == "usageLocation":
         base = _usage_location_op(op.key, op.user_id, str(op.body["usageLocation"]))
         return Operation(
@@ -161,7 +174,7 @@ def _usage_location_op(key: str, user_id: str, location: str) -> Operation:
 
 
 def _license_check(body: Mapping[str, Any]) -> Callable[[dict[str, Any]], bool]:
-    """A predicate: the user's direct licenses show this assignLicense's effect."""
+    """A predicate: the user's direct licenses (or a group's) show this assignLicense's effect."""
     adds = {
         str(a["skuId"]).lower(): sorted(str(p).lower() for p in a.get("disabledPlans") or [])
         for a in body.get("addLicenses") or []

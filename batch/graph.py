@@ -43,7 +43,13 @@ from urllib.parse import quote, urlparse
 
 import requests
 
-from batch.auth import MsalTokenProvider, TokenProvider, as_token_provider, new_session
+from batch.auth import (
+    DeviceCodeTokenProvider,
+    MsalTokenProvider,
+    TokenProvider,
+    as_token_provider,
+    new_session,
+)
 from batch.config import Settings
 from batch.errors import GraphRequestError, GraphStatusError, PermissionDenied
 
@@ -236,7 +242,11 @@ class GraphClient:
         self._origin = (origin.scheme, origin.netloc.lower())
         self.session = session or build_session(settings, pool_size=pool_size)
         if token_provider is None:
-            token_provider = MsalTokenProvider(settings, timeout=timeout)
+            token_provider = (
+                DeviceCodeTokenProvider(settings, timeout=timeout)
+                if settings.device_code
+                else MsalTokenProvider(settings, timeout=timeout)
+            )
         self.tokens = as_token_provider(token_provider)
         self.timeout = timeout
         self.retry = retry or RetryPolicy()

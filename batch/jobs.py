@@ -527,6 +527,31 @@ UNDO_HEADERS = (
 )
 
 
+#: the PlannedOp kind of a group's assignLicense (group-based licensing)
+GROUP_ASSIGN = "groupAssignLicense"
+
+
+def done_ops(home: Path, run_id: str) -> list[Any]:
+    """The journaled operations a run (and its ``parts``) carried out successfully."""
+    with Journal.open(home, run_id) as journal:
+        ops = [op for op in journal.ops("done") if result_ok(op.result or {})]
+        parts = [str(p) for p in journal.get("parts") or []]
+    for part in parts:
+        with Journal.open(home, part) as journal:
+            ops += [op for op in journal.ops("done") if result_ok(op.result or {})]
+    return ops
+
+
+def changed_kinds(home: Path, run_id: str) -> set[str]:
+    """The kinds of the writes a run (and its parts) carried out: tells undo what to revert."""
+    return {str(op.payload.get("kind")) for op in done_ops(home, run_id)}
+
+
+def change_lines(journal_ops: list[Any]) -> list[ChangeLine]:
+    """The report's Changes lines for journaled operations (those sent at least once)."""
+    return _changes(journal_ops)
+
+
 def write_undo_sheet(home: Path, run_id: str, names: Mapping[str, str]) -> Path:
     """The inverse of a run as an input sheet: each touched user as they were before.
 
@@ -534,6 +559,8 @@ def write_undo_sheet(home: Path, run_id: str, names: Mapping[str, str]) -> Path:
     plans they had, changed plans are set back, groups joined are left and groups left are
     joined again. Users the run did not change successfully are not touched. A run whose
     journal lists ``parts`` (a migration's waves, each a run of its own) is undone whole.
+    Group license changes (``groupAssignLicense``) are left out: see
+    :func:`batch.migrate_groups.undo_group_changes`.
     """
     with Journal.open(home, run_id) as journal:
         ops = [op for op in journal.ops("done") if result_ok(op.result or {})]
@@ -542,11 +569,13 @@ def write_undo_sheet(home: Path, run_id: str, names: Mapping[str, str]) -> Path:
     for part in parts:
         with Journal.open(home, part) as journal:
             ops += [op for op in journal.ops("done") if result_ok(op.result or {})]
-    if not ops:
+    if not [op for op in ops if op.payload.get("kind") != GROUP_ASSIGN]:
         raise JournalError(f"Run {run_id} changed nothing: there is nothing to undo.")
     per_user: dict[str, dict[str, Any]] = {}
     for op in ops:
         planned = PlannedOp.from_dict(op.payload)
+        if planned.kind == GROUP_ASSIGN:  # a group's license: undone apart, in two steps
+            continue
         user = per_user.setdefault(
             planned.upn,
             {"add": {}, "remove": set(), "location": None, "join": set(), "leave": set()},

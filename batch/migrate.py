@@ -143,6 +143,19 @@ class GroupLine:
     name: str
     members: int
     rule: MapRule
+    #: with ``change_groups``: "switch" (add ToSku, then remove FromSku), "finish" (ToSku is
+    #: already on the group: remove FromSku), or "" (reported only)
+    action: str = ""
+    status: str = ""
+    detail: str = ""
+    member_ids: frozenset[str] = frozenset()
+    #: the group's licenses before: {skuId: [disabled plan ids]}
+    before: dict[str, list[str]] = field(default_factory=dict)
+    disabled_to: frozenset[str] = frozenset()
+    need: int = 0  # ToSku seats its members take (those not holding ToSku already)
+    step_one: str = ""
+    step_two: str = ""
+    run_id: str = ""
 
 
 @dataclass
@@ -174,7 +187,7 @@ class Migration:
     seats_after: list[SkuSeats] | None = None
     map_headers: tuple[str, ...] = ()
     waves: list[WaveResult] = field(default_factory=list)
-    changes: list[tuple[int, ChangeLine]] = field(default_factory=list)
+    changes: list[tuple[int | None, ChangeLine]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     migration_id: str = ""
     started: dt.datetime = field(default_factory=dt.datetime.now)
@@ -182,6 +195,13 @@ class Migration:
     mode: str = "plan"
     #: what stopped the migration early (breaker, permissions); raised after the report
     error: BatchError | None = None
+    #: the run that changed groups' licenses (a part of the migration, like each wave)
+    groups_run_id: str = ""
+
+    @property
+    def wrote(self) -> bool:
+        """Whether any wave or group change ran (so there is something to undo)."""
+        return bool(self.waves or self.groups_run_id)
 
     @property
     def rules(self) -> list[MapRule]:
@@ -239,6 +259,12 @@ class Migration:
                 text += f": short by {need - free.get(sku, 0)}, so the moves run in waves"
             lines.append(text)
         for group in self.groups:
+            if group.status:
+                lines.append(
+                    f"  Group '{group.name}' ({group.members} members, {group.rule.label}): "
+                    f"{group.status}" + (f" ({group.detail})" if group.detail else "")
+                )
+                continue
             lines.append(
                 f"  Group '{group.name}' grants {group.rule.from_part} to {group.members} members: "
                 f"change the group's license to {group.rule.to_part}"
@@ -296,8 +322,14 @@ def translate_plans(
     return frozenset(disabled), tuple(kept), tuple(untranslated), newly
 
 
-def plan_migration(client: Any, map_path: Path, users_path: Path | None = None) -> Migration:
-    """Read the map and the tenant and plan every user's move. Writes nothing."""
+def plan_migration(
+    client: Any, map_path: Path, users_path: Path | None = None, *, change_groups: bool = False
+) -> Migration:
+    """Read the map and the tenant and plan every user's move. Writes nothing.
+
+    :param change_groups: plan the licensed groups that grant a FromSku to change too
+        (:mod:`batch.migrate_groups`); otherwise they are only reported.
+    """
     skus = list(client.get_all("/subscribedSkus"))
     catalog = Catalog.load(skus)
     seats = seats_from_skus(skus)
@@ -348,6 +380,10 @@ def plan_migration(client: Any, map_path: Path, users_path: Path | None = None) 
         migration.moves.append(move)
         for step in move.steps:
             per_rule[step.rule.row] += 1
+    if change_groups:
+        from batch.migrate_groups import plan_group_moves
+
+        plan_group_moves(migration, groups, users, plans, selected if users_path else None)
     for line in lines:
         if line.rule and not line.rule.same_sku:
             line.users = per_rule[line.rule.row]
@@ -494,6 +530,7 @@ def run_migration(
     wave_size: int | None = None,
     no_waves: bool = False,
     wait_for_seats: float = 0.0,
+    wait_for_groups: float = 300.0,
     poll: float | None = None,
     on_wave: Callable[[WaveResult], None] | None = None,
     on_progress: Callable[[EngineStats], None] | None = None,
@@ -508,11 +545,14 @@ def run_migration(
     :param wave_size: most users per wave (default: as many as the seats allow).
     :param no_waves: all users in one wave, or none at all when seats are short.
     :param wait_for_seats: seconds to wait, in total, for free seats when no user fits.
+    :param wait_for_groups: seconds to wait for Entra to process each step of a group's
+        license change (planned with ``change_groups``), after the waves.
     """
     migration.mode = "migrate"
     migration.migration_id = migration.migration_id or new_run_id()
     names = {s.sku_id: s.part_number for s in migration.seats_before}
-    pending = [m for m in migration.moves if m.status == PLANNED]
+    # users moved through their group (no write of their own) wait for the group step
+    pending = [m for m in migration.moves if m.status == PLANNED and m.writes]
     folder = settings.home / "migrations" / migration.migration_id
     poll = poll if poll is not None else min(10.0, max(0.5, wait_for_seats / 50))
     short = migration.shortfalls()
@@ -571,9 +611,20 @@ def run_migration(
             for move in pending:
                 move.note(f"not started: wave {result.number} failed too often")
             break
+    if stop is None and any(g.status == PLANNED for g in migration.groups):
+        from batch.migrate_groups import run_group_moves
+
+        try:
+            run_group_moves(
+                client, settings, migration, wait_for_groups=wait_for_groups, sleep=sleep,
+                clock=clock,
+            )
+        except BatchError as exc:  # permissions, breaker: the report says how far it got
+            stop = exc
+            migration.notes.append(f"Stopped while changing groups: {exc}")
     migration.seats_after = read_seats(client)
     migration.finished = dt.datetime.now()
-    if migration.waves:
+    if migration.wrote:
         with Journal.create(
             settings.home,
             kind="migrate",
@@ -582,12 +633,13 @@ def run_migration(
             input_sha256=migration.map_sha256,
             run_id=migration.migration_id,
             meta={
-                "parts": [w.run_id for w in migration.waves],
+                "parts": [w.run_id for w in migration.waves]
+                + ([migration.groups_run_id] if migration.groups_run_id else []),
                 "tenant_label": settings.describe(),
             },
         ) as journal:
             journal.finish(FINISHED, counts=dict(migration.counts()))
-    if stop is not None and migration.waves:
+    if stop is not None and migration.wrote:
         migration.notes.append(
             f"Undo what the finished waves did: `m365batch undo {migration.migration_id}`."
         )

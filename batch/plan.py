@@ -56,7 +56,7 @@ class PlannedOp:
     row: int
     user_id: str
     upn: str
-    kind: str  # assignLicense | usageLocation | joinGroup | leaveGroup
+    kind: str  # assignLicense | usageLocation | joinGroup | leaveGroup | groupAssignLicense
     method: str
     url: str
     body: Any
@@ -64,7 +64,8 @@ class PlannedOp:
     summary: str  # one line for the report's Changes sheet
     #: for assignLicense: the usage location to set first (PATCH in the same $batch)
     usage_location: str | None = None
-    #: what the user had before, for undo: {"usageLocation": .., "licenses": {sku: [plans]}}
+    #: what the user had before, for undo: {"usageLocation": .., "licenses": {sku: [plans]}};
+    #: for groupAssignLicense (``user_id`` is the group's id): {"group": id, "licenses": ..}
     before: Mapping[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:

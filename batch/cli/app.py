@@ -11,14 +11,14 @@ import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import click
 
 from batch import __version__
-from batch.config import Settings, load_settings
+from batch.config import GRAPH_CLI_CLIENT_ID, Settings, load_settings
 from batch.connect import open_tenant
 from batch.errors import BatchError, ExitCode
 from batch.logs import configure_logging, redact
@@ -32,12 +32,23 @@ class AppContext:
 
     profile: str | None
     debug: bool
+    device_code: bool = False
     _settings: Settings | None = None
 
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load_settings(profile=self.profile)
+            settings = load_settings(profile=self.profile)
+            if self.device_code:
+                settings = replace(
+                    settings,
+                    device_code=True,
+                    client_id=settings.client_id or GRAPH_CLI_CLIENT_ID,
+                    client_secret=None,
+                    certificate_path=None,
+                    prompt=lambda text: click.echo(text, err=True),
+                )
+            self._settings = settings
             configure_logging(self._settings.home, debug=self.debug)
         return self._settings
 
@@ -82,16 +93,22 @@ class BatchGroup(click.Group):
 @click.group(cls=BatchGroup)
 @click.option("--tenant", "profile", metavar="NAME", help="A tenant profile from m365batch.toml.")
 @click.option("--debug", is_flag=True, help="Log debug detail and show tracebacks.")
+@click.option(
+    "--device-code",
+    is_flag=True,
+    help="Sign in as an admin with a device code instead of an app secret or certificate.",
+)
 @click.version_option(__version__, prog_name="m365batch")
 @click.pass_context
-def cli(ctx: click.Context, profile: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, profile: str | None, debug: bool, device_code: bool) -> None:
     """Bulk Microsoft 365 license changes from spreadsheets, through Microsoft Graph.
 
     With no credentials configured, every command runs against the built-in simulated
     tenant. Set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or
-    AZURE_CLIENT_CERTIFICATE_PATH) to work on a real tenant.
+    AZURE_CLIENT_CERTIFICATE_PATH) to work on a real tenant, or AZURE_TENANT_ID with
+    --device-code to sign in as an admin.
     """
-    ctx.obj = AppContext(profile=profile, debug=debug)
+    ctx.obj = AppContext(profile=profile, debug=debug, device_code=device_code)
 
 
 def text_table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:

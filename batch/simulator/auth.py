@@ -21,6 +21,8 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import json
+import secrets
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -38,6 +40,9 @@ from batch.simulator.store import TenantStore
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+#: the signed-in admin of a device-code sign-in (the simulator has one admin account)
+DEVICE_USER = "admin@contoso.example"
 _RESERVED_SCOPES = {"openid", "profile", "offline_access"}
 
 
@@ -69,7 +74,7 @@ class EntraError(Exception):
         return {
             "error": self.error,
             "error_description": f"AADSTS{self.code}: {self.description} Trace ID: "
-                                 f"{trace_id} Correlation ID: {correlation_id} Timestamp: {stamp}",
+            f"{trace_id} Correlation ID: {correlation_id} Timestamp: {stamp}",
             "error_codes": [self.code],
             "timestamp": stamp,
             "trace_id": trace_id,
@@ -81,14 +86,18 @@ class EntraError(Exception):
 class Authority:
     """The tenant's identity provider: discovery, token endpoint, token verification."""
 
-    def __init__(self, store: TenantStore, signing_key_path: Path,
-                 options: SimulatorOptions) -> None:
+    def __init__(
+        self, store: TenantStore, signing_key_path: Path, options: SimulatorOptions
+    ) -> None:
         self.store = store
         self.options = options
         pem = signing_key_path.read_bytes()
         self._private_key = serialization.load_pem_private_key(pem, password=None)
         self._public_key = self._private_key.public_key()  # type: ignore[union-attr]
         self._kid = uuid.uuid5(uuid.NAMESPACE_OID, pem.decode()).hex
+        # device-code sign-ins in progress: device_code -> its state (memory only)
+        self._devices: dict[str, dict[str, Any]] = {}
+        self._devices_lock = threading.Lock()
 
     @property
     def tenant_id(self) -> str:
@@ -102,7 +111,8 @@ class Authority:
         """The OpenID configuration for ``tenant``, or EntraError for an unknown tenant."""
         if not self._known_tenant(tenant):
             raise EntraError(
-                "invalid_tenant", 90002,
+                "invalid_tenant",
+                90002,
                 f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant "
                 "ID and are signing into the correct cloud.",
             )
@@ -110,7 +120,10 @@ class Authority:
         return {
             "token_endpoint": f"{host}/{tid}/oauth2/v2.0/token",
             "token_endpoint_auth_methods_supported": [
-                "client_secret_post", "private_key_jwt", "client_secret_basic"],
+                "client_secret_post",
+                "private_key_jwt",
+                "client_secret_basic",
+            ],
             "jwks_uri": f"{host}/{tid}/discovery/v2.0/keys",
             "response_modes_supported": ["query", "fragment", "form_post"],
             "subject_types_supported": ["pairwise"],
@@ -127,24 +140,124 @@ class Authority:
             "cloud_instance_name": "microsoftonline.com",
         }
 
-    def token(self, tenant: str, form: dict[str, str], host: str) -> dict[str, Any]:
-        """Answer a token request (client credentials), or raise EntraError."""
-        if not self._known_tenant(tenant):
+    def device_code(self, tenant: str, form: dict[str, str], host: str) -> dict[str, Any]:
+        """Start a device-code sign-in: a code the admin confirms at ``/devicelogin``.
+
+        Delegated scopes are granted as asked when the app is registered; the simulated
+        tenant has one admin, who holds every role (real Graph also checks the user's
+        directory role, e.g. License Administrator).
+        """
+        if not self._known_tenant(tenant) and tenant not in ("organizations", "common"):
             raise EntraError("invalid_request", 90002, f"Tenant '{tenant}' not found.")
+        client_id = form.get("client_id", "")
+        if self.store.app(client_id) is None:
+            raise EntraError(
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{client_id}' was not found in the "
+                f"directory '{self.tenant_id}'.",
+            )
+        scopes = sorted(
+            {
+                s.rsplit("/", 1)[-1]
+                for s in form.get("scope", "").split()
+                if s not in _RESERVED_SCOPES and not s.endswith("/.default")
+            }
+        )
+        if not scopes:
+            raise EntraError("invalid_scope", 70011, "The provided value for scope is not valid.")
+        user_code = "-".join(secrets.token_hex(2).upper() for _ in range(2))
+        device = secrets.token_urlsafe(32)
+        lifetime = 900
+        with self._devices_lock:
+            self._devices[device] = {
+                "user_code": user_code,
+                "client_id": client_id,
+                "scopes": scopes,
+                "approved": False,
+                "expires": time.time() + lifetime,
+            }
+        uri = f"{host}/devicelogin"
+        return {
+            "user_code": user_code,
+            "device_code": device,
+            "verification_uri": uri,
+            "expires_in": lifetime,
+            "interval": 1,
+            "message": f"To sign in, use a web browser to open the page {uri} and enter the "
+            f"code {user_code} to authenticate.",
+        }
+
+    def approve_device(self, user_code: str) -> bool:
+        """The admin confirms a code at ``/devicelogin``; False when no such code waits."""
+        with self._devices_lock:
+            for state in self._devices.values():
+                waiting = time.time() < state["expires"]
+                if waiting and state["user_code"] == user_code.strip().upper():
+                    state["approved"] = True
+                    return True
+        return False
+
+    def _device_token(self, form: dict[str, str]) -> dict[str, Any]:
+        with self._devices_lock:
+            state = self._devices.get(form.get("device_code", ""))
+            if state is None or time.time() > state["expires"]:
+                raise EntraError(
+                    "expired_token",
+                    70020,
+                    "The provided value for the input parameter 'device_code' is "
+                    "not valid. This device code has expired.",
+                )
+            if not state["approved"]:
+                raise EntraError(
+                    "authorization_pending",
+                    70016,
+                    "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
+                )
+            del self._devices[form["device_code"]]
+        lifetime = int(self.options.token_lifetime)
+        return {
+            "token_type": "Bearer",
+            "scope": " ".join(state["scopes"]),
+            "expires_in": lifetime,
+            "ext_expires_in": lifetime,
+            "access_token": self.issue(
+                state["client_id"], [], lifetime, "0", scopes=state["scopes"]
+            ),
+        }
+
+    def token(self, tenant: str, form: dict[str, str], host: str) -> dict[str, Any]:
+        """Answer a token request (client credentials or device code), or raise EntraError."""
+        device_flow = form.get("grant_type") == DEVICE_CODE_GRANT
+        if not self._known_tenant(tenant) and not (
+            device_flow and tenant in ("organizations", "common")
+        ):
+            raise EntraError("invalid_request", 90002, f"Tenant '{tenant}' not found.")
+        if form.get("grant_type") == DEVICE_CODE_GRANT:
+            return self._device_token(form)
         if form.get("grant_type") != "client_credentials":
-            raise EntraError("unsupported_grant_type", 70003,
-                             "The app requested an unsupported grant type "
-                             f"'{form.get('grant_type', '')}'.")
+            raise EntraError(
+                "unsupported_grant_type",
+                70003,
+                f"The app requested an unsupported grant type '{form.get('grant_type', '')}'.",
+            )
         client_id = form.get("client_id", "")
         if not client_id:
-            raise EntraError("invalid_request", 900144,
-                             "The request body must contain the following parameter: "
-                             "'client_id'.")
-        scopes = [s for s in form.get("scope", "").split() if s not in _RESERVED_SCOPES]
-        if len(scopes) != 1 or scopes[0].rstrip("/").removesuffix("/.default").rstrip("/") \
-                not in (GRAPH_AUDIENCE, GRAPH_APP_ID) or not scopes[0].endswith("/.default"):
             raise EntraError(
-                "invalid_scope", 1002012,
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'client_id'.",
+            )
+        scopes = [s for s in form.get("scope", "").split() if s not in _RESERVED_SCOPES]
+        if (
+            len(scopes) != 1
+            or scopes[0].rstrip("/").removesuffix("/.default").rstrip("/")
+            not in (GRAPH_AUDIENCE, GRAPH_APP_ID)
+            or not scopes[0].endswith("/.default")
+        ):
+            raise EntraError(
+                "invalid_scope",
+                1002012,
                 f"The provided value for scope {form.get('scope', '')} is not valid. Client "
                 "credential flows must have a scope value with /.default suffixed to the "
                 "resource identifier (application ID URI).",
@@ -152,7 +265,8 @@ class Authority:
         app = self.store.app(client_id)
         if app is None:
             raise EntraError(
-                "unauthorized_client", 700016,
+                "unauthorized_client",
+                700016,
                 f"Application with identifier '{client_id}' was not found in the directory "
                 f"'{self.tenant_id}'. This can happen if the application has not been "
                 "installed by the administrator of the tenant or consented to by any user in "
@@ -160,25 +274,33 @@ class Authority:
             )
         if "client_assertion" in form:
             if form.get("client_assertion_type") != ASSERTION_TYPE:
-                raise EntraError("invalid_request", 90014,
-                                 "The request body must contain the following parameter: "
-                                 "'client_assertion_type'.")
+                raise EntraError(
+                    "invalid_request",
+                    90014,
+                    "The request body must contain the following parameter: "
+                    "'client_assertion_type'.",
+                )
             method = "2"
             self._check_assertion(app, form["client_assertion"], tenant, host)
         elif "client_secret" in form:
             method = "1"
             if not app["secret"] or not hmac.compare_digest(
-                    app["secret"].encode(), form["client_secret"].encode()):
+                app["secret"].encode(), form["client_secret"].encode()
+            ):
                 raise EntraError(
-                    "invalid_client", 7000215,
+                    "invalid_client",
+                    7000215,
                     "Invalid client secret provided. Ensure the secret being sent in the "
                     "request is the client secret value, not the client secret ID, for a "
                     f"secret added to app '{client_id}'.",
                 )
         else:
-            raise EntraError("invalid_client", 7000218,
-                             "The request body must contain the following parameter: "
-                             "'client_assertion' or 'client_secret'.")
+            raise EntraError(
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: "
+                "'client_assertion' or 'client_secret'.",
+            )
         lifetime = int(self.options.token_lifetime)
         return {
             "token_type": "Bearer",
@@ -187,23 +309,51 @@ class Authority:
             "access_token": self.issue(client_id, app["roles"], lifetime, method),
         }
 
-    def issue(self, client_id: str, roles: list[str], lifetime: int, method: str = "1") -> str:
-        """A signed access token for Graph carrying ``roles``."""
+    def issue(
+        self,
+        client_id: str,
+        roles: list[str],
+        lifetime: int,
+        method: str = "1",
+        *,
+        scopes: list[str] | None = None,
+    ) -> str:
+        """A signed access token for Graph carrying ``roles`` (app) or ``scopes`` (delegated)."""
         now = int(time.time())
         tid = self.tenant_id
         claims = {
             "aud": GRAPH_AUDIENCE,
             "iss": f"https://sts.windows.net/{tid}/",
-            "iat": now, "nbf": now, "exp": now + lifetime,
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
             "aio": uuid.uuid4().hex,
             "app_displayname": "m365batch",
-            "appid": client_id, "appidacr": method, "idp": f"https://sts.windows.net/{tid}/",
-            "idtyp": "app", "oid": str(uuid.uuid5(uuid.NAMESPACE_OID, client_id)),
-            "roles": sorted(roles), "sub": str(uuid.uuid5(uuid.NAMESPACE_OID, client_id)),
-            "tid": tid, "uti": uuid.uuid4().hex, "ver": "1.0",
+            "appid": client_id,
+            "appidacr": method,
+            "idp": f"https://sts.windows.net/{tid}/",
+            "idtyp": "app",
+            "oid": str(uuid.uuid5(uuid.NAMESPACE_OID, client_id)),
+            "roles": sorted(roles),
+            "sub": str(uuid.uuid5(uuid.NAMESPACE_OID, client_id)),
+            "tid": tid,
+            "uti": uuid.uuid4().hex,
+            "ver": "1.0",
         }
-        return jwt.encode(claims, self._private_key, algorithm="RS256",  # type: ignore[arg-type]
-                          headers={"kid": self._kid, "typ": "JWT"})
+        if scopes is not None:  # a delegated (user) token: scp instead of roles
+            del claims["roles"]
+            claims.update(
+                idtyp="user",
+                scp=" ".join(scopes),
+                upn=DEVICE_USER,
+                oid=str(uuid.uuid5(uuid.NAMESPACE_OID, DEVICE_USER)),
+            )
+        return jwt.encode(
+            claims,
+            self._private_key,
+            algorithm="RS256",  # type: ignore[arg-type]
+            headers={"kid": self._kid, "typ": "JWT"},
+        )
 
     def verify(self, authorization: str | None) -> Caller:
         """The caller of a Graph request, or the 401 Graph would answer."""
@@ -214,16 +364,20 @@ class Authority:
             raise _invalid_token("Access token is empty.")
         try:
             claims = jwt.decode(
-                token, self._public_key, algorithms=["RS256"],  # type: ignore[arg-type]
+                token,
+                self._public_key,
+                algorithms=["RS256"],  # type: ignore[arg-type]
                 audience=[GRAPH_AUDIENCE, GRAPH_APP_ID],
                 options={"require": ["exp", "iat", "aud", "tid"]},
             )
         except jwt.ExpiredSignatureError as exc:
             raise _invalid_token("Lifetime validation failed, the token is expired.") from exc
         except jwt.InvalidTokenError as exc:
-            raise _invalid_token("Access token validation failure. Invalid audience."
-                                 if isinstance(exc, jwt.InvalidAudienceError)
-                                 else "Access token validation failure.") from exc
+            raise _invalid_token(
+                "Access token validation failure. Invalid audience."
+                if isinstance(exc, jwt.InvalidAudienceError)
+                else "Access token validation failure."
+            ) from exc
         if claims.get("tid") != self.tenant_id:
             raise _invalid_token("Access token validation failure. Invalid tenant.")
         early = self.options.token_expire_after
@@ -233,27 +387,29 @@ class Authority:
         if app is None:
             raise _invalid_token("Access token validation failure. Unknown application.")
         # Roles are read from the token, as Graph does: a changed grant needs a new token.
-        return Caller(str(claims["appid"]), frozenset(claims.get("roles", [])),
-                      float(claims["iat"]))
+        granted = claims.get("roles") or str(claims.get("scp", "")).split()
+        return Caller(str(claims["appid"]), frozenset(granted), float(claims["iat"]))
 
-    def _check_assertion(self, app: dict[str, Any], assertion: str, tenant: str,
-                         host: str) -> None:
+    def _check_assertion(self, app: dict[str, Any], assertion: str, tenant: str, host: str) -> None:
         try:
             header = jwt.get_unverified_header(assertion)
         except jwt.InvalidTokenError as exc:
-            raise EntraError("invalid_client", 50027,
-                             "JWT token is invalid or malformed.") from exc
+            raise EntraError("invalid_client", 50027, "JWT token is invalid or malformed.") from exc
         # Thumbprints are compared without base64 padding (msal keeps it, others strip it).
         x5t = str(header.get("x5t") or "").rstrip("=")
         x5t256 = str(header.get("x5t#S256") or "").rstrip("=")
         cert = next(
-            (c for c in app["certificates"]
-             if (x5t and c["x5t"] == x5t) or (x5t256 and c["x5t#S256"] == x5t256)),
+            (
+                c
+                for c in app["certificates"]
+                if (x5t and c["x5t"] == x5t) or (x5t256 and c["x5t#S256"] == x5t256)
+            ),
             None,
         )
         if cert is None:
             raise EntraError(
-                "invalid_client", 700027,
+                "invalid_client",
+                700027,
                 "The certificate with identifier used to sign the client assertion is not "
                 "registered on application. [Reason - The key was not found., Thumbprint of "
                 f"key used by client: '{x5t256 or x5t}']",
@@ -264,33 +420,46 @@ class Authority:
         audiences += [f"{host}/{t}/oauth2/token" for t in {tenant, tid}]
         try:
             claims = jwt.decode(
-                assertion, public_key, algorithms=["RS256", "PS256"],  # type: ignore[arg-type]
-                audience=audiences, options={"require": ["exp", "aud", "iss", "sub"]},
+                assertion,
+                public_key,
+                algorithms=["RS256", "PS256"],  # type: ignore[arg-type]
+                audience=audiences,
+                options={"require": ["exp", "aud", "iss", "sub"]},
                 leeway=300,
             )
         except jwt.ExpiredSignatureError as exc:
-            raise EntraError("invalid_client", 700024,
-                             "Client assertion is not within its valid time range.") from exc
+            raise EntraError(
+                "invalid_client", 700024, "Client assertion is not within its valid time range."
+            ) from exc
         except jwt.InvalidAudienceError as exc:
             raise EntraError(
-                "invalid_client", 700021,
+                "invalid_client",
+                700021,
                 f"Client assertion audience claim does not match Realm issuer. Audience "
                 f"expected: {audiences[0]}.",
             ) from exc
         except jwt.InvalidTokenError as exc:
-            raise EntraError("invalid_client", 700027,
-                             "Client assertion failed signature validation.") from exc
+            raise EntraError(
+                "invalid_client", 700027, "Client assertion failed signature validation."
+            ) from exc
         if claims.get("iss") != app["client_id"] or claims.get("sub") != app["client_id"]:
             raise EntraError(
-                "invalid_client", 700023,
+                "invalid_client",
+                700023,
                 "Client assertion subject claim does not match the client_id parameter.",
             )
 
 
 def _invalid_token(message: str) -> GraphFault:
-    return GraphFault(401, "InvalidAuthenticationToken", message,
-                      headers={"WWW-Authenticate": 'Bearer realm="", authorization_uri='
-                               '"https://login.microsoftonline.com/common/oauth2/authorize"'})
+    return GraphFault(
+        401,
+        "InvalidAuthenticationToken",
+        message,
+        headers={
+            "WWW-Authenticate": 'Bearer realm="", authorization_uri='
+            '"https://login.microsoftonline.com/common/oauth2/authorize"'
+        },
+    )
 
 
 def certificate_record(certificate_pem: bytes) -> dict[str, str]:

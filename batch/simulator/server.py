@@ -48,8 +48,11 @@ MAX_BODY = 4 * 1024 * 1024
 SAMPLE_PATH = Path(__file__).resolve().parents[2] / "samples" / "tenant.json"
 _DISCOVERY = re.compile(r"^/([^/]+)/v2\.0/\.well-known/openid-configuration$")
 _TOKEN = re.compile(r"^/([^/]+)/oauth2/v2\.0/token$")
-_JSON_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;" \
-             "IEEE754Compatible=false;charset=utf-8"
+_DEVICE = re.compile(r"^/([^/]+)/oauth2/v2\.0/devicecode$")
+_JSON_TYPE = (
+    "application/json;odata.metadata=minimal;odata.streaming=true;"
+    "IEEE754Compatible=false;charset=utf-8"
+)
 
 
 class _DropConnection(Exception):
@@ -70,8 +73,7 @@ class _Server(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = self.socket.accept()
-        wrapped = self.context.wrap_socket(sock, server_side=True,
-                                           do_handshake_on_connect=False)
+        wrapped = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         with self.sockets_lock:
             self.open_sockets.add(wrapped)
         return wrapped, address
@@ -117,19 +119,23 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("simulator: " + format, *args)
 
-    def send_error(self, code: int, message: str | None = None,
-                   explain: str | None = None) -> None:
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Graph-shaped errors for what the stdlib rejects (bad request line, methods)."""
         status = 405 if code == 501 else code
         graph_code = "Request_BadRequest" if status == 405 else "BadRequest"
-        text = ("Specified HTTP method is not allowed for the request target."
-                if status == 405 else (message or "Bad request."))
+        text = (
+            "Specified HTTP method is not allowed for the request target."
+            if status == 405
+            else (message or "Bad request.")
+        )
         self.close_connection = True
         if self.request_version == "HTTP/0.9":  # a garbled request line: answer HTTP/1.1
             self.request_version = "HTTP/1.1"
-        self._send(Reply(status, error_body(graph_code, text, new_request_id(),
-                                            new_request_id())), new_request_id(),
-                   new_request_id())
+        self._send(
+            Reply(status, error_body(graph_code, text, new_request_id(), new_request_id())),
+            new_request_id(),
+            new_request_id(),
+        )
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         self._dispatch()
@@ -161,8 +167,15 @@ class _Handler(BaseHTTPRequestHandler):
             reply = fault_reply(fault, request_id, client_request_id)
         except Exception:  # a bug must still answer in Graph's shape, never hang
             log.exception("simulator: internal error on %s %s", self.command, self.path)
-            reply = Reply(500, error_body("generalException", "An unexpected error occurred.",
-                                          request_id, client_request_id))
+            reply = Reply(
+                500,
+                error_body(
+                    "generalException",
+                    "An unexpected error occurred.",
+                    request_id,
+                    client_request_id,
+                ),
+            )
         self._send(reply, request_id, client_request_id)
 
     def _read_body(self) -> bytes:
@@ -179,8 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise GraphFault(413, "RequestEntityTooLarge", "The request body is too large.")
         return self.rfile.read(length) if length else b""
 
-    def _route(self, core: _Core, body: bytes, request_id: str, client_request_id: str
-               ) -> Reply:
+    def _route(self, core: _Core, body: bytes, request_id: str, client_request_id: str) -> Reply:
         path, _, query = self.path.partition("?")
         host = core.authority_host
         discovery = _DISCOVERY.match(path)
@@ -191,9 +203,26 @@ class _Handler(BaseHTTPRequestHandler):
             form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
             core.counters.add("token_requests")
             return self._entra(lambda: core.authority.token(token.group(1), form, host))
+        device = _DEVICE.match(path)
+        if device and self.command == "POST":
+            form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+            return self._entra(lambda: core.authority.device_code(device.group(1), form, host))
+        if path == "/devicelogin" and self.command == "GET":
+            code = dict(parse_qsl(query)).get("code", "")
+            approved = bool(code) and core.authority.approve_device(code)
+            return Reply(
+                200 if approved else 400,
+                {
+                    "signedIn": approved,
+                    "message": "You have signed in to m365batch on your device."
+                    if approved
+                    else "Open this page with ?code=<the code shown on the device>.",
+                },
+            )
         if path == "/v1.0" or path.startswith("/v1.0/"):
-            return self._graph(core, path[len("/v1.0"):], query, body, request_id,
-                               client_request_id)
+            return self._graph(
+                core, path[len("/v1.0") :], query, body, request_id, client_request_id
+            )
         raise GraphFault(404, "BadRequest", f"Invalid version or resource: '{path}'.")
 
     def _entra(self, action: Any) -> Reply:
@@ -202,42 +231,73 @@ class _Handler(BaseHTTPRequestHandler):
         except EntraError as error:
             return Reply(error.status, error.body())
 
-    def _graph(self, core: _Core, relative: str, query: str, body: bytes, request_id: str,
-               client_request_id: str) -> Reply:
+    def _graph(
+        self,
+        core: _Core,
+        relative: str,
+        query: str,
+        body: bytes,
+        request_id: str,
+        client_request_id: str,
+    ) -> Reply:
         caller = core.authority.verify(self.headers.get("Authorization"))
         method = self.command.upper()
         if relative.strip("/") == "$batch":
             if method != "POST":
-                raise GraphFault(405, "Request_BadRequest",
-                                 "Specified HTTP method is not allowed for the request target.")
+                raise GraphFault(
+                    405,
+                    "Request_BadRequest",
+                    "Specified HTTP method is not allowed for the request target.",
+                )
             fault = core.service.faults.batch_fault()
             if fault is not None:
                 core.counters.add(f"batch_fault_{fault}")
                 return core.service.outer_fault(fault, request_id, client_request_id)
-            return handle_batch(core.service, body, caller, core.graph_url, request_id,
-                                client_request_id)
+            return handle_batch(
+                core.service, body, caller, core.graph_url, request_id, client_request_id
+            )
         segments, params = split_url(relative + (f"?{query}" if query else ""))
         parsed: Any = None
         if body.strip():
             try:
                 parsed = json.loads(body.decode("utf-8"))
             except (ValueError, UnicodeDecodeError) as exc:
-                raise GraphFault(400, "BadRequest", "Unable to read JSON request payload. "
-                                 "Please ensure Content-Type header is set and payload is of "
-                                 "valid JSON format.") from exc
+                raise GraphFault(
+                    400,
+                    "BadRequest",
+                    "Unable to read JSON request payload. "
+                    "Please ensure Content-Type header is set and payload is of "
+                    "valid JSON format.",
+                ) from exc
         headers = {k.lower(): v for k, v in self.headers.items()}
-        call = Call(method=method, segments=segments, params=params, headers=headers,
-                    body=parsed, base_url=core.graph_url, path=relative)
+        call = Call(
+            method=method,
+            segments=segments,
+            params=params,
+            headers=headers,
+            body=parsed,
+            base_url=core.graph_url,
+            path=relative,
+        )
         return core.service.operation(call, caller, request_id, client_request_id)
 
     def _send(self, reply: Reply, request_id: str, client_request_id: str) -> None:
-        payload = b"" if reply.body is None else (
-            dumps(reply.body) if reply.status >= 400 and not isinstance(reply.body, str)
-            else dump_json(reply.body))
+        payload = (
+            b""
+            if reply.body is None
+            else (
+                dumps(reply.body)
+                if reply.status >= 400 and not isinstance(reply.body, str)
+                else dump_json(reply.body)
+            )
+        )
         try:
             self.send_response(reply.status)
-            headers = {"request-id": request_id, "client-request-id": client_request_id,
-                       **reply.headers}
+            headers = {
+                "request-id": request_id,
+                "client-request-id": client_request_id,
+                **reply.headers,
+            }
             if payload and "Content-Type" not in headers:
                 headers["Content-Type"] = _JSON_TYPE
             for name, value in headers.items():
@@ -262,8 +322,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _Core:
     """What handler threads share: store, identity, Graph service, addresses."""
 
-    def __init__(self, store: TenantStore, authority: Authority, service: Service,
-                 options: SimulatorOptions) -> None:
+    def __init__(
+        self, store: TenantStore, authority: Authority, service: Service, options: SimulatorOptions
+    ) -> None:
         self.store = store
         self.authority = authority
         self.service = service
@@ -282,8 +343,15 @@ class _AppCredentials:
 class RunningSimulator:
     """A simulated tenant serving HTTPS on 127.0.0.1; stop it (or use ``with``) when done."""
 
-    def __init__(self, server: _Server, thread: threading.Thread, core: _Core,
-                 state_dir: Path, ca_path: Path, app: _AppCredentials) -> None:
+    def __init__(
+        self,
+        server: _Server,
+        thread: threading.Thread,
+        core: _Core,
+        state_dir: Path,
+        ca_path: Path,
+        app: _AppCredentials,
+    ) -> None:
         self._server = server
         self._thread = thread
         self._core = core
@@ -308,8 +376,9 @@ class RunningSimulator:
         """The msal authority URL."""
         return f"{self.authority_host}/{self.tenant_id}"
 
-    def add_app(self, roles: list[str], *, certificate_pem: bytes | None = None,
-                secret: str | None = None) -> tuple[str, str | None]:
+    def add_app(
+        self, roles: list[str], *, certificate_pem: bytes | None = None, secret: str | None = None
+    ) -> tuple[str, str | None]:
         """Register another app with ``roles``; returns (client_id, secret or None)."""
         client_id = str(uuid.uuid4())
         if secret is None and certificate_pem is None:
@@ -332,8 +401,12 @@ class RunningSimulator:
     def __enter__(self) -> RunningSimulator:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 
@@ -364,18 +437,29 @@ def _default_app(store: TenantStore, state_dir: Path) -> _AppCredentials:
         else:
             creds = _AppCredentials(str(uuid.uuid4()), secrets.token_urlsafe(30))
             path.touch(mode=0o600)
-            path.write_text(json.dumps({"client_id": creds.client_id,
-                                        "client_secret": creds.client_secret}),
-                            encoding="utf-8")
+            path.write_text(
+                json.dumps({"client_id": creds.client_id, "client_secret": creds.client_secret}),
+                encoding="utf-8",
+            )
         app = store.app(creds.client_id)
         if app is None or app["secret"] != creds.client_secret:
-            store.save_app(creds.client_id, "m365batch (simulated default app)",
-                           creds.client_secret, [], list(ALL_ROLES))
+            store.save_app(
+                creds.client_id,
+                "m365batch (simulated default app)",
+                creds.client_secret,
+                [],
+                list(ALL_ROLES),
+            )
     return creds
 
 
-def start_simulator(state_dir: Path, options: SimulatorOptions | None = None, *,
-                    port: int = 0, seed_path: Path | None = None) -> RunningSimulator:
+def start_simulator(
+    state_dir: Path,
+    options: SimulatorOptions | None = None,
+    *,
+    port: int = 0,
+    seed_path: Path | None = None,
+) -> RunningSimulator:
     """Start the simulated tenant on 127.0.0.1 in a background thread."""
     state_dir = Path(state_dir)
     options = options or SimulatorOptions()
@@ -390,7 +474,11 @@ def start_simulator(state_dir: Path, options: SimulatorOptions | None = None, *,
     server = _Server(("127.0.0.1", port), core, context)
     core.authority_host = f"https://127.0.0.1:{server.server_address[1]}"
     core.graph_url = f"{core.authority_host}/v1.0"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                              name=f"simulator-{server.server_address[1]}", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.2},
+        name=f"simulator-{server.server_address[1]}",
+        daemon=True,
+    )
     thread.start()
     return RunningSimulator(server, thread, core, state_dir, tls.ca_path, app)
