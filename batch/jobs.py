@@ -259,6 +259,12 @@ def resume(
             raise JournalError(
                 f"Run {run_id} already finished.", hint="See its report, or `m365batch runs`."
             )
+        if not journal.get("input_path"):
+            raise JournalError(
+                f"Run {run_id} ({journal.get('kind')}) has no input sheet to resume from.",
+                hint="Run the command that started it again (e.g. `m365batch migrate --groups`): "
+                "it reads the tenant's state and continues.",
+            )
         if journal.get("tenant") != settings.tenant_id:
             raise JournalError(
                 f"Run {run_id} was made on another tenant ({journal.get('tenant')})."

@@ -337,9 +337,9 @@ def list_runs(home: Path) -> list[RunInfo]:
 
 
 def latest_unfinished(home: Path) -> str | None:
-    """The id of the newest run that did not finish, if any."""
+    """The id of the newest unfinished run that resume can continue (it has an input sheet)."""
     for info in list_runs(home):
-        if info.state != FINISHED:
+        if info.state != FINISHED and info.input_path:
             return info.run_id
     return None
 

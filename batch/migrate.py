@@ -26,7 +26,11 @@ produces the seat reconciliation (enabled against warning/suspended units, assig
 purchased, the shortfall once the old units expire).
 
 Per user: FromSku held directly is swapped; held through a group only, the user is reported
-(the group's license is what must change, listed in the ``Groups`` sheet) and never fails;
+(the group's license is what must change, listed in the ``Groups`` sheet) and never fails,
+unless ``change_groups`` is asked: then each licensed group granting a FromSku whose members
+are all in scope is switched after the waves, in two steps (ToSku added, Entra's processing
+waited for, FromSku removed only when no member is in error), and its members get the
+group's outcome (see :mod:`batch.migrate_groups`);
 a user already holding ToSku only loses FromSku (ToSku's plans are left as they are, and a
 difference from the translated plans is said); users named in ``--users`` but missing from
 the tenant, or not holding FromSku, get their own status.
@@ -375,8 +379,8 @@ def plan_migration(
             if held & set(u.licenses)
         ]
     per_rule: Counter[int] = Counter()
-    for name, user in selected:
-        move = _plan_user(name, user, rules, plans, group_names)
+    for name, found in selected:
+        move = _plan_user(name, found, rules, plans, group_names)
         migration.moves.append(move)
         for step in move.steps:
             per_rule[step.rule.row] += 1
@@ -569,7 +573,8 @@ def run_migration(
     while pending and stop is None:
         seats = read_seats(client)
         free = {s.sku_id: s.free for s in seats}
-        wave, rest = [], []
+        wave: list[Move] = []
+        rest: list[Move] = []
         for move in pending:
             needs = move.needs()
             if len(wave) < size and all(free.get(s, 0) >= n for s, n in needs.items()):
@@ -616,7 +621,11 @@ def run_migration(
 
         try:
             run_group_moves(
-                client, settings, migration, wait_for_groups=wait_for_groups, sleep=sleep,
+                client,
+                settings,
+                migration,
+                wait_for_groups=wait_for_groups,
+                sleep=sleep,
                 clock=clock,
             )
         except BatchError as exc:  # permissions, breaker: the report says how far it got

@@ -12,7 +12,9 @@ Sheets:
   before and after;
 - ``Waves``: what each wave did: users, statuses, ToSku free seats before and after, its run
   and report;
-- ``Groups``: licensed groups that grant a FromSku, and the change each needs;
+- ``Groups``: licensed groups that grant a FromSku: the change each needs, and with
+  ``--groups`` its status, the ToSku seats its members take, and the two steps (ToSku
+  added, FromSku removed) with their times;
 - ``Reconciliation``: for same-SKU rows, enabled against warning/suspended units and the
   shortfall;
 - ``Changes``: every write sent, with its wave.
@@ -120,7 +122,20 @@ def write_migration_report(migration: Migration, path: Path, *, tenant: str) -> 
         )
         book.add_table(
             "Groups",
-            ("Group", "GroupId", "Members", "FromSku", "ToSku", "Change needed"),
+            (
+                "Group",
+                "GroupId",
+                "Members",
+                "FromSku",
+                "ToSku",
+                "Status",
+                "SeatsNeeded",
+                "Step 1",
+                "Step 2",
+                "Detail",
+                "RunId",
+                "Change needed",
+            ),
             [
                 (
                     g.name,
@@ -128,14 +143,20 @@ def write_migration_report(migration: Migration, path: Path, *, tenant: str) -> 
                     g.members,
                     g.rule.from_part,
                     g.rule.to_part,
-                    f"POST /groups/{g.group_id}/assignLicense adding {g.rule.to_part} and removing "
-                    f"{g.rule.from_part} in one call; Entra then updates every member "
-                    "in the background",
+                    g.status or "NotChanged",
+                    g.need,
+                    g.step_one,
+                    g.step_two,
+                    g.detail,
+                    g.run_id,
+                    f"POST /groups/{g.group_id}/assignLicense adding {g.rule.to_part}; once "
+                    f"Entra has processed every member without error, the same call removing "
+                    f"{g.rule.from_part} (migrate --groups does both)",
                 )
                 for g in migration.groups
             ],
-            kinds={"Members": "int"},
-            status_column=None,
+            kinds={"Members": "int", "SeatsNeeded": "int"},
+            status_column="Status",
         )
         book.add_table(
             "Reconciliation",
@@ -250,7 +271,7 @@ def _summary(migration: Migration, tenant: str) -> list[tuple[str, object]]:
 
 
 def _rows(migration: Migration) -> list[tuple[object, ...]]:
-    table = []
+    table: list[tuple[object, ...]] = []
     for move in migration.moves:
         swaps = [s for s in move.steps if s.kind == "swap"]
         table.append(

@@ -238,19 +238,40 @@ def undo(
 
     Writes the inverse of the run as a sheet in the run's folder (licenses it added are
     removed, licenses it removed come back with their disabled plans, groups are left or
-    joined again), then plans and applies that sheet.
+    joined again), then plans and applies that sheet. Licensed groups a migration switched
+    get their old license back first, in two steps (old added, processed, new removed).
 
     \b
     Example:
         m365batch undo 20261128-091502-3fa2
     """
     from batch.graph import GraphClient
-    from batch.jobs import RunOptions, check_removals, prepare, write_undo_sheet
+    from batch.jobs import (
+        GROUP_ASSIGN,
+        RunOptions,
+        changed_kinds,
+        check_removals,
+        prepare,
+        write_undo_sheet,
+    )
     from batch.jobs import apply as apply_plan
+    from batch.migrate_groups import undo_group_changes
     from batch.tenant import read_seats
 
     with app.tenant() as settings:
         client = GraphClient(settings)
+        kinds = changed_kinds(settings.home, run_id)
+        if GROUP_ASSIGN in kinds:
+            if not yes and not click.confirm(
+                f"Put back the licenses of the groups run {run_id} changed?", default=False
+            ):
+                raise click.Abort()
+            switches = undo_group_changes(client, settings, run_id)
+            for switch in switches:
+                click.echo(f"Group '{switch.name}': {switch.status} {switch.detail}".rstrip())
+            failed = any(s.status != "Applied" for s in switches)
+            if not kinds - {GROUP_ASSIGN}:
+                click.get_current_context().exit(3 if failed else 0)
         names = {s.sku_id: s.part_number for s in read_seats(client)}
         sheet = write_undo_sheet(settings.home, run_id, names)
         prepared = prepare(client, sheet, RunOptions(exact_plans=True, include_disabled=True))
@@ -303,6 +324,20 @@ def undo(
     metavar="SECONDS",
     help="When no user fits the free seats, wait this long for more before stopping.",
 )
+@click.option(
+    "--groups",
+    "change_groups",
+    is_flag=True,
+    help="Also switch licensed groups that grant a FromSku (add ToSku, then remove FromSku).",
+)
+@click.option(
+    "--wait-for-groups",
+    type=click.FloatRange(min=0),
+    default=300,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --groups: how long to wait for Entra to process each step of a group.",
+)
 @click.option("--dry-run", is_flag=True, help="Plan and write the report; change nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option(
@@ -316,6 +351,8 @@ def migrate(
     wave_size: int | None,
     no_waves: bool,
     wait_for_seats: float,
+    change_groups: bool,
+    wait_for_groups: float,
     dry_run: bool,
     yes: bool,
     output: Path | None,
@@ -328,11 +365,19 @@ def migrate(
     DisableNewPlans (yes/no). FromSku = ToSku writes the seat reconciliation only. Exits 3
     when some users failed, were not moved for want of seats, or the map has bad rows.
 
+    Users who get FromSku from a licensed group are only reported, unless --groups: then
+    each such group (all its members in scope) is switched the way Microsoft documents it:
+    ToSku added to the group with the translated disabled plans, Entra's processing waited
+    for (--wait-for-groups), and FromSku removed only if no member is in error (otherwise
+    the group is left on both SKUs, nobody losing service). A group whose members exceed
+    ToSku's free seats is not touched. Undo reverts groups the same way.
+
     \b
     Example:
         m365batch migrate --map samples/migration-map.csv --dry-run
         m365batch migrate --map map.csv --wave-size 500 --yes
         m365batch migrate --map map.xlsx --users pilot.xlsx --no-waves
+        m365batch migrate --map map.csv --groups --yes
         m365batch undo MIGRATION-ID      # every wave back, disabled plans included
     """
     from batch.graph import GraphClient
@@ -342,7 +387,7 @@ def migrate(
 
     with app.tenant() as settings:
         client = GraphClient(settings)
-        migration = plan_migration(client, map_path, users_path)
+        migration = plan_migration(client, map_path, users_path, change_groups=change_groups)
         click.echo("\n".join(migration.summary_lines()))
         planned = sum(1 for m in migration.moves if m.status == "Planned")
         if planned and not dry_run:
@@ -356,6 +401,7 @@ def migrate(
                     wave_size=wave_size,
                     no_waves=no_waves,
                     wait_for_seats=wait_for_seats,
+                    wait_for_groups=wait_for_groups,
                     on_progress=progress,
                     on_wave=lambda w: click.echo(
                         f"Wave {w.number}: {w.users} users, run {w.run_id}", err=True
@@ -365,7 +411,7 @@ def migrate(
             click.echo("\n".join(done))
     target = output or output_path("migrate", input_path=map_path)
     report = write_migration_report(migration, target, tenant=settings.describe())
-    if migration.waves:
+    if migration.wrote:
         mid = migration.migration_id
         click.echo(f"Migration {mid} (undo: m365batch undo {mid})")
     click.echo(f"Report: {report}")

@@ -23,7 +23,9 @@ from batch.journal import (
 
 
 def _journal(home: Path, run_id: str = "20261128-090000-aaaa") -> Journal:
-    journal = Journal.create(home, kind="apply", tenant="t1", run_id=run_id)
+    journal = Journal.create(
+        home, kind="apply", tenant="t1", run_id=run_id, input_path=home / "hires.csv"
+    )
     journal.add_ops([(f"op{i}", i + 2, {"i": i}) for i in range(5)])
     return journal
 
@@ -68,6 +70,11 @@ def test_runs_are_listed_newest_first_with_latest_unfinished(tmp_path: Path) -> 
     runs = list_runs(tmp_path)
     assert [r.run_id for r in runs] == ["20261128-100000-bbbb", "20261128-090000-aaaa"]
     assert runs[0].as_dict()["report"] == "r.xlsx"
+    assert latest_unfinished(tmp_path) == "20261128-090000-aaaa"
+    # a newer unfinished run without an input sheet (a group step) is not resumable
+    Journal.create(
+        tmp_path, kind="migrate-groups", tenant="t1", run_id="20261128-110000-cccc"
+    ).close()
     assert latest_unfinished(tmp_path) == "20261128-090000-aaaa"
 
 
