@@ -25,7 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from batch.migrate import MapRule, Migration
-from batch.report import add_licenses_sheet, seat_line
+from batch.report import CHANGE_HEADERS, CHANGE_KINDS, add_licenses_sheet, seat_line
 from batch.tenant import SkuSeats
 from batch.workbook import ReportWorkbook
 
@@ -196,36 +196,9 @@ def write_migration_report(migration: Migration, path: Path, *, tenant: str) -> 
         )
         book.add_table(
             "Changes",
-            (
-                "Wave",
-                "Time",
-                "Row",
-                "User",
-                "Operation",
-                "Change",
-                "Outcome",
-                "HTTP status",
-                "Error",
-                "Attempts",
-                "RequestId",
-            ),
-            [
-                (
-                    wave,
-                    c.time,
-                    c.row,
-                    c.user,
-                    c.operation,
-                    c.summary,
-                    c.outcome,
-                    c.status,
-                    c.error,
-                    c.attempts,
-                    c.request_id,
-                )
-                for wave, c in migration.changes
-            ],
-            kinds={"Wave": "int", "Row": "int", "HTTP status": "int", "Attempts": "int"},
+            ("Wave", *CHANGE_HEADERS),
+            [(wave, *c.cells()) for wave, c in migration.changes],
+            kinds={"Wave": "int", **CHANGE_KINDS},
             status_column=None,
         )
     except BaseException:

@@ -56,6 +56,22 @@ class RowOutcome:
     licenses_after: str = ""
 
 
+#: the Changes sheet: one line per write sent to Graph
+CHANGE_HEADERS = (
+    "Time",
+    "Row",
+    "User",
+    "Operation",
+    "Change",
+    "Outcome",
+    "HTTP status",
+    "Error",
+    "Attempts",
+    "RequestId",
+)
+CHANGE_KINDS = {"Row": "int", "HTTP status": "int", "Attempts": "int"}
+
+
 @dataclass
 class ChangeLine:
     """One write sent to Graph, for the Changes sheet."""
@@ -70,6 +86,21 @@ class ChangeLine:
     error: str
     attempts: int
     request_id: str
+
+    def cells(self) -> tuple[object, ...]:
+        """The line's cells, in :data:`CHANGE_HEADERS` order."""
+        return (
+            self.time,
+            self.row,
+            self.user,
+            self.operation,
+            self.summary,
+            self.outcome,
+            self.status,
+            self.error,
+            self.attempts,
+            self.request_id,
+        )
 
 
 @dataclass
@@ -135,34 +166,9 @@ def write_run_report(
         )
         book.add_table(
             "Changes",
-            (
-                "Time",
-                "Row",
-                "User",
-                "Operation",
-                "Change",
-                "Outcome",
-                "HTTP status",
-                "Error",
-                "Attempts",
-                "RequestId",
-            ),
-            [
-                (
-                    c.time,
-                    c.row,
-                    c.user,
-                    c.operation,
-                    c.summary,
-                    c.outcome,
-                    c.status,
-                    c.error,
-                    c.attempts,
-                    c.request_id,
-                )
-                for c in changes
-            ],
-            kinds={"Row": "int", "HTTP status": "int", "Attempts": "int"},
+            CHANGE_HEADERS,
+            [c.cells() for c in changes],
+            kinds=CHANGE_KINDS,
             status_column=None,
         )
     except BaseException:
