@@ -39,6 +39,7 @@ from batch.journal import (
     Journal,
     file_sha256,
     latest_unfinished,
+    runs_dir,
     tenant_lock,
 )
 from batch.plan import APPLIED, FAILED, NO_CHANGE, PLANNED, Plan, PlannedOp, PlanOptions, build_plan
@@ -368,6 +369,7 @@ def _run(
             counters=counters,
             notes=notes,
         )
+        changes = change_lines(journal_ops)
         report = write_run_report(
             path,
             facts=facts,
@@ -375,7 +377,7 @@ def _run(
             plan=prepared.plan,
             outcomes=outcomes,
             seats_after=seats_now,
-            changes=_changes(journal_ops),
+            changes=changes,
             overwrite=overwrite,
         )
         counts = Counter(o.status for o in outcomes.values())
@@ -386,9 +388,7 @@ def _run(
     if stop is not None:
         raise stop
     exit_code = ExitCode.ROWS_FAILED if any(counts.get(s) for s in _SETTLED) else ExitCode.SUCCESS
-    return RunResult(
-        journal.run_id, report, counts, exit_code, notes, counters, outcomes, _changes(journal_ops)
-    )
+    return RunResult(journal.run_id, report, counts, exit_code, notes, counters, outcomes, changes)
 
 
 def _outcomes(
@@ -460,7 +460,8 @@ def _added_removed(ops: list[Any], names: Mapping[str, str]) -> tuple[str, str]:
     return ", ".join(added), ", ".join(removed)
 
 
-def _changes(journal_ops: list[Any]) -> list[ChangeLine]:
+def change_lines(journal_ops: list[Any]) -> list[ChangeLine]:
+    """The report's Changes lines for journaled operations (those sent at least once)."""
     lines = []
     for op in journal_ops:
         if op.state == "planned" and not op.attempts:
@@ -553,11 +554,6 @@ def changed_kinds(home: Path, run_id: str) -> set[str]:
     return {str(op.payload.get("kind")) for op in done_ops(home, run_id)}
 
 
-def change_lines(journal_ops: list[Any]) -> list[ChangeLine]:
-    """The report's Changes lines for journaled operations (those sent at least once)."""
-    return _changes(journal_ops)
-
-
 def write_undo_sheet(home: Path, run_id: str, names: Mapping[str, str]) -> Path:
     """The inverse of a run as an input sheet: each touched user as they were before.
 
@@ -568,20 +564,14 @@ def write_undo_sheet(home: Path, run_id: str, names: Mapping[str, str]) -> Path:
     Group license changes (``groupAssignLicense``) are left out: see
     :func:`batch.migrate_groups.undo_group_changes`.
     """
-    with Journal.open(home, run_id) as journal:
-        ops = [op for op in journal.ops("done") if result_ok(op.result or {})]
-        folder = journal.folder
-        parts = [str(p) for p in journal.get("parts") or []]
-    for part in parts:
-        with Journal.open(home, part) as journal:
-            ops += [op for op in journal.ops("done") if result_ok(op.result or {})]
-    if not [op for op in ops if op.payload.get("kind") != GROUP_ASSIGN]:
+    # a group's license is undone apart, in two steps
+    ops = [op for op in done_ops(home, run_id) if op.payload.get("kind") != GROUP_ASSIGN]
+    if not ops:
         raise JournalError(f"Run {run_id} changed nothing: there is nothing to undo.")
+    folder = runs_dir(home) / run_id
     per_user: dict[str, dict[str, Any]] = {}
     for op in ops:
         planned = PlannedOp.from_dict(op.payload)
-        if planned.kind == GROUP_ASSIGN:  # a group's license: undone apart, in two steps
-            continue
         user = per_user.setdefault(
             planned.upn,
             {"add": {}, "remove": set(), "location": None, "join": set(), "leave": set()},
