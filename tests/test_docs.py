@@ -43,3 +43,10 @@ def test_command_has_help_with_an_example_and_is_in_the_readme(
     assert f"m365batch {name}" in README, f"the README shows no example of `m365batch {name}`"
     result = CliRunner().invoke(cli, [*name.split(), "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output
+
+
+@pytest.mark.parametrize(("name", "command"), COMMANDS, ids=[n for n, _ in COMMANDS])
+def test_every_option_is_in_the_readme(name: str, command: click.Command) -> None:
+    options = [o for p in command.params for o in getattr(p, "opts", []) if o.startswith("--")]
+    missing = [o for o in options if o not in README and o != "--help"]
+    assert not missing, f"`m365batch {name}`: the README does not mention {missing}"
