@@ -316,79 +316,109 @@ def _run(
     resumed: bool = False,
     overwrite: bool = False,
 ) -> RunResult:
-    stop: BaseException | None = None
-    stats: list[EngineStats] = []
-    planned_keys = {op.key for op in prepared.plan.ops}
     with tenant_lock(settings.home, str(settings.tenant_id), journal.run_id):
         journal.set(state="running")
         try:
-            _, stats = execute_plan(
-                client, prepared.plan.ops, journal, settings=engine, on_progress=on_progress
+            result, stop = _execute_and_report(
+                client,
+                settings,
+                prepared,
+                journal,
+                kind=kind,
+                output=output,
+                engine=engine,
+                on_progress=on_progress,
+                resumed=resumed,
+                overwrite=overwrite,
             )
-        except KeyboardInterrupt as exc:
+        except KeyboardInterrupt:
+            # whenever it comes (writes, read-back, report), resume takes the run up again
             journal.finish(INTERRUPTED)
-            stop = exc
-        except BatchError as exc:  # breaker, permissions: report what happened, then stop
-            journal.set(stop_reason=str(exc))
-            stop = exc
-        if isinstance(stop, KeyboardInterrupt):
-            raise stop
-        crashpoint("readback")
-        journal_ops = list(journal.ops())
-        outcomes = _outcomes(prepared, journal_ops, planned_keys, stopped=stop is not None)
-        readback = read_back(
-            client,
-            prepared.plan,
-            prepared.options.plan_options,
-            names=prepared.names,
-            wait_for_groups=0 if stop else prepared.options.wait_for_groups,
-        )
-        for row, back in readback.items():
-            outcome = outcomes[row]
-            outcome.verified = "Yes" if back.verified else "No"
-            outcome.licenses_after = back.licenses_after
-            if back.problems and outcome.status in (APPLIED, NO_CHANGE):
-                outcome.detail = "; ".join(filter(None, [outcome.detail, *back.problems]))
-        seats_now = read_seats(client)
-        path = output or output_path(kind, input_path=prepared.path)
-        counters = _counters(stats)
-        notes = [f"Stopped: {stop}"] if stop else []
-        if resumed:
-            notes.append(
-                "Resumed from the journal: the plan was made again from the tenant's state."
-            )
-        facts = RunFacts(
-            tenant=settings.describe(),
-            mode=kind,
-            run_id=journal.run_id,
-            input_path=prepared.path,
-            input_sha256=prepared.sha256,
-            started=prepared.started,
-            finished=dt.datetime.now(),
-            options=_option_lines(prepared.options),
-            counters=counters,
-            notes=notes,
-        )
-        changes = change_lines(journal_ops)
-        report = write_run_report(
-            path,
-            facts=facts,
-            validation=prepared.validation,
-            plan=prepared.plan,
-            outcomes=outcomes,
-            seats_after=seats_now,
-            changes=changes,
-            overwrite=overwrite,
-        )
-        counts = Counter(o.status for o in outcomes.values())
-        if stop is None:
-            journal.finish(FINISHED, report=str(report), counts=dict(counts))
-        else:
-            journal.set(report=str(report), state=INTERRUPTED)
+            raise
     if stop is not None:
         raise stop
+    return result
+
+
+def _execute_and_report(
+    client: GraphClient,
+    settings: Settings,
+    prepared: Prepared,
+    journal: Journal,
+    *,
+    kind: str,
+    output: Path | None,
+    engine: EngineSettings | None,
+    on_progress: Callable[[EngineStats], None] | None,
+    resumed: bool,
+    overwrite: bool,
+) -> tuple[RunResult, BatchError | None]:
+    """Send what is still to send, read back, write the report; the error that stopped it."""
+    stop: BatchError | None = None
+    stats: list[EngineStats] = []
+    planned_keys = {op.key for op in prepared.plan.ops}
+    try:
+        _, stats = execute_plan(
+            client, prepared.plan.ops, journal, settings=engine, on_progress=on_progress
+        )
+    except BatchError as exc:  # breaker, permissions: report what happened, then stop
+        journal.set(stop_reason=str(exc))
+        stop = exc
+    crashpoint("readback")
+    journal_ops = list(journal.ops())
+    outcomes = _outcomes(prepared, journal_ops, planned_keys, stopped=stop is not None)
+    readback = read_back(
+        client,
+        prepared.plan,
+        prepared.options.plan_options,
+        names=prepared.names,
+        wait_for_groups=0 if stop else prepared.options.wait_for_groups,
+    )
+    for row, back in readback.items():
+        outcome = outcomes[row]
+        outcome.verified = "Yes" if back.verified else "No"
+        outcome.licenses_after = back.licenses_after
+        if back.problems and outcome.status in (APPLIED, NO_CHANGE):
+            outcome.detail = "; ".join(filter(None, [outcome.detail, *back.problems]))
+    seats_now = read_seats(client)
+    path = output or output_path(kind, input_path=prepared.path)
+    counters = _counters(stats)
+    notes = [f"Stopped: {stop}"] if stop else []
+    if resumed:
+        notes.append("Resumed from the journal: the plan was made again from the tenant's state.")
+    facts = RunFacts(
+        tenant=settings.describe(),
+        mode=kind,
+        run_id=journal.run_id,
+        input_path=prepared.path,
+        input_sha256=prepared.sha256,
+        started=prepared.started,
+        finished=dt.datetime.now(),
+        options=_option_lines(prepared.options),
+        counters=counters,
+        notes=notes,
+    )
+    changes = change_lines(journal_ops)
+    report = write_run_report(
+        path,
+        facts=facts,
+        validation=prepared.validation,
+        plan=prepared.plan,
+        outcomes=outcomes,
+        seats_after=seats_now,
+        changes=changes,
+        overwrite=overwrite,
+    )
+    counts = Counter(o.status for o in outcomes.values())
+    if stop is None:
+        journal.finish(FINISHED, report=str(report), counts=dict(counts))
+    else:
+        journal.set(report=str(report), state=INTERRUPTED)
     exit_code = ExitCode.ROWS_FAILED if any(counts.get(s) for s in _SETTLED) else ExitCode.SUCCESS
-    return RunResult(journal.run_id, report, counts, exit_code, notes, counters, outcomes, changes)
+    result = RunResult(
+        journal.run_id, report, counts, exit_code, notes, counters, outcomes, changes
+    )
+    return result, stop
 
 
 def _outcomes(
