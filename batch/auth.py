@@ -253,11 +253,7 @@ class MsalTokenProvider:
         try:
             result = app.acquire_token_for_client(scopes=self._scopes)
         except (requests.RequestException, ValueError) as exc:
-            raise AuthError(
-                f"Could not reach the sign-in service at {self._settings.authority_host}: "
-                f"{type(exc).__name__}",
-                hint="Check the network, AZURE_AUTHORITY_HOST and REQUESTS_CA_BUNDLE.",
-            ) from exc
+            raise _unreachable(self._settings, exc) from exc
         if not result or "access_token" not in result:
             raise _auth_error(result or {}, self._settings)
         token = str(result["access_token"])
@@ -268,8 +264,15 @@ class MsalTokenProvider:
         return token
 
     def _application(self) -> msal.ConfidentialClientApplication:
-        if self._app is not None:
-            return self._app
+        if self._app is None:
+            self._app = _msal_app(
+                msal.ConfidentialClientApplication,
+                self._settings,
+                self._http_client,
+                self._timeout,
+                client_credential=self._credential,
+            )
+        return self._app
         settings = self._settings
         http_client = self._http_client or new_session(settings.ca_bundle, timeout=self._timeout)
         kwargs: dict[str, Any] = {
@@ -316,7 +319,8 @@ class DeviceCodeTokenProvider:
 
     The admin opens the sign-in page on any device and types the code shown; the token
     carries the admin's delegated permissions (``scp``), limited by their directory role.
-    Tokens live in msal's in-memory cache only; a renewal uses the cached refresh token.
+    Tokens live in memory only; a renewal uses a refresh token when msal holds one, and
+    otherwise asks for a new sign-in.
     """
 
     def __init__(
@@ -378,35 +382,55 @@ class DeviceCodeTokenProvider:
             show(str(flow["message"]))
             result = app.acquire_token_by_device_flow(flow)  # polls until signed in or expired
         except requests.RequestException as exc:
-            raise AuthError(
-                f"Could not reach the sign-in service at {self._settings.authority_host}: "
-                f"{type(exc).__name__}",
-                hint="Check the network, AZURE_AUTHORITY_HOST and REQUESTS_CA_BUNDLE.",
-            ) from exc
+            raise _unreachable(self._settings, exc) from exc
         if not result or "access_token" not in result:
             raise _auth_error(result or {}, self._settings)
         return self._keep(result)
 
     def _application(self) -> msal.PublicClientApplication:
         if self._app is None:
-            settings = self._settings
-            kwargs: dict[str, Any] = {
-                "authority": settings.authority,
-                "http_client": self._http_client
-                or new_session(settings.ca_bundle, timeout=self._timeout),
-                "token_cache": msal.TokenCache(),  # memory only
-            }
-            if not needs_instance_discovery(settings.authority_host):
-                kwargs["instance_discovery"] = False
-            try:
-                self._app = msal.PublicClientApplication(settings.client_id, **kwargs)
-            except (ValueError, requests.RequestException) as exc:
-                raise AuthError(
-                    f"The sign-in authority {settings.authority} could not be used: "
-                    f"{_first_line(str(exc))}",
-                    hint="Check AZURE_TENANT_ID and AZURE_AUTHORITY_HOST.",
-                ) from exc
+            self._app = _msal_app(
+                msal.PublicClientApplication, self._settings, self._http_client, self._timeout
+            )
         return self._app
+
+
+def _msal_app(
+    kind: type[Any],
+    settings: Settings,
+    http_client: requests.Session | None,
+    timeout: float | tuple[float, float],
+    **extra: Any,
+) -> Any:
+    """An msal application for ``settings``, with an in-memory cache; errors as AuthError."""
+    kwargs: dict[str, Any] = {
+        "authority": settings.authority,
+        "http_client": http_client or new_session(settings.ca_bundle, timeout=timeout),
+        "token_cache": msal.TokenCache(),  # memory only
+        **extra,
+    }
+    if not needs_instance_discovery(settings.authority_host):
+        kwargs["instance_discovery"] = False
+    try:
+        # msal fetches the tenant's OpenID configuration here (network I/O).
+        return kind(settings.client_id, **kwargs)
+    except ValueError as exc:
+        text = str(exc)
+        code = _AADSTS.search(text)
+        raise AuthError(
+            f"The sign-in authority {settings.authority} was refused: {_first_line(text)}",
+            error=code.group(0) if code else None,
+            hint="Check AZURE_TENANT_ID and AZURE_AUTHORITY_HOST.",
+        ) from exc
+    except requests.RequestException as exc:
+        raise _unreachable(settings, exc) from exc
+
+
+def _unreachable(settings: Settings, exc: Exception) -> AuthError:
+    return AuthError(
+        f"Could not reach the sign-in service at {settings.authority_host}: {type(exc).__name__}",
+        hint="Check the network, AZURE_AUTHORITY_HOST and REQUESTS_CA_BUNDLE.",
+    )
 
 
 def _auth_error(result: dict[str, Any], settings: Settings) -> AuthError:
