@@ -4,6 +4,9 @@ With credentials configured, the settings are used as they are. Without any, the
 simulated tenant is started in a background thread and its own settings (an HTTPS Graph URL,
 an authority host, an app registration and the CA that signed its certificate) are returned.
 Nothing downstream knows the difference: the client talks HTTPS and msal to both.
+``M365BATCH_SIMULATOR=realistic`` makes the built-in tenant behave like the real service
+(``SimulatorOptions.realistic``: lagging reads, usage-location lag, throttled writes,
+latency); unset or ``strict`` it is fault-free.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 from batch.config import Settings
+from batch.errors import ConfigError
 from batch.logs import register_secret
 
 
@@ -25,9 +29,13 @@ def open_tenant(settings: Settings) -> Iterator[Settings]:
         yield settings
         return
 
-    from batch.simulator import start_simulator
+    from batch.simulator import SimulatorOptions, start_simulator
 
-    simulator = start_simulator(settings.home / "simulator")
+    try:
+        options = SimulatorOptions.from_environment()
+    except ValueError as exc:
+        raise ConfigError(str(exc), hint="Unset it or set it to 'realistic'.") from exc
+    simulator = start_simulator(settings.home / "simulator", options)
     try:
         register_secret(simulator.client_secret)
         yield replace(

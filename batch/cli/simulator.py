@@ -17,6 +17,9 @@ _SIM_RATES = (
     "batch_429",
     "batch_503",
     "batch_504",
+    "single_429",
+    "single_500",
+    "single_503",
     "lost_ack",
     "reset_before",
     "reset_after",
@@ -77,20 +80,61 @@ def simulator() -> None:
     default=None,
     help="Reject tokens as expired after this many seconds.",
 )
+@click.option(
+    "--read-lag",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    metavar="RATE",
+    help="Share of reads of a just-written user that show it as before the write.",
+)
+@click.option(
+    "--read-lag-window",
+    type=click.FloatRange(min=0),
+    default=3.0,
+    show_default=True,
+    help="Seconds after a write during which reads may lag it.",
+)
+@click.option(
+    "--realistic",
+    is_flag=True,
+    help="Behave like the real service: lagging reads, usage-location lag, 5% of writes "
+    "throttled, 30 ms latency (options given explicitly still win). "
+    "M365BATCH_SIMULATOR=realistic does the same here and for the built-in simulator.",
+)
 @_sim_options
 @click.pass_obj
-def serve(app: AppContext, port: int, **values: Any) -> None:
+def serve(app: AppContext, port: int, realistic: bool, **values: Any) -> None:
     """Run the simulated tenant in the foreground until Ctrl-C.
+
+    With --realistic (or M365BATCH_SIMULATOR=realistic in the environment, which also
+    applies to the built-in simulator that commands start when no credentials are set)
+    the tenant behaves like the real service: reads lag writes 30% of the time for 2 s, a
+    new usage location takes 3 s to reach licensing, 5% of writes get 429 with Retry-After,
+    every request takes 30 ms. Options given explicitly override the preset.
 
     \b
     Example:
         m365batch simulator serve --port 8443 --time-scale 10 --fault-item-429 0.05
+        m365batch simulator serve --realistic --read-lag 0.5
     """
     import time
 
     from batch.simulator import SimulatorOptions, start_simulator
 
-    sim = start_simulator(app.settings.home / "simulator", SimulatorOptions(**values), port=port)
+    context = click.get_current_context()
+    given = {
+        name: value
+        for name, value in values.items()
+        if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    }
+    try:
+        if realistic:
+            options = SimulatorOptions.realistic(**given)
+        else:
+            options = SimulatorOptions.from_environment(**given)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="M365BATCH_SIMULATOR") from exc
+    sim = start_simulator(app.settings.home / "simulator", options, port=port)
     click.echo(f"# {sim.tenant_name} serving at {sim.graph_url}; Ctrl-C stops it.", err=True)
     for name, value in (
         ("AZURE_TENANT_ID", sim.tenant_id),

@@ -182,7 +182,9 @@ def _user(user: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
         ],
     }
     activity = user.get("signInActivity")
-    if activity:
+    if "signInActivity" in user and activity is None:
+        result["signIn"] = "missing"  # selected, but the service had no data for the user
+    elif activity:
         result["signIn"] = {
             key: _days_ago(activity.get(source), now)
             for key, source in (

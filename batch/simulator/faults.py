@@ -1,7 +1,8 @@
 """Simulated tenant, faults on demand: seeded, repeatable draws of what goes wrong.
 
 One random generator seeded from ``SimulatorOptions.seed`` decides, per Graph operation,
-per ``$batch`` and per HTTP request, whether a fault fires. Draws happen in the order
+per ``$batch``, per standalone request, per HTTP request and per read of a recently
+written user, whether a fault fires. Draws happen in the order
 requests arrive, so a single-threaded client sees the same faults on every run with the
 same seed; rates are probabilities, so over many requests the observed rate approaches
 the configured one.
@@ -36,8 +37,12 @@ class FaultPlan:
         opts = self.options
         if opts.faults_writes_only and method.upper() not in WRITE_METHODS:
             return None
-        for status, rate in ((429, opts.fault_item_429), (500, opts.fault_item_500),
-                             (503, opts.fault_item_503), (504, opts.fault_item_504)):
+        for status, rate in (
+            (429, opts.fault_item_429),
+            (500, opts.fault_item_500),
+            (503, opts.fault_item_503),
+            (504, opts.fault_item_504),
+        ):
             if self._draw(rate):
                 return status
         return None
@@ -49,11 +54,30 @@ class FaultPlan:
     def batch_fault(self) -> int | None:
         """An injected status (429/503/504) for a whole ``$batch``, or None."""
         opts = self.options
-        for status, rate in ((429, opts.fault_batch_429), (503, opts.fault_batch_503),
-                             (504, opts.fault_batch_504)):
+        for status, rate in (
+            (429, opts.fault_batch_429),
+            (503, opts.fault_batch_503),
+            (504, opts.fault_batch_504),
+        ):
             if self._draw(rate):
                 return status
         return None
+
+    def single_fault(self) -> int | None:
+        """An injected status (429/500/503) for a whole standalone Graph request, or None."""
+        opts = self.options
+        for status, rate in (
+            (429, opts.fault_single_429),
+            (500, opts.fault_single_500),
+            (503, opts.fault_single_503),
+        ):
+            if self._draw(rate):
+                return status
+        return None
+
+    def read_lags(self) -> bool:
+        """True when one read of one recently written user should show its older state."""
+        return self._draw(self.options.read_lag)
 
     def reset_before(self) -> bool:
         """True when the connection should be dropped before the request is applied."""

@@ -14,6 +14,21 @@ Strings use single quotes with ``''`` for a quote; string comparison ignores cas
 Entra. ``ne``, ``not``, ``endswith`` and ``$count`` inside a filter are advanced queries
 (they need ``ConsistencyLevel: eventual`` and ``$count=true``). Choice, where the docs are
 silent: ``assignedLicenses/any(x:x/skuId eq GUID)`` works without them.
+
+Limits (graph-reference.md section 11, known-issues.md), each a 400
+``Request_UnsupportedQuery`` (the code of every other unsupported-filter answer here):
+
+- an ``in`` list of more than 15 values: "Too many child clauses specified in search filter
+  expression containing 'OR' operators: N. Max allowed: 15." Choice: a chain of more than
+  15 terms joined by ``or`` at one level gets the same answer (the message names 'OR'), and
+  each list or chain is counted on its own;
+- a string compared with ``eq`` (or listed in ``in``) longer than 120 characters. Choice
+  (the docs give the limit, not the answer): "The value of a string in a filter expression
+  is limited to 120 characters.";
+- ``signInActivity/...`` supports ``eq``, ``ne``, ``not``, ``ge``, ``le`` "but not with any
+  other filterable properties" (user.md): ``gt``, ``lt`` and ``in`` on it, or a filter that
+  also names another property, answer the usual "Unsupported or invalid query filter
+  clause specified for property '...' of resource 'User'."
 """
 
 from __future__ import annotations
@@ -33,23 +48,35 @@ _TOKEN = re.compile(
     r"|(?P<number>-?\d+(?:\.\d+)?)|(?P<word>[A-Za-z_$][A-Za-z0-9_$/]*))"
 )
 _OPERATORS = {"eq": "=", "ne": "!=", "ge": ">=", "le": "<=", "gt": ">", "lt": "<"}
+MAX_OR_CLAUSES = 15
+MAX_EQ_STRING = 120
+_SIGN_IN_OPERATORS = frozenset({"eq", "ne", "ge", "le"})
 
 #: lower-case property -> (column, kind) for users
 USER_FILTERS: dict[str, tuple[str, str]] = {
-    "id": ("id", "str"), "userprincipalname": ("upn", "str"),
-    "displayname": ("display_name", "str"), "givenname": ("given_name", "str"),
-    "surname": ("surname", "str"), "mail": ("mail", "str"),
-    "accountenabled": ("account_enabled", "bool"), "usagelocation": ("usage_location", "str"),
-    "department": ("department", "str"), "employeeid": ("employee_id", "str"),
-    "jobtitle": ("job_title", "str"), "country": ("country", "str"),
-    "usertype": ("user_type", "str"), "createddatetime": ("created", "datetime"),
+    "id": ("id", "str"),
+    "userprincipalname": ("upn", "str"),
+    "displayname": ("display_name", "str"),
+    "givenname": ("given_name", "str"),
+    "surname": ("surname", "str"),
+    "mail": ("mail", "str"),
+    "accountenabled": ("account_enabled", "bool"),
+    "usagelocation": ("usage_location", "str"),
+    "department": ("department", "str"),
+    "employeeid": ("employee_id", "str"),
+    "jobtitle": ("job_title", "str"),
+    "country": ("country", "str"),
+    "usertype": ("user_type", "str"),
+    "createddatetime": ("created", "datetime"),
     "signinactivity/lastsignindatetime": ("last_sign_in", "datetime"),
     "signinactivity/lastnoninteractivesignindatetime": ("last_non_interactive", "datetime"),
     "signinactivity/lastsuccessfulsignindatetime": ("last_successful", "datetime"),
 }
 GROUP_FILTERS: dict[str, tuple[str, str]] = {
-    "id": ("id", "str"), "displayname": ("display_name", "str"),
-    "mailnickname": ("mail_nickname", "str"), "securityenabled": ("security_enabled", "bool"),
+    "id": ("id", "str"),
+    "displayname": ("display_name", "str"),
+    "mailnickname": ("mail_nickname", "str"),
+    "securityenabled": ("security_enabled", "bool"),
     "mailenabled": ("mail_enabled", "bool"),
 }
 
@@ -78,14 +105,32 @@ def unsupported(prop: str, resource: str) -> GraphFault:
     )
 
 
-def compile_filter(text: str, properties: dict[str, tuple[str, str]], resource: str
-                   ) -> Condition:
+def too_many_clauses(count: int) -> GraphFault:
+    """Graph's answer to an ``in`` list (or ``or`` chain) of more than 15 clauses."""
+    return bad_request(
+        "Too many child clauses specified in search filter expression containing 'OR' "
+        f"operators: {count}. Max allowed: {MAX_OR_CLAUSES}.",
+        code="Request_UnsupportedQuery",
+    )
+
+
+def string_too_long() -> GraphFault:
+    """This simulator's answer to an ``eq`` string over 120 characters (a choice)."""
+    return bad_request(
+        f"The value of a string in a filter expression is limited to {MAX_EQ_STRING} characters.",
+        code="Request_UnsupportedQuery",
+    )
+
+
+def compile_filter(text: str, properties: dict[str, tuple[str, str]], resource: str) -> Condition:
     """Compile ``$filter`` text to a SQL condition, or raise the 400 Graph would send."""
     tokens = _tokenize(text)
     parser = _Parser(tokens, properties, resource)
     sql = parser.expression()
     if parser.pos != len(tokens):
         raise invalid_filter(f"syntax error at position {parser.pos}")
+    if parser.sign_in and parser.others:
+        raise unsupported(parser.sign_in_property, resource)
     return Condition(sql, parser.params, parser.advanced, parser.sign_in)
 
 
@@ -106,8 +151,9 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
 
 
 class _Parser:
-    def __init__(self, tokens: list[tuple[str, str]], properties: dict[str, tuple[str, str]],
-                 resource: str) -> None:
+    def __init__(
+        self, tokens: list[tuple[str, str]], properties: dict[str, tuple[str, str]], resource: str
+    ) -> None:
         self.tokens = tokens
         self.pos = 0
         self.properties = properties
@@ -115,6 +161,8 @@ class _Parser:
         self.params: list[Any] = []
         self.advanced = False
         self.sign_in = False
+        self.sign_in_property = ""
+        self.others = False  # a property other than signInActivity/... was named
 
     def peek(self) -> tuple[str, str]:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else ("end", "")
@@ -128,9 +176,14 @@ class _Parser:
 
     def expression(self) -> str:
         parts = [self.term()]
+        ors = 0
         while self.peek()[0] == "word" and self.peek()[1].lower() in ("and", "or"):
-            parts.append(self.take()[1].upper())
+            joiner = self.take()[1].upper()
+            ors += joiner == "OR"
+            parts.append(joiner)
             parts.append(self.term())
+        if ors + 1 > MAX_OR_CLAUSES:
+            raise too_many_clauses(ors + 1)
         return "(" + " ".join(parts) + ")"
 
     def term(self) -> str:
@@ -162,10 +215,13 @@ class _Parser:
             self.params.append(pattern)
             return f"{column} LIKE ? ESCAPE '\\'"
         if lower.startswith("assignedlicenses/"):
+            self.others = True
             return self.licenses(value)
         self.take()
         column, col_kind = self.lookup(value)
         op = self.take()[1].lower()
+        if lower.startswith("signinactivity/") and op not in _SIGN_IN_OPERATORS:
+            raise unsupported(value, self.resource)
         if op == "in":
             self.take("(")
             values = [self.literal(col_kind)]
@@ -173,6 +229,10 @@ class _Parser:
                 self.take(",")
                 values.append(self.literal(col_kind))
             self.take(")")
+            if len(values) > MAX_OR_CLAUSES:
+                raise too_many_clauses(len(values))
+            if any(isinstance(v, str) and len(v) > MAX_EQ_STRING for v in values):
+                raise string_too_long()
             self.params.extend(values)
             collate = " COLLATE NOCASE" if col_kind == "str" else ""
             return f"{column}{collate} IN ({','.join('?' * len(values))})"
@@ -185,6 +245,8 @@ class _Parser:
             if op not in ("eq", "ne"):
                 raise invalid_filter("null can only be compared with eq or ne")
             return f"{column} IS {'NOT ' if op == 'ne' else ''}NULL"
+        if op == "eq" and isinstance(literal, str) and len(literal) > MAX_EQ_STRING:
+            raise string_too_long()
         self.params.append(literal)
         collate = " COLLATE NOCASE" if col_kind == "str" else ""
         return f"{column}{collate} {_OPERATORS[op]} ?"
@@ -223,6 +285,9 @@ class _Parser:
             raise unsupported(name, self.resource)
         if name.lower().startswith("signinactivity/"):
             self.sign_in = True
+            self.sign_in_property = name
+        else:
+            self.others = True
         return entry
 
     def column(self, name: str) -> str:
@@ -255,8 +320,7 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def parse_select(text: str | None, properties: tuple[str, ...], resource: str
-                 ) -> list[str] | None:
+def parse_select(text: str | None, properties: tuple[str, ...], resource: str) -> list[str] | None:
     """Canonical property names of ``$select`` (None when absent)."""
     if text is None:
         return None

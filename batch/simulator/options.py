@@ -8,7 +8,14 @@ run with the same seed and the same request sequence sees the same faults.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+#: the environment variable that picks the preset of the built-in simulator
+PRESET_ENV = "M365BATCH_SIMULATOR"
+PRESETS = ("strict", "realistic")
 
 
 @dataclass
@@ -44,6 +51,12 @@ class SimulatorOptions:
     #: Retry-After seconds sent with injected 429/503 (scaled by time_scale)
     fault_retry_after: float = 2.0
 
+    # Faults per standalone Graph request (never a $batch POST, never the token endpoint):
+    # the request is not applied and the whole answer is the fault.
+    fault_single_429: float = 0.0
+    fault_single_500: float = 0.0
+    fault_single_503: float = 0.0
+
     # Faults per whole $batch request (every item fails the same way; outer status as given).
     fault_batch_429: float = 0.0
     fault_batch_503: float = 0.0
@@ -68,6 +81,49 @@ class SimulatorOptions:
     #: seconds (scaled) after a usageLocation change during which assignLicense still
     #: answers "invalid usage location" (replication lag, graph-reference.md section 10)
     usage_location_lag: float = 0.0
+    #: probability that a read of a user written less than ``read_lag_window`` seconds
+    #: (scaled) ago shows the user as before that write (eventual consistency,
+    #: graph-reference.md section 4: "A successful write ... does not guarantee that an
+    #: immediate read will reflect that change."); drawn per user per read, seeded
+    read_lag: float = 0.0
+    read_lag_window: float = 3.0
+
+    @classmethod
+    def realistic(cls, **overrides: Any) -> SimulatorOptions:
+        """Options that behave like the real service rather than an ideal one.
+
+        Choice (the docs give no rates): reads lag writes 30% of the time for 2 s, a new
+        usage location takes 3 s to reach licensing, 5% of writes are throttled (429 with
+        Retry-After), the quotas apply, and every request takes 30 ms. ``overrides`` win.
+        """
+        preset: dict[str, Any] = {
+            "read_lag": 0.3,
+            "read_lag_window": 2.0,
+            "usage_location_lag": 3.0,
+            "fault_item_429": 0.05,
+            "faults_writes_only": True,
+            "throttling": True,
+            "latency_ms": 30,
+        }
+        return cls(**{**preset, **overrides})
+
+    @classmethod
+    def from_environment(
+        cls, env: Mapping[str, str] | None = None, **overrides: Any
+    ) -> SimulatorOptions:
+        """Options for the built-in simulator: ``M365BATCH_SIMULATOR=realistic`` picks the
+        :meth:`realistic` preset; unset, empty or ``strict`` the plain (fault-free) one."""
+        value = (os.environ if env is None else env).get(PRESET_ENV, "").strip().lower()
+        if value == "realistic":
+            return cls.realistic(**overrides)
+        if value in ("", "strict"):
+            return cls(**overrides)
+        raise ValueError(f"{PRESET_ENV}={value!r}: expected one of {', '.join(PRESETS)}.")
+
+    @classmethod
+    def field_names(cls) -> frozenset[str]:
+        """Every option name."""
+        return frozenset(f.name for f in fields(cls))
 
     def scaled(self, seconds: float) -> float:
         """``seconds`` of simulated time as real seconds under ``time_scale``."""

@@ -17,31 +17,74 @@ from typing import Any
 from batch.simulator.store import ACTIVE_STATES
 
 USER_PROPERTIES = (
-    "id", "userPrincipalName", "displayName", "givenName", "surname", "mail",
-    "accountEnabled", "usageLocation", "department", "employeeId", "jobTitle", "country",
-    "userType", "createdDateTime", "signInActivity", "assignedLicenses", "assignedPlans",
-    "licenseAssignmentStates", "businessPhones", "mobilePhone", "officeLocation",
+    "id",
+    "userPrincipalName",
+    "displayName",
+    "givenName",
+    "surname",
+    "mail",
+    "accountEnabled",
+    "usageLocation",
+    "department",
+    "employeeId",
+    "jobTitle",
+    "country",
+    "userType",
+    "createdDateTime",
+    "signInActivity",
+    "assignedLicenses",
+    "assignedPlans",
+    "licenseAssignmentStates",
+    "businessPhones",
+    "mobilePhone",
+    "officeLocation",
     "preferredLanguage",
 )
 DEFAULT_USER_SELECT = (
-    "businessPhones", "displayName", "givenName", "id", "jobTitle", "mail", "mobilePhone",
-    "officeLocation", "preferredLanguage", "surname", "userPrincipalName",
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "id",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
 )
 LICENSE_PROPERTIES = {"assignedLicenses", "assignedPlans", "licenseAssignmentStates"}
 GROUP_PROPERTIES = (
-    "id", "displayName", "description", "mailNickname", "securityEnabled", "mailEnabled",
-    "groupTypes", "createdDateTime", "assignedLicenses",
+    "id",
+    "displayName",
+    "description",
+    "mailNickname",
+    "securityEnabled",
+    "mailEnabled",
+    "groupTypes",
+    "createdDateTime",
+    "assignedLicenses",
 )
 DEFAULT_GROUP_SELECT = tuple(p for p in GROUP_PROPERTIES if p != "assignedLicenses")
 
 # Service names on assignedPlans, by service-plan name prefix (first match wins).
 _SERVICES = (
-    ("EXCHANGE", "exchange"), ("SHAREPOINT", "SharePoint"), ("ONEDRIVE", "SharePoint"),
-    ("MCO", "MicrosoftCommunicationsOnline"), ("TEAMS", "TeamsForBusiness"),
-    ("INTUNE", "SCO"), ("AAD", "AADPremiumService"), ("BI_", "PowerBI"),
-    ("POWER_BI", "PowerBI"), ("FLOW", "ProcessSimple"), ("POWERAPPS", "PowerAppsService"),
-    ("YAMMER", "YammerEnterprise"), ("OFFICESUBSCRIPTION", "MicrosoftOffice"),
-    ("RMS", "RMSOnline"), ("PROJECT", "ProjectWorkManagement"), ("VISIO", "Visio"),
+    ("EXCHANGE", "exchange"),
+    ("SHAREPOINT", "SharePoint"),
+    ("ONEDRIVE", "SharePoint"),
+    ("MCO", "MicrosoftCommunicationsOnline"),
+    ("TEAMS", "TeamsForBusiness"),
+    ("INTUNE", "SCO"),
+    ("AAD", "AADPremiumService"),
+    ("BI_", "PowerBI"),
+    ("POWER_BI", "PowerBI"),
+    ("FLOW", "ProcessSimple"),
+    ("POWERAPPS", "PowerAppsService"),
+    ("YAMMER", "YammerEnterprise"),
+    ("OFFICESUBSCRIPTION", "MicrosoftOffice"),
+    ("RMS", "RMSOnline"),
+    ("PROJECT", "ProjectWorkManagement"),
+    ("VISIO", "Visio"),
 )
 
 
@@ -66,10 +109,11 @@ def license_rows(db: sqlite3.Connection, user_ids: list[str]) -> dict[str, list[
     """user id -> its license rows, for many users at once."""
     result: dict[str, list[sqlite3.Row]] = defaultdict(list)
     for start in range(0, len(user_ids), 900):
-        chunk = user_ids[start:start + 900]
+        chunk = user_ids[start : start + 900]
         marks = ",".join("?" * len(chunk))
         for row in db.execute(
-            f"SELECT * FROM licenses WHERE user_id IN ({marks}) ORDER BY rowid", chunk  # noqa: S608
+            f"SELECT * FROM licenses WHERE user_id IN ({marks}) ORDER BY rowid",
+            chunk,  # noqa: S608
         ):
             result[row["user_id"]].append(row)
     return result
@@ -87,26 +131,40 @@ def effective_licenses(rows: list[sqlite3.Row]) -> dict[str, set[str]]:
     return result
 
 
-def render_users(db: sqlite3.Connection, rows: list[sqlite3.Row],
-                 select: list[str] | None = None) -> list[dict[str, Any]]:
-    """Graph user objects for ``rows``; every property when ``select`` is None."""
+def render_users(
+    db: sqlite3.Connection,
+    rows: list[Any],
+    select: list[str] | None = None,
+    known_licenses: dict[str, list[Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Graph user objects for ``rows``; every property when ``select`` is None.
+
+    ``known_licenses`` gives the license rows of some users (a lagging read's snapshot)
+    instead of reading them from the store.
+    """
     wanted = list(select) if select is not None else list(USER_PROPERTIES)
-    licenses: dict[str, list[sqlite3.Row]] = {}
+    licenses: dict[str, list[Any]] = {}
     plans: dict[str, list[dict[str, str]]] = {}
     if LICENSE_PROPERTIES & set(wanted):
-        licenses = license_rows(db, [r["id"] for r in rows])
+        known = known_licenses or {}
+        licenses = license_rows(db, [r["id"] for r in rows if r["id"] not in known])
+        licenses.update({k: v for k, v in known.items()})
         if "assignedPlans" in wanted:
             plans = sku_plans(db)
     return [_render_user(r, wanted, licenses.get(r["id"], []), plans) for r in rows]
 
 
-def _render_user(row: sqlite3.Row, wanted: list[str], lic_rows: list[sqlite3.Row],
-                 plans: dict[str, list[dict[str, str]]]) -> dict[str, Any]:
+def _render_user(
+    row: Any, wanted: list[str], lic_rows: list[Any], plans: dict[str, list[dict[str, str]]]
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for prop in wanted:
         if prop == "signInActivity":
-            # Absent for users who never signed in (documented).
-            if row["last_sign_in"] or row["last_non_interactive"]:
+            # Missing data (issue 1898) is null; absent for users who never signed in
+            # (documented); an object when any of the three times is known.
+            if row["sign_in_missing"]:
+                out[prop] = None
+            elif row["last_sign_in"] or row["last_non_interactive"] or row["last_successful"]:
                 out[prop] = {
                     "lastSignInDateTime": row["last_sign_in"],
                     "lastNonInteractiveSignInDateTime": row["last_non_interactive"],
@@ -117,14 +175,23 @@ def _render_user(row: sqlite3.Row, wanted: list[str], lic_rows: list[sqlite3.Row
     return out
 
 
-def _user_value(row: sqlite3.Row, prop: str, lic_rows: list[sqlite3.Row],
-                plans: dict[str, list[dict[str, str]]]) -> Any:
+def _user_value(
+    row: sqlite3.Row, prop: str, lic_rows: list[sqlite3.Row], plans: dict[str, list[dict[str, str]]]
+) -> Any:
     simple = {
-        "id": "id", "userPrincipalName": "upn", "displayName": "display_name",
-        "givenName": "given_name", "surname": "surname", "mail": "mail",
-        "usageLocation": "usage_location", "department": "department",
-        "employeeId": "employee_id", "jobTitle": "job_title", "country": "country",
-        "userType": "user_type", "createdDateTime": "created",
+        "id": "id",
+        "userPrincipalName": "upn",
+        "displayName": "display_name",
+        "givenName": "given_name",
+        "surname": "surname",
+        "mail": "mail",
+        "usageLocation": "usage_location",
+        "department": "department",
+        "employeeId": "employee_id",
+        "jobTitle": "job_title",
+        "country": "country",
+        "userType": "user_type",
+        "createdDateTime": "created",
     }
     if prop in simple:
         return row[simple[prop]]
@@ -147,12 +214,14 @@ def _user_value(row: sqlite3.Row, prop: str, lic_rows: list[sqlite3.Row],
                 if pid in disabled or pid in seen:
                     continue
                 seen.add(pid)
-                result.append({
-                    "assignedDateTime": assigned.get(sku),
-                    "capabilityStatus": "Enabled",
-                    "service": service_name(plan["servicePlanName"]),
-                    "servicePlanId": pid,
-                })
+                result.append(
+                    {
+                        "assignedDateTime": assigned.get(sku),
+                        "capabilityStatus": "Enabled",
+                        "service": service_name(plan["servicePlanName"]),
+                        "servicePlanId": pid,
+                    }
+                )
         return result
     if prop == "licenseAssignmentStates":
         return [
@@ -190,8 +259,10 @@ def render_skus(db: sqlite3.Connection, tenant_id: str) -> list[dict[str, Any]]:
             "skuPartNumber": r["part_number"],
             "subscriptionIds": [],
             "prepaidUnits": {
-                "enabled": r["enabled"], "suspended": r["suspended"],
-                "warning": r["warning"], "lockedOut": r["locked_out"],
+                "enabled": r["enabled"],
+                "suspended": r["suspended"],
+                "warning": r["warning"],
+                "lockedOut": r["locked_out"],
             },
             "servicePlans": json.loads(r["service_plans"]),
         }
@@ -202,9 +273,14 @@ def render_skus(db: sqlite3.Connection, tenant_id: str) -> list[dict[str, Any]]:
 def render_group(row: sqlite3.Row, select: list[str] | None = None) -> dict[str, Any]:
     """A Graph group object."""
     values = {
-        "id": row["id"], "displayName": row["display_name"], "description": row["description"],
-        "mailNickname": row["mail_nickname"], "securityEnabled": bool(row["security_enabled"]),
-        "mailEnabled": bool(row["mail_enabled"]), "groupTypes": json.loads(row["group_types"]),
-        "createdDateTime": row["created"], "assignedLicenses": json.loads(row["licenses"]),
+        "id": row["id"],
+        "displayName": row["display_name"],
+        "description": row["description"],
+        "mailNickname": row["mail_nickname"],
+        "securityEnabled": bool(row["security_enabled"]),
+        "mailEnabled": bool(row["mail_enabled"]),
+        "groupTypes": json.loads(row["group_types"]),
+        "createdDateTime": row["created"],
+        "assignedLicenses": json.loads(row["licenses"]),
     }
     return {p: values[p] for p in (select if select is not None else DEFAULT_GROUP_SELECT)}

@@ -256,6 +256,10 @@ class _Handler(BaseHTTPRequestHandler):
             return handle_batch(
                 core.service, body, caller, core.graph_url, request_id, client_request_id
             )
+        single = core.service.faults.single_fault()
+        if single is not None:
+            core.counters.add(f"single_fault_{single}")
+            return core.service.outer_fault(single, request_id, client_request_id)
         segments, params = split_url(relative + (f"?{query}" if query else ""))
         parsed: Any = None
         if body.strip():

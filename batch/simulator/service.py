@@ -4,7 +4,9 @@
 are checked the same way: the handler's roles against the token (403), the request's
 resource units and writes against the quotas (429 with Retry-After and the throttle
 headers), then injected faults, then the handler itself. A "lost acknowledgement" applies
-the write and answers 504 anyway.
+the write and answers 504 anyway. Whole-request faults (``fault_batch_*`` on a ``$batch``,
+``fault_single_*`` on a standalone request) are answered by :meth:`Service.outer_fault`
+before any of this, so nothing is applied.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from batch.simulator.auth import Caller
 from batch.simulator.faults import FaultPlan
 from batch.simulator.graph import Call, GraphApi
+from batch.simulator.lag import ReadLag
 from batch.simulator.options import SimulatorOptions
 from batch.simulator.responses import (
     INSUFFICIENT,
@@ -79,14 +82,16 @@ class Service:
     def __init__(self, store: TenantStore, options: SimulatorOptions, tenant_id: str) -> None:
         self.store = store
         self.options = options
-        self.api = GraphApi(store, options)
+        self.faults = FaultPlan(options)
+        self.lag = ReadLag(options, self.faults)
+        self.api = GraphApi(store, options, self.lag)
         user_count = store.connection().execute("SELECT COUNT(*) FROM users").fetchone()[0]
         self.throttle = Throttle(options, tenant_id, user_count)
-        self.faults = FaultPlan(options)
         self.counters = Counters()
 
-    def operation(self, call: Call, caller: Caller, request_id: str,
-                  client_request_id: str) -> Reply:
+    def operation(
+        self, call: Call, caller: Caller, request_id: str, client_request_id: str
+    ) -> Reply:
         """Answer one Graph operation (never raises)."""
         self.counters.add("operations")
         if self.options.item_latency_ms:
@@ -108,13 +113,18 @@ class Service:
         admitted_at = time.monotonic()  # the quota is charged at this moment
         verdict = self.throttle.admit(caller.client_id, call.method, cost, now=admitted_at)
         if not verdict.admitted:
-            raise GraphFault(429, "TooManyRequests", "Please retry again later.", headers={
-                "Retry-After": format_retry_after(verdict.retry_after),
-                "x-ms-throttle-scope": verdict.scope,
-                "x-ms-throttle-information": verdict.information,
-                "x-ms-resource-unit": str(verdict.resource_units),
-                "x-ms-throttle-limit-percentage": f"{verdict.limit_percentage:.1f}",
-            })
+            raise GraphFault(
+                429,
+                "TooManyRequests",
+                "Please retry again later.",
+                headers={
+                    "Retry-After": format_retry_after(verdict.retry_after),
+                    "x-ms-throttle-scope": verdict.scope,
+                    "x-ms-throttle-information": verdict.information,
+                    "x-ms-resource-unit": str(verdict.resource_units),
+                    "x-ms-throttle-limit-percentage": f"{verdict.limit_percentage:.1f}",
+                },
+            )
         headers = {"x-ms-resource-unit": str(cost)}
         if verdict.limit_percentage > 0.8:
             headers["x-ms-throttle-limit-percentage"] = f"{verdict.limit_percentage:.1f}"
@@ -125,7 +135,8 @@ class Service:
             extra = dict(headers)
             if injected in (429, 503):
                 extra["Retry-After"] = format_retry_after(
-                    self.options.scaled(self.options.fault_retry_after))
+                    self.options.scaled(self.options.fault_retry_after)
+                )
             raise GraphFault(injected, code, message, headers=extra)
         lost = self.faults.lost_ack(call.method)
         is_write = call.method in WRITE_METHODS
@@ -153,11 +164,14 @@ class Service:
         headers = {}
         if status in (429, 503):
             headers["Retry-After"] = format_retry_after(
-                self.options.scaled(self.options.fault_retry_after))
+                self.options.scaled(self.options.fault_retry_after)
+            )
         if status == 429:
             self.counters.add("throttled")
-        return Reply(status, error_body(code, message, request_id, client_request_id,
-                                        status=status), headers)
+        self.counters.add(f"outer_fault_{status}")
+        return Reply(
+            status, error_body(code, message, request_id, client_request_id, status=status), headers
+        )
 
 
 def new_request_id() -> str:

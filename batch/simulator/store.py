@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS users(
     account_enabled INTEGER NOT NULL, usage_location TEXT, usage_location_changed REAL,
     department TEXT, employee_id TEXT, job_title TEXT, country TEXT, user_type TEXT,
     created TEXT NOT NULL, last_sign_in TEXT, last_non_interactive TEXT,
-    last_successful TEXT);
+    last_successful TEXT, sign_in_missing INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS licenses(
     user_id TEXT NOT NULL, sku_id TEXT NOT NULL, source TEXT NOT NULL,
     disabled_plans TEXT NOT NULL, state TEXT NOT NULL, error TEXT NOT NULL,
@@ -107,7 +107,7 @@ ACTIVE_STATES = ("Active", "ActiveWithError")
 _USER_COLUMNS = (
     "id, upn, display_name, given_name, surname, mail, account_enabled, usage_location, "
     "usage_location_changed, department, employee_id, job_title, country, user_type, created, "
-    "last_sign_in, last_non_interactive, last_successful, seq"
+    "last_sign_in, last_non_interactive, last_successful, sign_in_missing, seq"
 )
 
 
@@ -133,6 +133,11 @@ class TenantStore:
         db = self.connection()
         with self._write_lock:
             db.executescript(SCHEMA)
+            columns = {r["name"] for r in db.execute("PRAGMA table_info(users)")}
+            if "sign_in_missing" not in columns:  # a state made before the column existed
+                db.execute(
+                    "ALTER TABLE users ADD COLUMN sign_in_missing INTEGER NOT NULL DEFAULT 0"
+                )
             if self.meta("seat_index") != "1":
                 db.executescript("BEGIN IMMEDIATE;" + _REBUILD_SEATS + "COMMIT;")
                 db.execute("INSERT OR REPLACE INTO meta VALUES('seat_index', '1')")
@@ -143,8 +148,9 @@ class TenantStore:
         """This thread's connection (autocommit; use :meth:`write` for changes)."""
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0,
-                                 check_same_thread=False)
+            db = sqlite3.connect(
+                self.path, isolation_level=None, timeout=30.0, check_same_thread=False
+            )
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -211,9 +217,11 @@ class TenantStore:
 
     def app(self, client_id: str) -> dict[str, Any] | None:
         """An app registration by client id, or None."""
-        row = self.connection().execute(
-            "SELECT * FROM apps WHERE client_id=?", (client_id,)
-        ).fetchone()
+        row = (
+            self.connection()
+            .execute("SELECT * FROM apps WHERE client_id=?", (client_id,))
+            .fetchone()
+        )
         if row is None:
             return None
         return {
@@ -224,8 +232,14 @@ class TenantStore:
             "roles": json.loads(row["roles"]),
         }
 
-    def save_app(self, client_id: str, display_name: str, secret: str | None,
-                 certificates: list[dict[str, str]], roles: list[str]) -> None:
+    def save_app(
+        self,
+        client_id: str,
+        display_name: str,
+        secret: str | None,
+        certificates: list[dict[str, str]],
+        roles: list[str],
+    ) -> None:
         """Register (or replace) an app registration."""
         with self.write() as db:
             db.execute(
@@ -241,8 +255,7 @@ class TenantStore:
 
         started = time.time()
         with self.write() as db:
-            for table in ("skus", "users", "licenses", "groups", "members", "history",
-                          "applied"):
+            for table in ("skus", "users", "licenses", "groups", "members", "history", "applied"):
                 db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
             if not keep_apps:
                 db.execute("DELETE FROM apps")
@@ -252,11 +265,19 @@ class TenantStore:
             db.executemany(
                 "INSERT INTO skus VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (i, s["skuId"], s["skuPartNumber"], s.get("displayName", s["skuPartNumber"]),
-                     s.get("appliesTo", "User"), s.get("capabilityStatus", "Enabled"),
-                     s["prepaidUnits"]["enabled"], s["prepaidUnits"].get("warning", 0),
-                     s["prepaidUnits"].get("suspended", 0), s["prepaidUnits"].get("lockedOut", 0),
-                     json.dumps(s["servicePlans"]))
+                    (
+                        i,
+                        s["skuId"],
+                        s["skuPartNumber"],
+                        s.get("displayName", s["skuPartNumber"]),
+                        s.get("appliesTo", "User"),
+                        s.get("capabilityStatus", "Enabled"),
+                        s["prepaidUnits"]["enabled"],
+                        s["prepaidUnits"].get("warning", 0),
+                        s["prepaidUnits"].get("suspended", 0),
+                        s["prepaidUnits"].get("lockedOut", 0),
+                        json.dumps(s["servicePlans"]),
+                    )
                     for i, s in enumerate(tenant["skus"])
                 ],
             )
@@ -264,8 +285,8 @@ class TenantStore:
             db.executemany(
                 "INSERT INTO users(id, upn, upn_key, display_name, given_name, surname, mail, "
                 "account_enabled, usage_location, department, employee_id, job_title, country, "
-                "user_type, created, last_sign_in, last_non_interactive, last_successful) "
-                "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "user_type, created, last_sign_in, last_non_interactive, last_successful, "
+                "sign_in_missing) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (_user_row(u, started) for u in tenant["users"]),
             )
             license_rows = []
@@ -274,8 +295,16 @@ class TenantStore:
                 skus = []
                 for lic in user.get("licenses", []):
                     license_rows.append(
-                        (user["id"], lic["skuId"], "", json.dumps(lic.get("disabledPlans", [])),
-                         "Active", "None", stamp, stamp)
+                        (
+                            user["id"],
+                            lic["skuId"],
+                            "",
+                            json.dumps(lic.get("disabledPlans", [])),
+                            "Active",
+                            "None",
+                            stamp,
+                            stamp,
+                        )
                     )
                     skus.append(lic["skuId"])
                 if skus:
@@ -290,12 +319,17 @@ class TenantStore:
                     "INSERT INTO groups(id, display_name, description, mail_nickname, "
                     "security_enabled, mail_enabled, group_types, created, licenses, due) "
                     "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-                    (group["id"], group["displayName"], group.get("description"),
-                     group.get("mailNickname"), int(group.get("securityEnabled", True)),
-                     int(group.get("mailEnabled", False)),
-                     json.dumps(group.get("groupTypes", [])),
-                     group.get("createdDateTime", stamp),
-                     json.dumps(group.get("assignedLicenses", []))),
+                    (
+                        group["id"],
+                        group["displayName"],
+                        group.get("description"),
+                        group.get("mailNickname"),
+                        int(group.get("securityEnabled", True)),
+                        int(group.get("mailEnabled", False)),
+                        json.dumps(group.get("groupTypes", [])),
+                        group.get("createdDateTime", stamp),
+                        json.dumps(group.get("assignedLicenses", [])),
+                    ),
                 )
                 db.executemany(
                     "INSERT OR IGNORE INTO members VALUES(?, ?)",
@@ -347,6 +381,33 @@ class TenantStore:
             )
         ]
 
+    def set_sign_in(self, key: str, activity: dict[str, str | None] | None) -> None:
+        """Set a user's sign-in data, for tests.
+
+        ``None``: the data is missing (Graph answers ``"signInActivity": null``, an unknown
+        value, as reported in msgraph-sdk-powershell issue 1898). A dict with
+        ``lastSignInDateTime``, ``lastNonInteractiveSignInDateTime`` and
+        ``lastSuccessfulSignInDateTime`` (ISO-8601, each may be None): known data; all None
+        (or ``{}``) is a user who never signed in, whose ``signInActivity`` is not returned
+        at all (documented: "This property isn't returned for a user who never signed in").
+        """
+        values = activity or {}
+        with self.write() as db:
+            row = self.user_row(db, key)
+            if row is None:
+                raise KeyError(key)
+            db.execute(
+                "UPDATE users SET last_sign_in=?, last_non_interactive=?, last_successful=?, "
+                "sign_in_missing=? WHERE id=?",
+                (
+                    values.get("lastSignInDateTime"),
+                    values.get("lastNonInteractiveSignInDateTime"),
+                    values.get("lastSuccessfulSignInDateTime"),
+                    int(activity is None),
+                    row["id"],
+                ),
+            )
+
     def applied_writes(self) -> dict[tuple[str, str], int]:
         """How many times each (target id, operation) write was applied."""
         return {
@@ -366,11 +427,18 @@ class TenantStore:
         db = self.connection()
         result = []
         for g in db.execute("SELECT * FROM groups ORDER BY seq"):
-            members = [r[0] for r in db.execute(
-                "SELECT user_id FROM members WHERE group_id=?", (g["id"],))]
-            result.append({"id": g["id"], "displayName": g["display_name"],
-                           "assignedLicenses": json.loads(g["licenses"]), "members": members,
-                           "pending": g["due"] is not None})
+            members = [
+                r[0] for r in db.execute("SELECT user_id FROM members WHERE group_id=?", (g["id"],))
+            ]
+            result.append(
+                {
+                    "id": g["id"],
+                    "displayName": g["display_name"],
+                    "assignedLicenses": json.loads(g["licenses"]),
+                    "members": members,
+                    "pending": g["due"] is not None,
+                }
+            )
         return result
 
     def summary(self) -> dict[str, Any]:
@@ -384,41 +452,66 @@ class TenantStore:
         ).fetchone()[0]
         groups = db.execute("SELECT COUNT(*) FROM groups").fetchone()[0]
         skus = [
-            {"skuPartNumber": s["skuPartNumber"], "enabled": s["prepaidUnits"]["enabled"],
-             "consumed": s["consumedUnits"], "capabilityStatus": s["capabilityStatus"],
-             "appliesTo": s["appliesTo"]}
+            {
+                "skuPartNumber": s["skuPartNumber"],
+                "enabled": s["prepaidUnits"]["enabled"],
+                "consumed": s["consumedUnits"],
+                "capabilityStatus": s["capabilityStatus"],
+                "appliesTo": s["appliesTo"],
+            }
             for s in self.skus()
         ]
-        return {"tenant": org.get("displayName"), "tenant_id": org.get("id"),
-                "domain": org.get("domain"), "users": users, "licensed_users": licensed,
-                "groups": groups, "skus": skus}
+        return {
+            "tenant": org.get("displayName"),
+            "tenant_id": org.get("id"),
+            "domain": org.get("domain"),
+            "users": users,
+            "licensed_users": licensed,
+            "groups": groups,
+            "skus": skus,
+        }
 
 
 def _user_row(user: dict[str, Any], started: float) -> tuple[Any, ...]:
-    sign_in = user.get("signIn") or {}
+    # "signIn": {...days ago...}; None or absent: never signed in; "missing": unknown
+    sign_in = user.get("signIn") if isinstance(user.get("signIn"), dict) else {}
 
     def ago(key: str) -> str | None:
         days = sign_in.get(key)
         return None if days is None else now_iso(started - float(days) * 86400)
 
     return (
-        user["id"], user["userPrincipalName"], user["userPrincipalName"].lower(),
-        user.get("displayName"), user.get("givenName"), user.get("surname"), user.get("mail"),
-        int(user.get("accountEnabled", True)), user.get("usageLocation"),
-        user.get("department"), user.get("employeeId"), user.get("jobTitle"),
-        user.get("country"), user.get("userType", "Member"),
+        user["id"],
+        user["userPrincipalName"],
+        user["userPrincipalName"].lower(),
+        user.get("displayName"),
+        user.get("givenName"),
+        user.get("surname"),
+        user.get("mail"),
+        int(user.get("accountEnabled", True)),
+        user.get("usageLocation"),
+        user.get("department"),
+        user.get("employeeId"),
+        user.get("jobTitle"),
+        user.get("country"),
+        user.get("userType", "Member"),
         user.get("createdDateTime") or now_iso(started),
-        ago("lastSignInDaysAgo"), ago("lastNonInteractiveDaysAgo"),
+        ago("lastSignInDaysAgo"),
+        ago("lastNonInteractiveDaysAgo"),
         ago("lastSuccessfulDaysAgo"),
+        int(user.get("signIn") == "missing"),
     )
 
 
 def record_change(db: sqlite3.Connection, user_id: str, operation: str) -> None:
     """Append the user's current set of active SKUs to the history, if it changed."""
     skus = sorted(
-        r[0] for r in db.execute(
+        r[0]
+        for r in db.execute(
             "SELECT DISTINCT sku_id FROM licenses WHERE user_id=? AND state IN "
-            "('Active', 'ActiveWithError')", (user_id,))
+            "('Active', 'ActiveWithError')",
+            (user_id,),
+        )
     )
     last = db.execute(
         "SELECT skus FROM history WHERE user_id=? ORDER BY seq DESC LIMIT 1", (user_id,)
