@@ -6,10 +6,15 @@ real tenant and to the built-in simulated one. It owns:
 - one pooled ``requests.Session`` (pool >= the engine's concurrency, connect/read timeouts,
   ``verify`` set to the configured CA bundle) and a :class:`batch.auth.TokenProvider`;
 - single requests (:meth:`GraphClient.get`, :meth:`~GraphClient.get_all`, ``post``,
-  ``patch``, ``delete``) retried on 429/503/504 after ``Retry-After`` (or exponential
-  backoff with jitter when the header is absent). Writes are retried only on 429 and 503,
-  the answers that say the request was not carried out; a 504 or a lost connection on a
-  write is raised so the caller can read the state back before anything is sent again;
+  ``patch``, ``delete``) get the same retry rule as ``$batch`` items (see
+  :class:`RetryPolicy`): reads and idempotent requests are retried on 429, 500, 502, 503
+  and 504 after ``Retry-After`` (seconds, fractional too, or an HTTP date), or after
+  exponential backoff with jitter when the header is absent, at most ``max_retries``
+  times and never longer than ``max_retry_after`` a wait. Writes are retried only on 429
+  and 503, the answers that say the request was not carried out (graph-reference.md
+  section 2); a 500, 502, 504 or a lost connection on a write is an unknown outcome and
+  is raised so the caller can read the state back before anything is sent again. So a
+  500 on ``GET /subscribedSkus`` or on a page of users no longer ends a run;
 - a 401 renews the token once and retries; a second 401, or a 403 after a renewal, raises
   :class:`batch.errors.PermissionDenied`;
 - errors mapped once into :class:`~batch.errors.GraphStatusError` /
@@ -57,9 +62,12 @@ log = logging.getLogger(__name__)
 
 #: Graph's limit on requests inside one ``$batch`` body.
 MAX_BATCH_ITEMS = 20
-#: Values per ``in (...)`` clause when resolving users. Graph documents no hard number for
-#: ``userPrincipalName in``; 15 is what established tools use and keeps URLs short.
-RESOLVE_CHUNK = 15
+#: Values per ``in (...)`` clause. Graph's ``in`` on directory objects is "limited to 15
+#: expressions" and answers 400 past it (graph-reference.md section 11, known-issues.md).
+MAX_IN_VALUES = 15
+RESOLVE_CHUNK = MAX_IN_VALUES
+#: Longest string an ``eq`` (or ``in``) comparison may hold (known-issues.md, section 11).
+MAX_EQ_LENGTH = 120
 DEFAULT_TIMEOUT = (10.0, 60.0)
 USER_AGENT = "m365batch"
 
@@ -68,9 +76,24 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _QUERY_SAFE = "'(),:/@$*!"
 
 
+#: answers after which a read (or an idempotent request) is sent again: throttled (429),
+#: and the server errors Graph documents as transient (500, 502, 503, 504; errors.md)
+RETRY_READ_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: answers after which a write is sent again: only those that say it was not carried out
+#: (429 throttled, 503 "repeat the request after a delay"); 500/502/504 leave the outcome
+#: unknown, so a write is never resent blindly after them
+RETRY_WRITE_STATUSES = frozenset({429, 503})
+
+
 @dataclass
 class RetryPolicy:
-    """How single requests are retried (the engine has its own, per item)."""
+    """How single requests are retried (the engine has its own, per ``$batch`` item).
+
+    The rule is the one the engine applies to items and Graph's throttling guidance asks
+    for (graph-reference.md section 2): wait ``Retry-After`` when given, else back off
+    exponentially with jitter; retry a bounded number of times; a wait longer than
+    ``max_retry_after`` is not taken and the error is raised instead.
+    """
 
     max_retries: int = 5
     backoff_base: float = 1.0  #: first backoff without Retry-After, doubled each time
@@ -85,6 +108,7 @@ class ClientStats:
     requests: int = 0
     retries: int = 0
     throttled: int = 0  #: answers with status 429 (single requests and whole batches)
+    server_errors: int = 0  #: answers with status 5xx (single requests and whole batches)
     resource_units: float = 0.0  #: sum of x-ms-resource-unit headers seen
     token_renewals: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -338,12 +362,17 @@ class GraphClient:
         json_body: Any = None,
         idempotent: bool | None = None,
     ) -> dict[str, Any]:
-        """Send one request with retries; return the JSON body or raise a GraphError."""
+        """Send one request with retries; return the JSON body or raise a GraphError.
+
+        ``idempotent`` defaults to True for GET only: a GET is retried on every status of
+        :data:`RETRY_READ_STATUSES`, any other method only on :data:`RETRY_WRITE_STATUSES`
+        unless the caller says it is safe to repeat (``idempotent=True``).
+        """
         method = method.upper()
         url = self.url(path, params)
         if idempotent is None:
             idempotent = method == "GET"
-        retry_statuses = {429, 503, 504} if idempotent else {429, 503}
+        retry_statuses = RETRY_READ_STATUSES if idempotent else RETRY_WRITE_STATUSES
         attempt = 0
         renewed = False
         while True:
@@ -447,7 +476,12 @@ class GraphClient:
         response._m365batch_token = token  # type: ignore[attr-defined]  # for renew()
         elapsed = time.monotonic() - started
         units = _float(response.headers.get("x-ms-resource-unit"))
-        self.stats.add(requests=1, throttled=int(response.status_code == 429), resource_units=units)
+        self.stats.add(
+            requests=1,
+            throttled=int(response.status_code == 429),
+            server_errors=int(response.status_code >= 500),
+            resource_units=units,
+        )
         log.debug(
             "%s %s attempt %d: %s in %.0f ms, request-id %s",
             method,
@@ -530,6 +564,12 @@ class GraphClient:
         Users not found are absent from the result. A user is only returned under the UPN
         that was asked for when Graph's ``userPrincipalName`` equals it (ignoring case), so
         an oddly encoded UPN can never resolve to somebody else.
+
+        Query limits (graph-reference.md section 11): at most :data:`MAX_IN_VALUES` values
+        go in one ``in (...)``; a value longer than :data:`MAX_EQ_LENGTH` characters is
+        not asked for (no UPN is that long: 64 + 1 + 48), so it is simply not found. When
+        Graph refuses a lookup with 400, its values are asked for one by one, and a single
+        value Graph still refuses is left out (not found, so its row fails, not the run).
         """
         fields = list(dict.fromkeys(["id", "userPrincipalName", *select]))
         wanted: dict[str, list[str]] = {}  # casefolded -> every spelling asked
@@ -538,26 +578,59 @@ class GraphClient:
             if text and text not in wanted.setdefault(text.casefold(), []):
                 wanted[text.casefold()].append(text)
         ids = [v[0] for v in wanted.values() if is_guid(v[0])]
-        upns = [v[0] for v in wanted.values() if not is_guid(v[0])]
-        paths = [_filter_path("id", chunk, fields) for chunk in _chunks(ids, RESOLVE_CHUNK)] + [
-            _filter_path("userPrincipalName", chunk, fields)
-            for chunk in _chunks(upns, RESOLVE_CHUNK)
-        ]
+        upns = [v[0] for v in wanted.values() if not is_guid(v[0]) and len(v[0]) <= MAX_EQ_LENGTH]
+        queries = {
+            _filter_path("id", chunk, fields): ("id", chunk)
+            for chunk in _chunks(ids, RESOLVE_CHUNK)
+        }
+        queries.update(
+            {
+                _filter_path("userPrincipalName", chunk, fields): ("userPrincipalName", chunk)
+                for chunk in _chunks(upns, RESOLVE_CHUNK)
+            }
+        )
         found: dict[str, dict[str, Any]] = {}
-        for user in self._read_many(paths):
-            if not isinstance(user, dict):
-                continue
-            for key in ("userPrincipalName", "id"):
-                value = str(user.get(key) or "")
-                for asked in wanted.get(value.casefold(), []):
-                    found[asked] = user
+        paths = list(queries)
+        while paths:
+            rejected: list[tuple[str, GraphStatusError]] = []
+            for user in self._read_many(paths, rejected=rejected):
+                if not isinstance(user, dict):
+                    continue
+                for key in ("userPrincipalName", "id"):
+                    value = str(user.get(key) or "")
+                    for asked in wanted.get(value.casefold(), []):
+                        found[asked] = user
+            paths = []
+            for path, error in rejected:
+                prop, values = queries[path]
+                if len(values) == 1:
+                    log.warning("Graph refused the lookup of %s: %s", values[0], error)
+                    continue
+                for value in values:  # one by one: only the value Graph refuses is left out
+                    single = _filter_path(prop, [value], fields)
+                    queries[single] = (prop, [value])
+                    paths.append(single)
         return found
 
-    def _read_many(self, paths: list[str]) -> Iterator[dict[str, Any]]:
-        """Yield the items of several collection GETs, sent 20 to a ``$batch`` when many."""
+    def _read_many(
+        self,
+        paths: list[str],
+        *,
+        rejected: list[tuple[str, GraphStatusError]] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the items of several collection GETs, sent 20 to a ``$batch`` when many.
+
+        With ``rejected``, a GET that Graph answers 400 (a query it will not run) is put
+        there with its error instead of being raised.
+        """
         if len(paths) <= 1:
             for path in paths:
-                yield from self.get_all(path)
+                try:
+                    yield from self.get_all(path)
+                except GraphStatusError as exc:
+                    if rejected is None or exc.status != 400:
+                        raise
+                    rejected.append((path, exc))
             return
         pending = list(paths)
         attempts: dict[str, int] = {}
@@ -576,7 +649,21 @@ class GraphClient:
                         yield from self.get_all(str(body["@odata.nextLink"]))
                     continue
                 attempts[path] = attempts.get(path, 0) + 1
-                retryable = answer is None or status in (429, 500, 502, 503, 504)
+                retryable = answer is None or status in RETRY_READ_STATUSES
+                if rejected is not None and answer is not None and status == 400:
+                    rejected.append(
+                        (
+                            path,
+                            status_error(
+                                "GET",
+                                self.url(path),
+                                status,
+                                answer.get("body"),
+                                _lower_keys(answer.get("headers")),
+                            ),
+                        )
+                    )
+                    continue
                 if not retryable or attempts[path] > self.retry.max_retries:
                     if answer is None:
                         raise reply.error or status_error(
@@ -593,8 +680,11 @@ class GraphClient:
                         answer.get("body"),
                         _lower_keys(answer.get("headers")),
                     )
+                # an item's own Retry-After, or the whole batch's when it was refused whole
                 delay = parse_retry_after(
-                    _lower_keys(answer.get("headers") if answer else None).get("retry-after")
+                    _lower_keys(answer.get("headers") if answer else dict(reply.headers)).get(
+                        "retry-after"
+                    )
                 )
                 if delay is None:
                     delay = backoff_delay(
