@@ -22,7 +22,7 @@ import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from batch.journal import (
     tenant_lock,
 )
 from batch.plan import APPLIED, FAILED, NO_CHANGE, PLANNED, Plan, PlannedOp, PlanOptions, build_plan
-from batch.reconcile import read_back
+from batch.reconcile import DEFAULT_VERIFY_WAIT, reconcile_rows
 from batch.report import ChangeLine, RowOutcome, RunFacts, plan_outcomes, write_run_report
 from batch.sources import read_sheet
 from batch.tenant import SkuSeats, read_groups, read_seats, read_users, seats_from_skus
@@ -68,6 +68,8 @@ class RunOptions:
     include_disabled: bool = False
     exact_plans: bool = False
     wait_for_groups: float = 120.0
+    #: seconds the read-back may wait for written rows to read back as asked
+    verify_wait: float = DEFAULT_VERIFY_WAIT
 
     @property
     def plan_options(self) -> PlanOptions:
@@ -250,8 +252,12 @@ def resume(
     output: Path | None = None,
     engine: EngineSettings | None = None,
     on_progress: Callable[[EngineStats], None] | None = None,
+    verify_wait: float | None = None,
 ) -> RunResult:
-    """Continue an interrupted run from its journal, re-planning from the tenant's state."""
+    """Continue an interrupted run from its journal, re-planning from the tenant's state.
+
+    ``verify_wait`` overrides the read-back wait the run was started with.
+    """
     run_id = run_id or latest_unfinished(settings.home)
     if run_id is None:
         raise JournalError("No unfinished run to resume.", hint="See `m365batch runs`.")
@@ -282,6 +288,8 @@ def resume(
                 "with `apply`.",
             )
         options = RunOptions.from_meta(journal.get("options") or {})
+        if verify_wait is not None:
+            options = replace(options, verify_wait=verify_wait)
         prepared = prepare(client, path, options)
         journal.add_ops((op.key, op.row, op.as_dict()) for op in prepared.plan.ops)
         kind = str(journal.get("kind"))
@@ -367,14 +375,16 @@ def _execute_and_report(
     crashpoint("readback")
     journal_ops = list(journal.ops())
     outcomes = _outcomes(prepared, journal_ops, planned_keys, stopped=stop is not None)
-    readback = read_back(
+    readback = reconcile_rows(
         client,
         prepared.plan,
         prepared.options.plan_options,
         names=prepared.names,
         wait_for_groups=0 if stop else prepared.options.wait_for_groups,
+        written={row for row, outcome in outcomes.items() if outcome.status == APPLIED},
+        verify_wait=0 if stop else prepared.options.verify_wait,
     )
-    for row, back in readback.items():
+    for row, back in readback.rows.items():
         outcome = outcomes[row]
         outcome.verified = "Yes" if back.verified else "No"
         outcome.licenses_after = back.licenses_after
@@ -383,6 +393,8 @@ def _execute_and_report(
     seats_now = read_seats(client)
     path = output or output_path(kind, input_path=prepared.path)
     counters = _counters(stats)
+    counters["Read-back waited (s)"] = readback.waited
+    counters["Rows re-read (not yet as asked)"] = readback.reread_rows
     notes = [f"Stopped: {stop}"] if stop else []
     if resumed:
         notes.append("Resumed from the journal: the plan was made again from the tenant's state.")
@@ -548,6 +560,7 @@ def _option_lines(options: RunOptions) -> dict[str, object]:
         "default usage location": options.default_usage_location,
         "include disabled accounts": options.include_disabled,
         "as of": (options.as_of or dt.date.today()).isoformat(),
+        "verify wait (s)": options.verify_wait,
     }
 
 

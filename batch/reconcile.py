@@ -6,13 +6,22 @@ Licenses granted through a group are applied by Entra in the background, so when
 joined users to licensed groups the read-back waits (up to a timeout) until each such user
 shows the group's licenses, active or in error, and reports group-licensing errors such as
 ``CountViolation`` in the row's detail.
+
+Eventual consistency: "A successful write to Microsoft Entra does not guarantee that an
+immediate read will reflect that change" (graph-reference.md section 4). So a row that was
+written and does not read back as asked is not called unverified at once: its user is
+read again with a bounded backoff (0.25 s doubling to 2 s) until it matches or the budget
+(``verify_wait``, :data:`DEFAULT_VERIFY_WAIT` seconds, ``--verify-wait`` on ``apply`` and
+``resume``) is spent. Only rows that were written are waited for: a row that failed or
+needed no change cannot be made right by waiting. How long the read-back waited is returned
+(:class:`ReadBackResult`) for the report's Summary.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from batch.changes import license_change
@@ -32,6 +41,13 @@ GROUP_ERRORS = {
 }
 
 
+#: seconds the read-back may spend re-reading written rows that do not match yet
+DEFAULT_VERIFY_WAIT = 8.0
+#: the first pause before a re-read, doubled after each one up to the cap
+VERIFY_FIRST_DELAY = 0.25
+VERIFY_MAX_DELAY = 2.0
+
+
 @dataclass(frozen=True)
 class ReadBack:
     """What the tenant says about one row after the run."""
@@ -39,6 +55,17 @@ class ReadBack:
     verified: bool
     licenses_after: str
     problems: tuple[str, ...] = ()  # group-licensing errors and anything not as asked
+
+
+@dataclass
+class ReadBackResult:
+    """Every row's :class:`ReadBack`, and how long the read-back waited for the tenant."""
+
+    rows: dict[int, ReadBack] = field(default_factory=dict)
+    #: seconds spent waiting for group licensing and for written rows to read back as asked
+    waited: float = 0.0
+    #: rows read again because they did not match at first (eventual consistency)
+    reread_rows: int = 0
 
 
 def read_back(
@@ -55,25 +82,78 @@ def read_back(
 ) -> dict[int, ReadBack]:
     """Read the rows' users (and named groups) back; one :class:`ReadBack` per row with a user.
 
+    The same as :func:`reconcile_rows` with its consistency wait, returning the rows only.
+    """
+    return reconcile_rows(
+        client,
+        plan,
+        options,
+        names=names,
+        group_names=group_names,
+        wait_for_groups=wait_for_groups,
+        poll=poll,
+        sleep=sleep,
+        clock=clock,
+    ).rows
+
+
+def reconcile_rows(
+    client: Any,
+    plan: Plan,
+    options: PlanOptions,
+    *,
+    names: Mapping[str, str],
+    group_names: Mapping[str, str] | None = None,
+    wait_for_groups: float = 120.0,
+    poll: float = 1.0,
+    written: Collection[int] | None = None,
+    verify_wait: float = DEFAULT_VERIFY_WAIT,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> ReadBackResult:
+    """Read the rows' users (and named groups) back, waiting a bounded time for them to match.
+
     :param names: SKU id -> part number, for ``LicensesAfter``.
     :param group_names: group id -> display name, for ``LicensesAfter``.
+    :param written: the rows whose writes were applied: only these are re-read while they
+        do not match (default: every row the plan had writes for).
+    :param verify_wait: seconds the re-reads may take in all (0: no re-read).
     """
     rows = [row for row in plan.rows if row.user_id]
     if not rows:
-        return {}
+        return ReadBackResult()
     group_keys = {g for row in rows for g in (*row.request.join_groups, *row.request.leave_groups)}
     groups, _ = read_groups(client, group_keys) if group_keys else ({}, {})
     group_names = dict(group_names or {})
     group_names.update({g.id: g.display_name for g in groups.values()})
     users = read_users(client, [row.request.user for row in rows])
 
-    deadline = clock() + wait_for_groups
+    started, polled = clock(), False
+    deadline = started + wait_for_groups
     while True:
         waiting = [row for row in rows if _waits_for_group(row, users, groups)]
         if not waiting or clock() >= deadline:
             break
         sleep(poll)
+        polled = True
         users.update(read_users(client, [row.request.user for row in waiting]))
+    waited = clock() - started if polled else 0.0
+
+    if written is None:
+        written = {op.row for op in plan.ops}
+    started = clock()
+    reread = _wait_until_consistent(
+        client,
+        [row for row in rows if row.row in written],
+        users,
+        groups,
+        options,
+        verify_wait=verify_wait,
+        sleep=sleep,
+        clock=clock,
+    )
+    if reread:
+        waited += clock() - started
 
     unnamed = {
         g for state in users.values() for held in state.licenses.values() for g in held.groups
@@ -85,12 +165,69 @@ def read_back(
             )
             or group_id
         )
-    return {
+    checked = {
         row.row: _check(
             row, users.get(row.request.user.casefold()), groups, options, names, group_names
         )
         for row in rows
     }
+    for row in reread:
+        back = checked[row.row]
+        if not back.verified:
+            checked[row.row] = ReadBack(
+                back.verified,
+                back.licenses_after,
+                (
+                    *back.problems,
+                    f"still not as asked after the read-back waited {verify_wait:g} s for "
+                    "Entra to show the change (check again later, or raise --verify-wait)",
+                ),
+            )
+    return ReadBackResult(checked, round(max(0.0, waited), 1), len(reread))
+
+
+def _wait_until_consistent(
+    client: Any,
+    rows: list[RowPlan],
+    users: dict[str, UserState],
+    groups: dict[str, GroupInfo],
+    options: PlanOptions,
+    *,
+    verify_wait: float,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> list[RowPlan]:
+    """Re-read written rows that do not match yet, with backoff, within ``verify_wait``.
+
+    The users (and the member lists of the groups those rows join or leave) are read
+    again. Updates ``users`` and ``groups`` in place; returns the rows that needed at least
+    one re-read.
+    """
+    pending = [row for row in rows if not _matches(row, users, groups, options)]
+    reread = list(pending)
+    started, delay = clock(), VERIFY_FIRST_DELAY
+    while pending:
+        remaining = verify_wait - (clock() - started)
+        if remaining <= 0:
+            break
+        sleep(min(delay, remaining))
+        delay = min(delay * 2, VERIFY_MAX_DELAY)
+        users.update(read_users(client, [row.request.user for row in pending]))
+        keys = {g for row in pending for g in (*row.request.join_groups, *row.request.leave_groups)}
+        if keys:
+            groups.update(read_groups(client, keys)[0])
+        pending = [row for row in pending if not _matches(row, users, groups, options)]
+    return reread
+
+
+def _matches(
+    row: RowPlan,
+    users: Mapping[str, UserState],
+    groups: Mapping[str, GroupInfo],
+    options: PlanOptions,
+) -> bool:
+    state = users.get(row.request.user.casefold())
+    return state is not None and _check(row, state, groups, options, {}, {}).verified
 
 
 def licenses_text(

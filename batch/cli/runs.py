@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,22 @@ def _run_options(func: Any) -> Any:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _verify_wait_option(func: Any) -> Any:
+    """``--verify-wait SECONDS``: how long the read-back waits for Entra to show the writes."""
+    from batch.reconcile import DEFAULT_VERIFY_WAIT
+
+    return click.option(
+        "--verify-wait",
+        type=click.FloatRange(min=0),
+        metavar="SECONDS",
+        default=None,
+        help=(
+            "How long the read-back may re-read written users that do not show the change "
+            f"yet (Entra is eventually consistent; default {DEFAULT_VERIFY_WAIT:g})."
+        ),
+    )(func)
 
 
 def _country(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -119,6 +136,7 @@ def plan(app: AppContext, file: Path, output: Path | None, **options: Any) -> No
     metavar="N",
     help="Allow the run to remove up to N licenses (default 100).",
 )
+@_verify_wait_option
 @click.pass_obj
 def apply(
     app: AppContext,
@@ -126,6 +144,7 @@ def apply(
     output: Path | None,
     yes: bool,
     max_removals: int | None,
+    verify_wait: float | None,
     **options: Any,
 ) -> None:
     """Plan a sheet, confirm, write the changes through Graph $batch, read back, report.
@@ -143,9 +162,12 @@ def apply(
     from batch.jobs import apply as apply_plan
     from batch.jobs import check_removals, prepare
 
+    run_options = _options(**options)
+    if verify_wait is not None:
+        run_options = replace(run_options, verify_wait=verify_wait)
     with app.tenant() as settings:
         client = GraphClient(settings)
-        prepared = prepare(client, file, _options(**options))
+        prepared = prepare(client, file, run_options)
         click.echo("\n".join(prepared.summary_lines()))
         check_removals(prepared.plan, max_removals)
         if not prepared.plan.ops:
@@ -162,8 +184,11 @@ def apply(
 @cli.command()
 @click.argument("run_id", metavar="[RUN]", required=False)
 @click.option("--output", type=FILE_PATH, metavar="PATH", help="Where to write the workbook.")
+@_verify_wait_option
 @click.pass_obj
-def resume(app: AppContext, run_id: str | None, output: Path | None) -> None:
+def resume(
+    app: AppContext, run_id: str | None, output: Path | None, verify_wait: float | None
+) -> None:
     """Continue an interrupted run from its journal (default: the latest unfinished run).
 
     The input file must be unchanged. The tenant is read again first, so nothing whose
@@ -179,7 +204,12 @@ def resume(app: AppContext, run_id: str | None, output: Path | None) -> None:
 
     with app.tenant() as settings, progress_bar(None) as progress:
         result = resume_run(
-            GraphClient(settings), settings, run_id, output=output, on_progress=progress
+            GraphClient(settings),
+            settings,
+            run_id,
+            output=output,
+            on_progress=progress,
+            verify_wait=verify_wait,
         )
     print_run_result(result)
 
