@@ -19,6 +19,14 @@ saw the 401 at the same time.
 msal's failures (a result dict with ``error``/``error_description``, or ``ValueError`` and
 ``requests`` exceptions during authority discovery) become :class:`batch.errors.AuthError`
 with the AADSTS code and never the secret.
+
+A ``ValueError`` msal raises about the *credential* (it builds its client, and so checks
+the certificate, in the same constructor that discovers the authority) is a certificate
+problem, not a refused authority: it becomes a :class:`batch.errors.ConfigError` naming the
+file and ``AZURE_CLIENT_CERTIFICATE_PATH``. The usual cause is an msal older than 1.35, which
+refuses a PEM key with its certificate and no thumbprint ("client_credential needs to follow
+this format"); the package requires ``msal>=1.35`` for that reason (graph-reference.md
+sections 7 and 11).
 """
 
 from __future__ import annotations
@@ -253,7 +261,8 @@ class MsalTokenProvider:
         try:
             result = app.acquire_token_for_client(scopes=self._scopes)
         except (requests.RequestException, ValueError) as exc:
-            raise _unreachable(self._settings, exc) from exc
+            problem = credential_problem(self._settings, exc)
+            raise (problem or _unreachable(self._settings, exc)) from exc
         if not result or "access_token" not in result:
             raise _auth_error(result or {}, self._settings)
         token = str(result["access_token"])
@@ -272,34 +281,6 @@ class MsalTokenProvider:
                 self._timeout,
                 client_credential=self._credential,
             )
-        return self._app
-        settings = self._settings
-        http_client = self._http_client or new_session(settings.ca_bundle, timeout=self._timeout)
-        kwargs: dict[str, Any] = {
-            "client_credential": self._credential,
-            "authority": settings.authority,
-            "http_client": http_client,
-            "token_cache": msal.TokenCache(),  # memory only
-        }
-        if not needs_instance_discovery(settings.authority_host):
-            kwargs["instance_discovery"] = False
-        try:
-            # msal fetches the tenant's OpenID configuration here (network I/O).
-            self._app = msal.ConfidentialClientApplication(settings.client_id, **kwargs)
-        except ValueError as exc:
-            text = str(exc)
-            code = _AADSTS.search(text)
-            raise AuthError(
-                f"The sign-in authority {settings.authority} was refused: {_first_line(text)}",
-                error=code.group(0) if code else None,
-                hint="Check AZURE_TENANT_ID and AZURE_AUTHORITY_HOST.",
-            ) from exc
-        except requests.RequestException as exc:
-            raise AuthError(
-                f"Could not reach the sign-in service at {settings.authority_host}: "
-                f"{type(exc).__name__}",
-                hint="Check the network, AZURE_AUTHORITY_HOST and REQUESTS_CA_BUNDLE.",
-            ) from exc
         return self._app
 
 
@@ -415,6 +396,9 @@ def _msal_app(
         # msal fetches the tenant's OpenID configuration here (network I/O).
         return kind(settings.client_id, **kwargs)
     except ValueError as exc:
+        problem = credential_problem(settings, exc)
+        if problem is not None:
+            raise problem from exc
         text = str(exc)
         code = _AADSTS.search(text)
         raise AuthError(
@@ -424,6 +408,66 @@ def _msal_app(
         ) from exc
     except requests.RequestException as exc:
         raise _unreachable(settings, exc) from exc
+
+
+#: msal's messages about a ``client_credential`` it cannot use (msal/application.py)
+_CREDENTIAL_WORDS = (
+    "client_credential",
+    "thumbprint",
+    "public_certificate",
+    "private_key",
+    "passphrase",
+    "pfx",
+    "deserialize",
+    "certificate",
+)
+#: the first msal that takes a PEM key and its certificate without a thumbprint
+MSAL_PEM_WITHOUT_THUMBPRINT = (1, 35)
+
+
+def credential_problem(settings: Settings, exc: Exception) -> ConfigError | None:
+    """The certificate problem behind an msal ``ValueError``, or None if it is not one.
+
+    It is one when a certificate is configured and msal's message is about the credential
+    or the error was raised while msal built its client from the credential
+    (``_build_client``). The message names the file and ``AZURE_CLIENT_CERTIFICATE_PATH``.
+    """
+    if not settings.certificate_path or not isinstance(exc, ValueError):
+        return None
+    text = str(exc)
+    about_credential = any(word in text.lower() for word in _CREDENTIAL_WORDS) or any(
+        frame.name == "_build_client" for frame in _frames(exc)
+    )
+    if not about_credential:
+        return None
+    version = str(getattr(msal, "__version__", "") or "")
+    hint = "A PEM file must hold the private key and its certificate; a PFX file works too."
+    if _version_tuple(version) < MSAL_PEM_WITHOUT_THUMBPRINT:
+        hint = (
+            f"msal {version} is too old for a PEM key with its certificate: "
+            "install msal 1.35 or later (pip install -U 'msal>=1.35'), or use a PFX file."
+        )
+    return ConfigError(
+        f"The certificate {settings.certificate_path} (AZURE_CLIENT_CERTIFICATE_PATH) was "
+        f"refused by msal {version}: {_first_line(text)}",
+        hint=hint,
+    )
+
+
+def _frames(exc: BaseException) -> list[Any]:
+    import traceback
+
+    return list(traceback.extract_tb(exc.__traceback__)) if exc.__traceback__ else []
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split(".")[:3]:
+        digits = re.match(r"\d+", piece)
+        if not digits:
+            break
+        parts.append(int(digits.group(0)))
+    return tuple(parts) or (0,)
 
 
 def _unreachable(settings: Settings, exc: Exception) -> AuthError:
