@@ -9,14 +9,19 @@ Stage 1, :func:`read_tenant` (read-only, through :class:`batch.graph.GraphClient
   advanced query and a tenant has few groups);
 - ``GET /groups/{id}/membersWithLicenseErrors`` per licensed group: members whose inherited
   license failed, including those who hold no license at all because of it;
-- ``GET /users`` with ``$filter=assignedLicenses/$count ne 0`` (an advanced query:
-  ``ConsistencyLevel: eventual`` and ``$count=true``, sent again on every page).
-  Choice: a users page costs the same resource units whether filtered or not (2, minus 1
-  for ``$select``), so asking Graph for licensed users only costs fewer pages, fewer units
-  and less transfer than paging every user and filtering here. Should Graph refuse the
-  combination (400), every user is paged and filtered locally instead.
-  ``signInActivity`` caps a page at 500 users (999 otherwise). When it is refused (403:
-  no ``AuditLog.Read.All``, or no Entra ID P1), the read is repeated without it, the
+- ``GET /users?$select=...,signInActivity&$top=500``: every user, in the one form that
+  reads sign-in activity reliably: a plain ``$select`` with ``$top`` at most 500, and *no*
+  ``$count=true`` / ``ConsistencyLevel: eventual``. With those advanced-query parameters
+  Graph has been seen to answer ``signInActivity`` empty for users past the 120th of a page
+  (graph-reference.md section 11; msgraph-sdk-powershell issue 1898). The licensed-users
+  filter (``assignedLicenses/$count ne 0``) *is* an advanced query, so choice: it is
+  dropped for this read and users are filtered here (``assignedLicenses`` not empty). One
+  pass over the directory at 500 a page costs fewer requests than the alternative, licensed
+  users filtered by Graph plus a second plain pass for the sign-in activity of everyone.
+- When sign-in activity is refused (403: no ``AuditLog.Read.All``, or no Entra ID P1), the
+  read is repeated without it, now as the advanced query for licensed users only (999 a
+  page, ``ConsistencyLevel: eventual`` and ``$count=true`` sent again on every page; should
+  Graph refuse that combination with 400, every user is paged and filtered locally); the
   inactivity checks are skipped, and the workbook and the console say so.
 
 Stage 2, :func:`compute_trueup` (pure): per-SKU seats and cost, per-user rows, seats to
@@ -32,6 +37,17 @@ added: every total is per currency.
 
 Activity: a user's last activity is the later of ``lastSignInDateTime`` and
 ``lastNonInteractiveSignInDateTime`` (Microsoft's inactive-account guidance looks at both).
+What ``signInActivity`` says, user by user:
+
+- an object with a date: the user signed in then;
+- an object with no date, or the property not returned at all: never signed in (the docs:
+  "This property isn't returned for a user who never signed in or last signed in before
+  April 2020"; the reliable read above does not drop it otherwise);
+- ``"signInActivity": null``: the data is missing (issue 1898): *unknown*. Choice: an
+  unknown user is never called inactive or never-signed-in. They do not appear in the
+  Reclaim sheet for their sign-in (they still do when their account is disabled or their
+  licenses overlap, which does not depend on sign-in); the Users sheet says ``unknown`` and
+  the Summary notes how many there are, to be checked in the sign-in logs.
 """
 
 from __future__ import annotations
@@ -126,6 +142,8 @@ class LicensedUser:
     created: dt.datetime | None
     last_sign_in: dt.datetime | None
     licenses: tuple[HeldLicense, ...]
+    #: Graph returned ``signInActivity: null``: whether the user signed in is unknown
+    sign_in_unknown: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,6 +197,15 @@ def _last_activity(user: Mapping[str, Any]) -> dt.datetime | None:
     return max(known) if known else None
 
 
+def _sign_in_unknown(user: Mapping[str, Any]) -> bool:
+    """Whether the user's sign-in activity is missing: returned as null (or as no object).
+
+    Not returned at all is what the docs say of a user who never signed in (see the module
+    docstring); an object without dates says the same.
+    """
+    return "signInActivity" in user and not isinstance(user["signInActivity"], dict)
+
+
 def _licensed_user(user: Mapping[str, Any]) -> LicensedUser:
     # A license in state Error (e.g. a group's CountViolation) is not held: no seat, no
     # service. Only active states count here; the errors go to the Errors sheet.
@@ -197,6 +224,7 @@ def _licensed_user(user: Mapping[str, Any]) -> LicensedUser:
         created=_parse_time(user.get("createdDateTime")),
         last_sign_in=_last_activity(user),
         licenses=tuple(state.licenses[s] for s in sorted(state.licenses) if s in held_ids),
+        sign_in_unknown=_sign_in_unknown(user),
     )
 
 
@@ -233,15 +261,27 @@ def _read_organization(client: Any, fallback: str) -> tuple[str, str]:
     return name, key or "tenant"
 
 
+def users_query(
+    *, sign_in: bool, filtered: bool
+) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """The ``GET /users`` parameters and headers of the true-up's user read.
+
+    With ``sign_in``: ``signInActivity`` selected, 500 a page, no filter and no advanced-query
+    parameters (the reliable form, see the module docstring). Without it: licensed users
+    only through the advanced query when ``filtered``, 999 a page.
+    """
+    if sign_in:
+        return {"$select": USER_FIELDS + ",signInActivity", "$top": PAGE_WITH_SIGN_IN}, None
+    params: dict[str, Any] = {"$select": USER_FIELDS, "$top": PAGE_PLAIN}
+    if not filtered:
+        return params, None
+    params.update({"$filter": LICENSED_FILTER, "$count": "true"})
+    return params, {"ConsistencyLevel": "eventual"}
+
+
 def _read_users(client: Any, *, sign_in: bool, filtered: bool,
                 progress: Progress | None) -> Iterator[dict[str, Any]]:
-    select = USER_FIELDS + (",signInActivity" if sign_in else "")
-    params: dict[str, Any] = {"$select": select,
-                              "$top": PAGE_WITH_SIGN_IN if sign_in else PAGE_PLAIN}
-    headers = None
-    if filtered:
-        params.update({"$filter": LICENSED_FILTER, "$count": "true"})
-        headers = {"ConsistencyLevel": "eventual"}
+    params, headers = users_query(sign_in=sign_in, filtered=filtered)
     for seen, user in enumerate(client.get_all("/users", params=params, headers=headers), 1):
         if progress and seen % 10_000 == 0:
             progress(f"read {seen:,} users")
@@ -304,7 +344,7 @@ def read_tenant(client: Any, *, tenant_label: str = "", progress: Progress | Non
                 "permission and Microsoft Entra ID P1 or P2). The checks for inactive and "
                 "never-signed-in users were skipped; everything else is complete.")
         except GraphStatusError as exc:
-            if not filtered or exc.status != 400:
+            if sign_in or not filtered or exc.status != 400:
                 raise
             # Graph refused the advanced query: page everyone and keep the licensed.
             filtered = False
@@ -593,11 +633,15 @@ def compute_trueup(snapshot: Snapshot, catalog: Catalog, prices: PriceList, *,
     departments: dict[str, CostGroup] = {}
     countries: dict[str, CostGroup] = {}
 
+    unknown = 0
     for user in snapshot.users:
         # At most one account-level finding per user: disabled beats inactive beats never.
+        # A user whose sign-in activity is unknown is neither inactive nor never signed in.
         account: tuple[str, str] | None = None
         if not user.enabled:
             account = ("Disabled account", "The account is disabled but still holds this license.")
+        elif snapshot.sign_in_available and user.sign_in_unknown:
+            unknown += 1
         elif snapshot.sign_in_available and user.last_sign_in is not None:
             idle = now - user.last_sign_in
             if idle > threshold:
@@ -642,6 +686,12 @@ def compute_trueup(snapshot: Snapshot, catalog: Catalog, prices: PriceList, *,
             for currency, amount in cost.items():
                 entry.cost[currency] = entry.cost.get(currency, 0.0) + amount
 
+    if unknown:
+        result.notes.append(
+            f"Sign-in activity is unknown for {unknown} enabled licensed user(s): Graph returned "
+            "none for them. They are marked 'unknown' in Users and are not in Reclaim as "
+            "inactive or never signed in; check their sign-in logs before reclaiming."
+        )
     order = {"Disabled account": 0, "Inactive": 1, "Never signed in": 2,
              "Overlapping license": 3, "Direct and group": 4}
     result.reclaim = sorted(reclaim, key=lambda r: (order[r.category], r.user.upn.casefold(),

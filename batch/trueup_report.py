@@ -84,6 +84,11 @@ def _summary(book: ReportWorkbook, t: TrueUp) -> None:
         ("Inactive-days threshold", t.inactive_days),
         ("Prices", t.prices.source.name if t.prices.source else "none given"),
         ("Licensed users", len(snap.users)),
+        *(
+            [("Sign-in unknown", sum(1 for u in snap.users if u.sign_in_unknown))]
+            if snap.sign_in_available
+            else []
+        ),
         ("Free seats", t.free_seats),
         ("Reclaimable seats", seats),
     ]
@@ -245,8 +250,12 @@ def _seat_value(figures: Any, header: str) -> int:
 
 
 def _sign_in_cells(t: TrueUp, user: Any) -> tuple[Any, Any]:
+    """Last sign-in and days since: a time, ``never``, ``unknown`` (Graph returned no sign-in
+    data for the user, see :mod:`batch.trueup`) or ``not available`` (no permission)."""
     if not t.snapshot.sign_in_available:
         return "not available", None
+    if getattr(user, "sign_in_unknown", False):
+        return "unknown", None
     if user.last_sign_in is None:
         return "never", None
     return _local(user.last_sign_in), (t.snapshot.read_at - user.last_sign_in).days
