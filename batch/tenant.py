@@ -225,31 +225,51 @@ def read_groups(client: Any, names: Iterable[str]) -> tuple[dict[str, GroupInfo]
     """Find groups by display name or id, with members.
 
     Returns ``({casefolded name: group}, {casefolded name: problem})``; a problem is a
-    name no group has, or one that several groups share.
+    name no group has, or one that several groups share, and it fails the rows that name
+    the group, not the run. So are, by Graph's query limits (graph-reference.md section 11):
+
+    - a name longer than :data:`batch.graph.MAX_EQ_LENGTH` (120) characters: ``eq`` on a
+      string takes no longer value (group names may have 256), so it is not sent at all;
+    - any lookup Graph refuses with 400 (a query it will not run, a malformed id).
     """
     from batch.errors import GraphStatusError
-    from batch.graph import is_guid, odata_string
+    from batch.graph import MAX_EQ_LENGTH, is_guid, odata_string
 
     groups: dict[str, GroupInfo] = {}
     problems: dict[str, str] = {}
     for name in sorted({n.strip() for n in names if n.strip()}, key=str.casefold):
-        if is_guid(name):
-            try:
-                matches = [client.get(f"/groups/{name}", params={"$select": GROUP_SELECT})]
-            except GraphStatusError as exc:
-                if exc.status != 404:
-                    raise
-                matches = []
-        else:
-            matches = list(
-                client.get_all(
-                    "/groups",
-                    params={
-                        "$filter": f"displayName eq {odata_string(name)}",
-                        "$select": GROUP_SELECT,
-                    },
-                )
+        if not is_guid(name) and len(name) > MAX_EQ_LENGTH:
+            problems[name.casefold()] = (
+                f"group name is longer than the {MAX_EQ_LENGTH} characters Graph can search "
+                f"for; use the group's id ('{name[:40]}...' has {len(name)})"
             )
+            continue
+        try:
+            if is_guid(name):
+                try:
+                    matches = [client.get(f"/groups/{name}", params={"$select": GROUP_SELECT})]
+                except GraphStatusError as exc:
+                    if exc.status != 404:
+                        raise
+                    matches = []
+            else:
+                matches = list(
+                    client.get_all(
+                        "/groups",
+                        params={
+                            "$filter": f"displayName eq {odata_string(name)}",
+                            "$select": GROUP_SELECT,
+                        },
+                    )
+                )
+        except GraphStatusError as exc:
+            if exc.status != 400:
+                raise
+            problems[name.casefold()] = (
+                f"Graph refused the lookup of group '{name[:60]}' ({exc.code or 'HTTP 400'}: "
+                f"{exc.message}); use the group's id"
+            )
+            continue
         if not matches:
             problems[name.casefold()] = (
                 f"no group named '{name}'" if not is_guid(name) else (f"no group with id {name}")
