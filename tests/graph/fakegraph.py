@@ -2,7 +2,8 @@
 
 It keeps per-user licenses and answers ``$batch`` and single requests; a test scripts the
 answers it wants per item with ``script`` (a function of the item returning a status or
-None for the normal behaviour).
+None for the normal behaviour). Like Graph, it refuses a whole ``$batch`` whose ``dependsOn``
+is not one of the three legal shapes (:func:`batch_shape_ok`) with 400.
 """
 
 from __future__ import annotations
@@ -21,6 +22,27 @@ from batch.config import Settings
 from batch.graph import GraphClient, RetryPolicy
 
 BASE = "https://graph.test/v1.0"
+MIXED_BATCH = "Batch should be either fully sequential or fully parallel"
+
+
+def batch_shape_ok(items: list[dict[str, Any]]) -> bool:
+    """Whether a ``$batch``'s ``dependsOn`` is one Graph accepts (graph-reference.md 1, 11).
+
+    Parallel: no item depends on another. Serial: every item after the first depends on the
+    one before it. Same: every item that states a dependency states the same one. Always one
+    dependency at most, on an earlier item.
+    """
+    ids = [str(item["id"]).lower() for item in items]
+    targets: list[str | None] = []
+    for index, item in enumerate(items):
+        deps = [str(d).lower() for d in item.get("dependsOn") or []]
+        if len(deps) > 1 or (deps and deps[0] not in ids[:index]):
+            return False
+        targets.append(deps[0] if deps else None)
+    stated = {t for t in targets if t is not None}
+    if not stated or len(stated) == 1:
+        return True  # parallel, or all on the same one
+    return targets[0] is None and all(t == ids[i] for i, t in enumerate(targets[1:]))
 
 
 class FakeGraph(BaseAdapter):
@@ -31,6 +53,7 @@ class FakeGraph(BaseAdapter):
         self.users: dict[str, dict[str, Any]] = {}
         self.applied: dict[str, int] = {}
         self.log: list[tuple[float, str, str, Any]] = []  # (time, method, url, item ids)
+        self.batches: list[list[dict[str, Any]]] = []  # every $batch's items, as sent
         self.item_log: list[tuple[float, str, int]] = []  # (time answered, op url, status)
         self.script: Callable[[dict[str, Any]], Any] | None = None
         self.outer: Callable[[list[dict[str, Any]]], Any] | None = None
@@ -55,6 +78,10 @@ class FakeGraph(BaseAdapter):
             items = body["requests"]
             with self.lock:
                 self.log.append((time.monotonic(), "POST", "$batch", [i["id"] for i in items]))
+                self.batches.append(items)
+            if not batch_shape_ok(items):
+                error = {"error": {"code": "BadRequest", "message": MIXED_BATCH}}
+                return _response(request, 400, {}, error)
             if self.outer is not None:
                 forced = self.outer(items)
                 if isinstance(forced, Exception):

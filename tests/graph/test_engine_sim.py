@@ -12,8 +12,9 @@ import pytest
 
 from batch.engine import BatchEngine, Operation, Outcome, assign_license
 from batch.errors import GuardStopped, PermissionDenied
-from batch.graph import BatchReply, GraphClient, parse_retry_after
-from tests.graph.conftest import quick_engine, sim_client
+from batch.graph import BatchReply, GraphClient, RetryPolicy, parse_retry_after
+from tests.graph.conftest import quick_engine, sim_client, sim_settings
+from tests.graph.fakegraph import batch_shape_ok
 from tests.graph.tenant_helpers import add_ops, free_sku, remove_ops, users_without
 
 
@@ -199,6 +200,67 @@ def test_replication_lag_after_setting_usage_location_is_retried(live: Any, tmp_
         assert _delta(live, users, before) == [1] * 3
     finally:
         _undo(client, users, sku)
+
+
+class ShapeClient(GraphClient):
+    """A real client that keeps every ``$batch``'s items, to check their shapes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lock = threading.Lock()
+        self.batches: list[list[dict[str, Any]]] = []
+
+    def send_batch(self, items: list[dict[str, Any]], **kw: Any) -> BatchReply:
+        with self.lock:
+            self.batches.append(list(items))
+        return super().send_batch(items, **kw)
+
+
+def test_thirty_percent_prerequisites_all_applied_in_legal_batches(
+    live: Any, tmp_path: Path
+) -> None:
+    client = ShapeClient(
+        sim_settings(live, tmp_path), retry=RetryPolicy(backoff_base=0.05, backoff_cap=0.2)
+    )
+    sku = free_sku(client, 50)
+    users = users_without(client, sku, 50)
+    before = _writes(live, users)
+    needing = {u["id"] for u in users[::10] + users[3::10] + users[7::10]}  # 15 of 50
+    moved = {uid: "IS" for uid in needing}
+    live.options.usage_location_lag = 0.2
+    live.options.faults_writes_only = True
+    live.options.fault_item_429 = 0.1
+    live.options.fault_lost_ack = 0.05
+    live.options.fault_retry_after = 0.1
+    ops = [
+        assign_license(f"row {i + 2}", u["id"], add={sku: []}, usage_location=moved.get(u["id"]))
+        for i, u in enumerate(users)
+    ]
+    engine = _run(client, ops, lag_delay=0.1, breaker_min_attempts=1000)
+    live.options.fault_item_429 = live.options.fault_lost_ack = 0.0
+    try:
+        assert client.batches and all(batch_shape_ok(b) for b in client.batches)
+        assert {r.outcome for r in engine.results.values()} <= {
+            Outcome.APPLIED,
+            Outcome.VERIFIED_APPLIED,
+        }
+        assert len(engine.results) == 50
+        for op in ops:
+            if op.prerequisite is not None:
+                result = engine.results[op.key]
+                assert result.prerequisite is not None and result.prerequisite.ok
+        assert all(sku in live.store.user_licenses(u["id"]) for u in users)
+        located = {
+            u["id"]: client.get(f"/users/{u['id']}?$select=usageLocation")["usageLocation"]
+            for u in users
+        }
+        assert located == {u["id"]: moved.get(u["id"], u["usageLocation"]) for u in users}
+        assert _delta(live, users, before) == [1] * 50
+    finally:
+        _undo(client, users, sku)
+        for u in users:
+            if u["id"] in needing:
+                client.patch(f"/users/{u['id']}", {"usageLocation": u["usageLocation"]})
 
 
 def test_breaker_trips_and_every_operation_is_accounted_for(live: Any, tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ def test_packs_at_most_20_and_matches_reversed_answers(tmp_path: Path) -> None:
     assert all(fake.applied[f"u{i}"] == 1 for i in range(45))
 
 
-def test_prerequisite_travels_with_depends_on(tmp_path: Path) -> None:
+def test_prerequisite_goes_first_in_an_earlier_batch_without_depends_on(tmp_path: Path) -> None:
     fake = _tenant(3)
     for user in fake.users.values():
         user["usageLocation"] = None
@@ -56,8 +56,10 @@ def test_prerequisite_travels_with_depends_on(tmp_path: Path) -> None:
     engine.run(_ops(3, usage_location="FR"))
     assert {u["usageLocation"] for u in fake.users.values()} == {"FR"}
     result = engine.results["row 2"]
-    assert result.outcome is Outcome.APPLIED
+    assert result.outcome is Outcome.APPLIED and result.attempts == 1
     assert result.prerequisite is not None and result.prerequisite.outcome is Outcome.APPLIED
+    assert not any("dependsOn" in item for batch in fake.batches for item in batch)
+    assert [[i["method"] for i in batch] for batch in fake.batches] == [["PATCH"] * 3, ["POST"] * 3]
 
 
 def test_lost_ack_is_verified_not_resent(tmp_path: Path) -> None:
@@ -152,7 +154,7 @@ def test_retry_after_parsing() -> None:
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
 
 
-def test_transient_prerequisite_failure_resends_both(tmp_path: Path) -> None:
+def test_transient_prerequisite_failure_resends_it_alone(tmp_path: Path) -> None:
     fake = _tenant(1)
     fake.users["u0"]["usageLocation"] = None
     calls = {"patch": 0}
@@ -168,8 +170,10 @@ def test_transient_prerequisite_failure_resends_both(tmp_path: Path) -> None:
     engine = BatchEngine(fake_client(fake, tmp_path), _settings())
     engine.run(_ops(1, usage_location="SE"))
     result = engine.results["row 2"]
-    assert result.outcome is Outcome.APPLIED and result.attempts == 2
+    assert result.outcome is Outcome.APPLIED and result.attempts == 1
+    assert result.prerequisite is not None and result.prerequisite.attempts == 2
     assert calls["patch"] == 2 and fake.users["u0"]["usageLocation"] == "SE"
+    assert fake.applied["u0"] == 1
 
 
 def test_whole_batch_504_is_verified_before_resend(tmp_path: Path) -> None:
