@@ -149,6 +149,7 @@ def handle_batch(
     try:
         items = _validate(payload)
     except GraphFault as fault:
+        service.counters.add(f"batch_refused_{fault.status}")
         return Reply(
             fault.status, error_body(fault.code, fault.message, request_id, client_request_id)
         )

@@ -102,6 +102,12 @@ class Service:
             reply = fault_reply(fault, request_id, client_request_id)
         if reply.status == 429:
             self.counters.add("throttled")
+        elif 400 <= reply.status < 500:
+            # e.g. "answer_400_assignLicense", or "answer_400_assignLicense_usage_location" for
+            # the replication-lag refusal, so a benchmark can tell the two apart
+            name = call.segments[-1] if call.segments else "root"
+            lag = "invalid usage location" in str(reply.body).lower()
+            self.counters.add(f"answer_{reply.status}_{name}" + ("_usage_location" if lag else ""))
         return reply
 
     def _operation(self, call: Call, caller: Caller) -> Reply:
