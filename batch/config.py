@@ -3,7 +3,7 @@
 Resolution order, highest first: command-line options, the environment (Azure SDK names),
 a named profile from ``m365batch.toml`` (``--tenant NAME``), then defaults. With no
 credentials at all, commands run against the built-in simulated tenant (see
-``batch.connect``): the simulator is a server, so the settings it produces look exactly like
+``batch.graph.connect``): the simulator is a server, so the settings it produces look exactly like
 those of a real tenant.
 
 ``m365batch.toml`` (in the working directory, else in ``M365BATCH_HOME``) holds profiles for

@@ -188,8 +188,8 @@ def bench_plan(folder: Path) -> None:
 
         # the report on its own, in this process
         from batch.config import load_settings
-        from batch.graph import GraphClient
-        from batch.jobs import RunOptions, prepare, write_plan_report
+        from batch.graph.client import GraphClient
+        from batch.jobs.onboarding import RunOptions, prepare, write_plan_report
 
         os.environ.update(
             {k: v for k, v in env.items() if k.startswith(("AZURE_", "M365BATCH_", "REQUESTS_"))}

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from batch.config import Settings
-from batch.engine import BatchEngine, EngineSettings, EngineStats, assign_license
-from batch.graph import GraphClient
+from batch.graph.client import GraphClient
+from batch.graph.engine import BatchEngine, EngineSettings, EngineStats, assign_license
 from batch.simulator import SimulatorOptions, start_simulator
 from batch.simulator.seed import generate_tenant
 

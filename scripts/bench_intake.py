@@ -87,9 +87,9 @@ def make_inputs(folder: Path, count: int) -> tuple[Path, Path]:
 
 def case_read_validate(path: Path) -> str:
     """Read and validate one file; return a one-line result."""
-    from batch.catalog import Catalog, subscribed_skus_from_catalog
-    from batch.sources import read_sheet
-    from batch.validate import validate_sheet
+    from batch.intake.catalog import Catalog, subscribed_skus_from_catalog
+    from batch.intake.sources import read_sheet
+    from batch.intake.validate import validate_sheet
 
     start = time.perf_counter()
     sheet = read_sheet(path)
@@ -113,9 +113,9 @@ def case_read_validate(path: Path) -> str:
 
 def case_write_rows(path: Path) -> str:
     """Validate the CSV and write the validation workbook (Problems + Rows)."""
-    from batch.catalog import Catalog, subscribed_skus_from_catalog
-    from batch.sources import read_sheet
-    from batch.validate import validate_sheet, write_validation_workbook
+    from batch.intake.catalog import Catalog, subscribed_skus_from_catalog
+    from batch.intake.sources import read_sheet
+    from batch.intake.validate import validate_sheet, write_validation_workbook
 
     result = validate_sheet(
         read_sheet(path),

@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from batch.config import Settings
-from batch.engine import (
+from batch.graph.client import GraphClient
+from batch.graph.engine import (
     BatchEngine,
     EngineSettings,
     EngineStats,
@@ -50,7 +51,6 @@ from batch.engine import (
     _Unit,
     assign_license,
 )
-from batch.graph import GraphClient
 from batch.simulator import SimulatorOptions, start_simulator
 from batch.simulator.seed import generate_tenant
 

@@ -1,7 +1,7 @@
 """Build the shipped SKU catalog (batch/data/sku-catalog.json) from Microsoft's reference CSV.
 
 Microsoft publishes "Product names and service plan identifiers for licensing" as a CSV
-(one row per SKU x service plan). This script normalises it for ``batch.catalog``:
+(one row per SKU x service plan). This script normalises it for ``batch.intake.catalog``:
 
 * every field stripped of whitespace, including U+00A0 and tabs (the CSV has part numbers
   such as ``MCOCAP_FACULTY\\u00a0`` and a GUID with a trailing NBSP);

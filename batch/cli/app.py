@@ -19,8 +19,8 @@ import click
 
 from batch import __version__
 from batch.config import GRAPH_CLI_CLIENT_ID, Settings, load_settings
-from batch.connect import open_tenant
 from batch.errors import BatchError, ExitCode
+from batch.graph.connect import open_tenant
 from batch.logs import configure_logging, redact
 
 log = logging.getLogger(__name__)

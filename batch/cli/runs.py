@@ -57,7 +57,7 @@ def _run_options(func: Any) -> Any:
 
 def _verify_wait_option(func: Any) -> Any:
     """``--verify-wait SECONDS``: how long the read-back waits for Entra to show the writes."""
-    from batch.reconcile import DEFAULT_VERIFY_WAIT
+    from batch.run.reconcile import DEFAULT_VERIFY_WAIT
 
     return click.option(
         "--verify-wait",
@@ -74,7 +74,7 @@ def _verify_wait_option(func: Any) -> Any:
 def _country(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
-    from batch.validate import parse_usage_location
+    from batch.intake.validate import parse_usage_location
 
     code, _ = parse_usage_location(value)
     if code is None:
@@ -89,7 +89,7 @@ def _options(
     default_usage_location: str | None,
     include_disabled: bool,
 ) -> Any:
-    from batch.jobs import RunOptions
+    from batch.jobs.onboarding import RunOptions
 
     return RunOptions(
         sheet=sheet,
@@ -115,8 +115,8 @@ def plan(app: AppContext, file: Path, output: Path | None, **options: Any) -> No
         m365batch plan samples/onboarding.xlsx
         m365batch plan offboarding.csv --default-usage-location GB
     """
-    from batch.graph import GraphClient
-    from batch.jobs import prepare, write_plan_report
+    from batch.graph.client import GraphClient
+    from batch.jobs.onboarding import prepare, write_plan_report
 
     with app.tenant() as settings:
         prepared = prepare(GraphClient(settings), file, _options(**options))
@@ -158,9 +158,9 @@ def apply(
         m365batch apply samples/onboarding.xlsx
         m365batch apply leavers.csv --yes --max-removals 400
     """
-    from batch.graph import GraphClient
-    from batch.jobs import apply as apply_plan
-    from batch.jobs import check_removals, prepare
+    from batch.graph.client import GraphClient
+    from batch.jobs.onboarding import apply as apply_plan
+    from batch.jobs.onboarding import check_removals, prepare
 
     run_options = _options(**options)
     if verify_wait is not None:
@@ -199,8 +199,8 @@ def resume(
         m365batch resume
         m365batch resume 20261128-091502-3fa2
     """
-    from batch.graph import GraphClient
-    from batch.jobs import resume as resume_run
+    from batch.graph.client import GraphClient
+    from batch.jobs.onboarding import resume as resume_run
 
     with app.tenant() as settings, progress_bar(None) as progress:
         result = resume_run(
@@ -225,7 +225,7 @@ def runs(app: AppContext, as_json: bool) -> None:
         m365batch runs
         m365batch runs --json
     """
-    from batch.journal import list_runs
+    from batch.run.journal import list_runs
 
     found = list_runs(app.settings.home)
     if as_json:
@@ -275,8 +275,9 @@ def undo(
     Example:
         m365batch undo 20261128-091502-3fa2
     """
-    from batch.graph import GraphClient
-    from batch.jobs import (
+    from batch.graph.client import GraphClient
+    from batch.jobs.migrate.groups import undo_group_changes
+    from batch.jobs.onboarding import (
         GROUP_ASSIGN,
         RunOptions,
         changed_kinds,
@@ -284,9 +285,8 @@ def undo(
         prepare,
         write_undo_sheet,
     )
-    from batch.jobs import apply as apply_plan
-    from batch.migrate_groups import undo_group_changes
-    from batch.tenant import read_seats
+    from batch.jobs.onboarding import apply as apply_plan
+    from batch.run.tenant import read_seats
 
     with app.tenant() as settings:
         client = GraphClient(settings)
@@ -410,10 +410,10 @@ def migrate(
         m365batch migrate --map map.csv --groups --yes
         m365batch undo MIGRATION-ID      # every wave back, disabled plans included
     """
-    from batch.graph import GraphClient
-    from batch.migrate import plan_migration, run_migration
-    from batch.migrate_report import write_migration_report
-    from batch.workbook import output_path
+    from batch.graph.client import GraphClient
+    from batch.jobs.migrate.moves import plan_migration, run_migration
+    from batch.jobs.migrate.report import write_migration_report
+    from batch.reports.workbook import output_path
 
     with app.tenant() as settings:
         client = GraphClient(settings)

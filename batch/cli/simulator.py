@@ -242,9 +242,9 @@ def clone(app: AppContext, output: Path | None, pseudonymise: bool) -> None:
         m365batch simulator reset --seed-file clone.json
         env -u AZURE_CLIENT_SECRET m365batch migrate --map map.csv --yes
     """
-    from batch.graph import GraphClient
+    from batch.graph.client import GraphClient
+    from batch.reports.workbook import output_path
     from batch.simulator.clone import clone_tenant, write_seed
-    from batch.workbook import output_path
 
     with app.tenant() as settings:
         seed = clone_tenant(

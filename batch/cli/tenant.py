@@ -23,8 +23,8 @@ def skus(app: AppContext, as_json: bool) -> None:
         m365batch skus
         m365batch skus --json
     """
-    from batch.graph import GraphClient
-    from batch.tenant import read_seats
+    from batch.graph.client import GraphClient
+    from batch.run.tenant import read_seats
 
     with app.tenant() as settings:
         seats = read_seats(GraphClient(settings))
@@ -56,7 +56,7 @@ def _seat_dict(seats: Any) -> dict[str, Any]:
 
 def _product_name(seats: Any) -> str:
     try:
-        from batch.catalog import product_name
+        from batch.intake.catalog import product_name
     except ImportError:
         return ""
     return str(product_name(seats.sku_id) or "")
@@ -93,11 +93,11 @@ def validate(
         m365batch validate hires.xlsx
         m365batch validate hires.csv --as-of 2025-04-01 --output checked.xlsx
     """
-    from batch.catalog import Catalog
-    from batch.graph import GraphClient
-    from batch.sources import read_sheet
-    from batch.validate import summary_lines, validate_sheet, write_validation_workbook
-    from batch.workbook import output_path
+    from batch.graph.client import GraphClient
+    from batch.intake.catalog import Catalog
+    from batch.intake.sources import read_sheet
+    from batch.intake.validate import summary_lines, validate_sheet, write_validation_workbook
+    from batch.reports.workbook import output_path
 
     _ = app.settings  # configures logging before anything can fail
     data = read_sheet(file, sheet=sheet)
@@ -129,10 +129,10 @@ def template(app: AppContext, as_csv: bool, output: Path | None) -> None:
         m365batch template
         m365batch template --csv --output hires.csv
     """
-    from batch.catalog import Catalog
-    from batch.graph import GraphClient
-    from batch.template import write_template
-    from batch.workbook import output_path
+    from batch.graph.client import GraphClient
+    from batch.intake.catalog import Catalog
+    from batch.intake.template import write_template
+    from batch.reports.workbook import output_path
 
     with app.tenant() as settings:
         skus = list(GraphClient(settings).get_all("/subscribedSkus"))
@@ -182,8 +182,8 @@ def true_up(
         m365batch true-up
         m365batch true-up --prices prices.csv --previous true-up-contoso-20250301-0900.xlsx
     """
-    from batch.graph import GraphClient
-    from batch.trueup_report import run_trueup, summary_lines
+    from batch.graph.client import GraphClient
+    from batch.jobs.trueup.report import run_trueup, summary_lines
 
     with app.tenant() as settings:
         trueup, path = run_trueup(
@@ -227,9 +227,9 @@ def export(app: AppContext, output: Path | None, as_csv: bool) -> None:
         m365batch export --csv
         m365batch apply before.xlsx --exact      # put the tenant back as it was
     """
-    from batch.export import read_snapshot, write_snapshot
-    from batch.graph import GraphClient
-    from batch.workbook import output_path
+    from batch.graph.client import GraphClient
+    from batch.jobs.export import read_snapshot, write_snapshot
+    from batch.reports.workbook import output_path
 
     with app.tenant() as settings:
         snapshot = read_snapshot(GraphClient(settings))

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from batch.config import Settings
-from batch.engine import EngineSettings
-from batch.graph import GraphClient, RetryPolicy
-from batch.pacing import PacerSettings
+from batch.graph.client import GraphClient, RetryPolicy
+from batch.graph.engine import EngineSettings
+from batch.graph.pacing import PacerSettings
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def live(sim: Any) -> Iterator[Any]:
 
 
 def sim_settings(sim: Any, home: Path, **overrides: Any) -> Settings:
-    """Settings pointing at the simulator, as ``batch.connect`` builds them."""
+    """Settings pointing at the simulator, as ``batch.graph.connect`` builds them."""
     values: dict[str, Any] = dict(
         home=home,
         tenant_id=sim.tenant_id,

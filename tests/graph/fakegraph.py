@@ -19,7 +19,7 @@ import requests
 from requests.adapters import BaseAdapter
 
 from batch.config import Settings
-from batch.graph import GraphClient, RetryPolicy
+from batch.graph.client import GraphClient, RetryPolicy
 
 BASE = "https://graph.test/v1.0"
 MIXED_BATCH = "Batch should be either fully sequential or fully parallel"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from batch.engine import Operation, assign_license
-from batch.graph import GraphClient
+from batch.graph.client import GraphClient
+from batch.graph.engine import Operation, assign_license
 
 
 def free_sku(client: GraphClient, seats: int) -> str:

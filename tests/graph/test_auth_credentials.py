@@ -15,10 +15,10 @@ import msal
 import pytest
 from click.testing import CliRunner
 
-from batch.auth import MsalTokenProvider, credential_problem
 from batch.cli import cli
 from batch.config import Settings
 from batch.errors import AuthError, ConfigError
+from batch.graph.auth import MsalTokenProvider, credential_problem
 from tests.graph.conftest import make_certificate
 
 OLD_MSAL = (

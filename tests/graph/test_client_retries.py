@@ -18,7 +18,7 @@ from requests.adapters import BaseAdapter
 
 from batch.config import Settings
 from batch.errors import GraphStatusError
-from batch.graph import GraphClient, RetryPolicy
+from batch.graph.client import GraphClient, RetryPolicy
 from batch.simulator import SimulatorOptions
 from tests.graph.conftest import sim_client
 

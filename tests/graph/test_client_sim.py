@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import requests
 
-from batch.auth import MsalTokenProvider, certificate_thumbprint
 from batch.errors import AuthError, ConfigError, GraphStatusError, PermissionDenied
-from batch.graph import GraphClient, user_path
+from batch.graph.auth import MsalTokenProvider, certificate_thumbprint
+from batch.graph.client import GraphClient, user_path
 from batch.logs import configure_logging
 from tests.graph.conftest import make_certificate, sim_client, sim_settings
 

@@ -16,7 +16,7 @@ import requests
 
 from batch.config import load_settings
 from batch.errors import AuthError
-from batch.graph import GraphClient
+from batch.graph.client import GraphClient
 from batch.simulator import SimulatorOptions, start_simulator
 
 _PROMPT = re.compile(r"open the page (\S+) and enter the code (\S+) ")

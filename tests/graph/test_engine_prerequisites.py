@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from batch.engine import BatchEngine, EngineSettings, Outcome, assign_license
 from batch.errors import PermissionDenied
-from batch.pacing import PacerSettings
+from batch.graph.engine import BatchEngine, EngineSettings, Outcome, assign_license
+from batch.graph.pacing import PacerSettings
 from tests.graph.fakegraph import MIXED_BATCH, FakeGraph, batch_shape_ok, fake_client
 
 SKU = "05e9a617-0261-4cee-bb44-138d3ef5d965"

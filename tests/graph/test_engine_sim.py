@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from batch.engine import BatchEngine, Operation, Outcome, assign_license
 from batch.errors import GuardStopped, PermissionDenied
-from batch.graph import BatchReply, GraphClient, RetryPolicy, parse_retry_after
+from batch.graph.client import BatchReply, GraphClient, RetryPolicy, parse_retry_after
+from batch.graph.engine import BatchEngine, Operation, Outcome, assign_license
 from tests.graph.conftest import quick_engine, sim_client, sim_settings
 from tests.graph.fakegraph import batch_shape_ok
 from tests.graph.tenant_helpers import add_ops, free_sku, remove_ops, users_without

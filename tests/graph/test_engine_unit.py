@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from batch.engine import BatchEngine, EngineSettings, Outcome, assign_license
 from batch.errors import GuardStopped
-from batch.pacing import PacerSettings
+from batch.graph.engine import BatchEngine, EngineSettings, Outcome, assign_license
+from batch.graph.pacing import PacerSettings
 from tests.graph.fakegraph import FakeGraph, fake_client
 
 SKU = "05e9a617-0261-4cee-bb44-138d3ef5d965"
@@ -146,7 +146,7 @@ def test_retry_after_http_date_and_fractional_are_honoured(tmp_path: Path) -> No
 
 
 def test_retry_after_parsing() -> None:
-    from batch.graph import parse_retry_after
+    from batch.graph.client import parse_retry_after
 
     assert parse_retry_after("2.128") == pytest.approx(2.128)
     assert parse_retry_after("0") == 0.0
@@ -219,7 +219,7 @@ def test_whole_batch_429_waits_and_resends(tmp_path: Path) -> None:
 
 
 def test_no_verify_hook_means_unknown_never_resent(tmp_path: Path) -> None:
-    from batch.engine import Operation
+    from batch.graph.engine import Operation
 
     fake = _tenant(1)
     fake.script = lambda item: "lost"
@@ -236,7 +236,7 @@ def test_no_verify_hook_means_unknown_never_resent(tmp_path: Path) -> None:
 
 
 def test_pacer_learns_the_accepted_rate() -> None:
-    from batch.pacing import Pacer
+    from batch.graph.pacing import Pacer
 
     pacer = Pacer(PacerSettings(initial_rate=50, cooldown=0.0), now=0.0)
     now = 0.0

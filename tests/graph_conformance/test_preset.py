@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from batch.config import load_settings
-from batch.connect import open_tenant
 from batch.errors import ConfigError
+from batch.graph.connect import open_tenant
 from batch.simulator import SimulatorOptions
 
 

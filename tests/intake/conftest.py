@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from batch.catalog import Catalog
+from batch.intake.catalog import Catalog
 from tests.intake.intakekit import FIXTURES, TENANT_PARTS, tenant_skus  # noqa: F401
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from batch.catalog import Catalog, subscribed_skus_from_catalog
+from batch.intake.catalog import Catalog, subscribed_skus_from_catalog
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "intake"
 

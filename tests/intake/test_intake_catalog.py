@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from batch.catalog import COMMON_PART_NUMBERS, Catalog, normalise_guid, product_name
+from batch.intake.catalog import COMMON_PART_NUMBERS, Catalog, normalise_guid, product_name
 from tests.intake.intakekit import tenant_skus
 
 ROOT = Path(__file__).resolve().parents[2]

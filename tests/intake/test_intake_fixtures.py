@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from batch.cli import cli
 from batch.errors import InputError
-from batch.sources import read_sheet
+from batch.intake.sources import read_sheet
 from tests.intake.intakekit import FIXTURES
 
 BODY = [

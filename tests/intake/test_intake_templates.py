@@ -7,10 +7,10 @@ from pathlib import Path
 
 import openpyxl
 
-from batch.catalog import COMMON_PART_NUMBERS, Catalog, subscribed_skus_from_catalog
-from batch.sources import read_sheet
-from batch.template import TEMPLATE_COLUMNS, write_generic_templates
-from batch.validate import validate_sheet
+from batch.intake.catalog import COMMON_PART_NUMBERS, Catalog, subscribed_skus_from_catalog
+from batch.intake.sources import read_sheet
+from batch.intake.template import TEMPLATE_COLUMNS, write_generic_templates
+from batch.intake.validate import validate_sheet
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from batch.catalog import Catalog
-from batch.sources import read_sheet
-from batch.validate import (
+from batch.intake.catalog import Catalog
+from batch.intake.sources import read_sheet
+from batch.intake.validate import (
     Action,
     RowStatus,
     Severity,

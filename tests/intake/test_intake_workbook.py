@@ -11,7 +11,13 @@ import openpyxl
 import pytest
 
 from batch.errors import ReportError
-from batch.workbook import CELL_LIMIT, STATUS_COLOURS, ReportWorkbook, clean_text, output_path
+from batch.reports.workbook import (
+    CELL_LIMIT,
+    STATUS_COLOURS,
+    ReportWorkbook,
+    clean_text,
+    output_path,
+)
 
 HOSTILE = [
     "=1+1",

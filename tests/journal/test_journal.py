@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from batch.errors import JournalError
-from batch.journal import (
+from batch.run.journal import (
     FINISHED,
     Journal,
     file_sha256,
@@ -99,7 +99,7 @@ def test_sigkill_mid_write_leaves_a_consistent_journal(tmp_path: Path) -> None:
         f"""
         import os, signal
         from pathlib import Path
-        from batch.journal import Journal
+        from batch.run.journal import Journal
         j = Journal.create(Path({str(tmp_path)!r}), kind="apply", tenant="t", run_id="r1")
         j.add_ops([(f"op{{i}}", i, {{"i": i}}) for i in range(200)])
         for i in range(200):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import openpyxl
 
-from batch.sources import read_sheet
+from batch.intake.sources import read_sheet
 from tests.migrate.seedkit import SKU_ID, SKUS, big_tenant, plan_id
 from tests.run.runkit import write_csv
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from batch.migrate import MapRule, translate_plans
-from batch.sources import read_sheet
+from batch.intake.sources import read_sheet
+from batch.jobs.migrate.moves import MapRule, translate_plans
 from tests.migrate.seedkit import SKU_ID, SKUS, cases_tenant, plan_id
 from tests.run.runkit import write_csv
 

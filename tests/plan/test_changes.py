@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from batch.changes import Desire, LicenseWant, license_change
-from batch.tenant import HeldLicense, UserState
+from batch.run.changes import Desire, LicenseWant, license_change
+from batch.run.tenant import HeldLicense, UserState
 
 E3, E5, O365 = "sku-e3", "sku-e5", "sku-o365"
 TEAMS, SWAY = "plan-teams", "plan-sway"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from batch.tenant import seats_from_skus, user_state
+from batch.run.tenant import seats_from_skus, user_state
 
 E3 = "05e9a617-0261-4cee-bb44-138d3ef5d965"
 O365_E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
@@ -107,7 +107,7 @@ class _Directory:
 
 
 def test_users_are_looked_up_unless_the_sheet_covers_much_of_the_directory() -> None:
-    from batch.tenant import read_users
+    from batch.run.tenant import read_users
 
     small = _Directory(size=100_000)
     read_users(small, [f"u{i}@x.example" for i in range(50)])

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from batch.cli import cli
-from batch.journal import Journal, list_runs, tenant_lock
+from batch.run.journal import Journal, list_runs, tenant_lock
 from tests.run.runkit import SKU, Tenant, onboarding_rows, upns_of, write_csv
 
 STATUSES = {"Applied", "NoChange", "Planned", "Invalid", "Failed", "Deferred", "Skipped"}
@@ -57,8 +57,8 @@ def test_apply_then_again_changes_nothing(tenant: Tenant, tmp_path: Path) -> Non
 
 
 def test_plan_operations_are_what_apply_sends(tenant: Tenant, tmp_path: Path) -> None:
-    from batch.graph import GraphClient
-    from batch.jobs import RunOptions, apply, prepare
+    from batch.graph.client import GraphClient
+    from batch.jobs.onboarding import RunOptions, apply, prepare
 
     headers, rows = onboarding_rows()
     sheet = write_csv(tmp_path / "hires.csv", headers, rows)

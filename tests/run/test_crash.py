@@ -19,7 +19,7 @@ from typing import Any
 import openpyxl
 import pytest
 
-from batch.journal import Journal, list_runs
+from batch.run.journal import Journal, list_runs
 from batch.simulator import SimulatorOptions, start_simulator
 from tests.run.runkit import Tenant, onboarding_rows, upns_of, write_csv
 

@@ -44,10 +44,10 @@ def test_a_group_name_over_120_characters_fails_its_row(tenant: Tenant, tmp_path
 def test_a_lookup_graph_refuses_fails_its_row(
     tenant: Tenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import batch.graph
+    import batch.graph.client
 
     # let the long name through to Graph, which answers 400 (eq longer than 120 characters)
-    monkeypatch.setattr(batch.graph, "MAX_EQ_LENGTH", 10_000)
+    monkeypatch.setattr(batch.graph.client, "MAX_EQ_LENGTH", 10_000)
     sheet, _ = _sheet(tmp_path)
     result = CliRunner().invoke(
         cli, ["apply", str(sheet), "--yes", "--output", str(tmp_path / "r.xlsx")]
@@ -60,7 +60,7 @@ def test_a_lookup_graph_refuses_fails_its_row(
 
 def test_user_lookups_send_at_most_15_values_per_in(tenant: Tenant, tmp_path: Path) -> None:
     from batch.config import load_settings
-    from batch.graph import GraphClient
+    from batch.graph.client import GraphClient
 
     client = GraphClient(load_settings())
     upns = [u["userPrincipalName"] for u in SAMPLE["users"]][:47]
@@ -71,11 +71,11 @@ def test_user_lookups_send_at_most_15_values_per_in(tenant: Tenant, tmp_path: Pa
 def test_a_user_lookup_graph_refuses_leaves_only_that_user_out(
     tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import batch.graph
+    import batch.graph.client
     from batch.config import load_settings
-    from batch.graph import GraphClient
+    from batch.graph.client import GraphClient
 
-    monkeypatch.setattr(batch.graph, "MAX_EQ_LENGTH", 10_000)  # send it: Graph answers 400
+    monkeypatch.setattr(batch.graph.client, "MAX_EQ_LENGTH", 10_000)  # send it: Graph answers 400
     client = GraphClient(load_settings())
     upns = [u["userPrincipalName"] for u in SAMPLE["users"]][:20]
     found = client.resolve_users([*upns, "y" * 130 + "@contoso.example"])

@@ -1,7 +1,7 @@
 """Fixtures for the true-up tests: one simulated tenant per module, the CLI pointed at it.
 
 Expected figures are computed here from the simulator's own SQLite state with plain SQL,
-never through ``batch.trueup``.
+never through ``batch.jobs.trueup.reckon``.
 """
 
 from __future__ import annotations

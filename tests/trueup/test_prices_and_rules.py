@@ -7,12 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from batch.catalog import Catalog, subscribed_skus_from_catalog
 from batch.errors import InputError
-from batch.prices import parse_price, read_prices
-from batch.tenant import HeldLicense
-from batch.trueup import LicensedUser, Snapshot, compute_trueup, overlap_table, plan_coverage
-from batch.workbook import ReportWorkbook
+from batch.intake.catalog import Catalog, subscribed_skus_from_catalog
+from batch.jobs.trueup.prices import parse_price, read_prices
+from batch.jobs.trueup.reckon import (
+    LicensedUser,
+    Snapshot,
+    compute_trueup,
+    overlap_table,
+    plan_coverage,
+)
+from batch.reports.workbook import ReportWorkbook
+from batch.run.tenant import HeldLicense
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -108,7 +114,7 @@ def test_reclaimable_seats_are_counted_once(catalog: Catalog) -> None:
                         (HeldLicense(sku["SPE_E3"], frozenset(), True),
                          HeldLicense(sku["SPE_E5"], frozenset(), True)))
     snapshot = Snapshot("T", "t", now, [], [], [user], {}, [], True)
-    from batch.prices import Price, PriceList
+    from batch.jobs.trueup.prices import Price, PriceList
 
     prices = PriceList({sku["SPE_E3"]: Price(sku["SPE_E3"], 36.0, "EUR", 2),
                         sku["SPE_E5"]: Price(sku["SPE_E5"], 57.0, "EUR", 3)})

@@ -19,8 +19,8 @@ import pytest
 import requests
 
 from batch.config import Settings
-from batch.graph import GraphClient
-from batch.trueup import read_tenant
+from batch.graph.client import GraphClient
+from batch.jobs.trueup.reckon import read_tenant
 from tests.trueup.conftest import run_cli, sim_env, summary_table, table
 
 

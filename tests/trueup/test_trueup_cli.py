@@ -12,7 +12,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from batch.graph import GraphClient
+from batch.graph.client import GraphClient
 from batch.simulator.graph import ALL_ROLES
 from tests.trueup.conftest import (
     ACTIVE,

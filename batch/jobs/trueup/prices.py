@@ -28,9 +28,9 @@ from pathlib import Path
 
 import python_calamine
 
-from batch.catalog import Catalog
 from batch.errors import InputError
-from batch.sources import normalise_header
+from batch.intake.catalog import Catalog
+from batch.intake.sources import normalise_header
 
 __all__ = ["Price", "PriceList", "parse_price", "read_prices", "read_rows"]
 
@@ -114,7 +114,7 @@ def parse_price(text: str) -> tuple[float, str] | None:
 def read_rows(path: Path | str, *, sheet: str | None = None) -> tuple[str | None, list[list[str]]]:
     """(sheet name, rows of text) of a CSV or of an XLSX sheet (default: the first one).
 
-    ``batch.sources.read_sheet`` insists on a user column, which price lists and true-up
+    ``batch.intake.sources.read_sheet`` insists on a user column, which price lists and true-up
     workbooks do not have, so these small tables are read here: XLSX through calamine
     (formulas never evaluated; sizes checked before opening), CSV as UTF-8 (BOM or not),
     UTF-16 with BOM or Windows-1252, comma, semicolon or tab separated.

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from batch.migrate import MapRule, Migration
-from batch.report import CHANGE_HEADERS, CHANGE_KINDS, add_licenses_sheet, seat_line
-from batch.tenant import SkuSeats
-from batch.workbook import ReportWorkbook
+from batch.jobs.migrate.moves import MapRule, Migration
+from batch.reports.run import CHANGE_HEADERS, CHANGE_KINDS, add_licenses_sheet, seat_line
+from batch.reports.workbook import ReportWorkbook
+from batch.run.tenant import SkuSeats
 
 __all__ = ["write_migration_report"]
 
@@ -280,7 +280,7 @@ def _licenses(before: list[SkuSeats], after: list[SkuSeats] | None) -> list[tupl
 
 
 def _reconcile(rule: MapRule, seats: list[SkuSeats]) -> tuple[object, ...]:
-    from batch.migrate import reconcile_text
+    from batch.jobs.migrate.moves import reconcile_text
 
     seat = next(s for s in seats if s.sku_id == rule.from_id)
     return (

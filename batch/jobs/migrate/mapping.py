@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batch.catalog import Catalog
 from batch.errors import InputError
-from batch.sources import normalise_header
+from batch.intake.catalog import Catalog
+from batch.intake.sources import normalise_header
 
 __all__ = ["MapLine", "MapRule", "read_map", "read_table"]
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from batch.graph import GraphClient
+    from batch.graph.client import GraphClient
 
 #: a verify hook: reads the state back, True when the operation's effect is in place
 Verifier = Callable[["GraphClient"], bool]

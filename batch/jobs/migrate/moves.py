@@ -5,8 +5,8 @@
 
 This is the CSP-migration job. It writes no Graph request itself: each wave is an ordinary
 sheet (one row per user: ``AddLicenses`` ToSku with the translated ``DisabledPlans``,
-``RemoveLicenses`` FromSku) run through the onboarding pipeline (:func:`batch.jobs.prepare`
-and :func:`batch.jobs.apply`, with exact plans), so every wave is journaled, resumable,
+``RemoveLicenses`` FromSku) run through the onboarding pipeline (:func:`batch.jobs.onboarding.prepare`
+and :func:`batch.jobs.onboarding.apply`, with exact plans), so every wave is journaled, resumable,
 read back and verified like any run. A swap is therefore one ``assignLicense`` call with the
 add and the remove together: the user is never without a license.
 
@@ -30,7 +30,7 @@ Per user: FromSku held directly is swapped; held through a group only, the user 
 unless ``change_groups`` is asked: then each licensed group granting a FromSku whose members
 are all in scope is switched after the waves, in two steps (ToSku added, Entra's processing
 waited for, FromSku removed only when no member is in error), and its members get the
-group's outcome (see :mod:`batch.migrate_groups`);
+group's outcome (see :mod:`batch.jobs.migrate.groups`);
 a user already holding ToSku only loses FromSku (ToSku's plans are left as they are, and a
 difference from the translated plans is said); users named in ``--users`` but missing from
 the tenant, or not holding FromSku, get their own status.
@@ -56,14 +56,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from batch.catalog import Catalog
 from batch.config import Settings
-from batch.engine import EngineStats
 from batch.errors import BatchError, ExitCode, InputError
-from batch.export import read_all_users, read_licensed_groups
-from batch.jobs import RunOptions, apply, prepare
-from batch.journal import FINISHED, Journal, file_sha256, new_run_id
-from batch.migrate_map import (
+from batch.graph.engine import EngineStats
+from batch.intake.catalog import Catalog
+from batch.intake.sources import read_sheet
+from batch.jobs.export import read_all_users, read_licensed_groups
+from batch.jobs.migrate.mapping import (
     FAILED,
     INVALID,
     NO_CHANGE,
@@ -73,9 +72,10 @@ from batch.migrate_map import (
     MapRule,
     read_map,
 )
-from batch.report import ChangeLine
-from batch.sources import read_sheet
-from batch.tenant import SkuSeats, UserState, read_seats, seats_from_skus
+from batch.jobs.onboarding import RunOptions, apply, prepare
+from batch.reports.run import ChangeLine
+from batch.run.journal import FINISHED, Journal, file_sha256, new_run_id
+from batch.run.tenant import SkuSeats, UserState, read_seats, seats_from_skus
 
 __all__ = [
     "MAX_WAVE_FAILURE_SHARE",
@@ -332,7 +332,7 @@ def plan_migration(
     """Read the map and the tenant and plan every user's move. Writes nothing.
 
     :param change_groups: plan the licensed groups that grant a FromSku to change too
-        (:mod:`batch.migrate_groups`); otherwise they are only reported.
+        (:mod:`batch.jobs.migrate.groups`); otherwise they are only reported.
     """
     skus = list(client.get_all("/subscribedSkus"))
     catalog = Catalog.load(skus)
@@ -385,7 +385,7 @@ def plan_migration(
         for step in move.steps:
             per_rule[step.rule.row] += 1
     if change_groups:
-        from batch.migrate_groups import plan_group_moves
+        from batch.jobs.migrate.groups import plan_group_moves
 
         plan_group_moves(migration, groups, users, plans, selected if users_path else None)
     for line in lines:
@@ -617,7 +617,7 @@ def run_migration(
                 move.note(f"not started: wave {result.number} failed too often")
             break
     if stop is None and any(g.status == PLANNED for g in migration.groups):
-        from batch.migrate_groups import run_group_moves
+        from batch.jobs.migrate.groups import run_group_moves
 
         try:
             run_group_moves(

@@ -24,9 +24,9 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from batch.changes import license_change
-from batch.plan import Plan, PlanOptions, RowPlan, desire_for
-from batch.tenant import GroupInfo, UserState, read_groups, read_users
+from batch.run.changes import license_change
+from batch.run.plan import Plan, PlanOptions, RowPlan, desire_for
+from batch.run.tenant import GroupInfo, UserState, read_groups, read_users
 
 #: plain words for licenseAssignmentState errors (Microsoft's meanings)
 GROUP_ERRORS = {

@@ -1,6 +1,6 @@
 """Validate, single cells: user principal names, usage locations, dates and cell lists.
 
-Pure functions used by :mod:`batch.validate`; each returns a value or a reason, never
+Pure functions used by :mod:`batch.intake.validate`; each returns a value or a reason, never
 raises for bad input. Results are cached per distinct text, since HR sheets repeat values.
 """
 

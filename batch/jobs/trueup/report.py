@@ -1,4 +1,4 @@
-"""True-up report: the monthly reconciliation workbook, written through ``batch.workbook``.
+"""True-up report: the monthly reconciliation workbook, written through ``batch.reports.workbook``.
 
 Sheets: ``Summary`` (tenant, date, threshold, notes, per-SKU seats and cost with totals per
 currency, a chart of assigned against free seats), ``Users``, ``Reclaim``, ``Errors``,
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from batch.trueup import TrueUp, licenses_text
-from batch.workbook import NUMBER_FORMATS, ReportWorkbook
+from batch.jobs.trueup.reckon import TrueUp, licenses_text
+from batch.reports.workbook import NUMBER_FORMATS, ReportWorkbook
 
 __all__ = ["NO_PRICE", "write_trueup_workbook"]
 
@@ -251,7 +251,7 @@ def _seat_value(figures: Any, header: str) -> int:
 
 def _sign_in_cells(t: TrueUp, user: Any) -> tuple[Any, Any]:
     """Last sign-in and days since: a time, ``never``, ``unknown`` (Graph returned no sign-in
-    data for the user, see :mod:`batch.trueup`) or ``not available`` (no permission)."""
+    data for the user, see :mod:`batch.jobs.trueup.reckon`) or ``not available`` (no permission)."""
     if not t.snapshot.sign_in_available:
         return "not available", None
     if getattr(user, "sign_in_unknown", False):
@@ -361,7 +361,7 @@ def _reclaim(book: ReportWorkbook, t: TrueUp) -> None:
 
 
 def _errors(book: ReportWorkbook, t: TrueUp) -> None:
-    from batch.trueup import ERROR_EXPLANATIONS
+    from batch.jobs.trueup.reckon import ERROR_EXPLANATIONS
 
     headers = [
         "UPN",
@@ -513,9 +513,14 @@ def run_trueup(
     progress: Any = None,
 ) -> tuple[TrueUp, Path]:
     """Read the tenant, compute the true-up and write its workbook; returns both."""
-    from batch.catalog import Catalog
-    from batch.prices import PriceList, read_prices
-    from batch.trueup import compute_trueup, read_previous, read_tenant, trueup_output_path
+    from batch.intake.catalog import Catalog
+    from batch.jobs.trueup.prices import PriceList, read_prices
+    from batch.jobs.trueup.reckon import (
+        compute_trueup,
+        read_previous,
+        read_tenant,
+        trueup_output_path,
+    )
 
     # Files first: a bad price list or workbook fails before any Graph read.
     previous = read_previous(previous_path) if previous_path else None

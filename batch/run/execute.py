@@ -1,7 +1,7 @@
 """Execute: send a plan's operations through the batch engine, journaling each one.
 
-The plan's :class:`~batch.plan.PlannedOp` values become engine
-:class:`~batch.engine.Operation` values with read-back hooks; every operation is marked
+The plan's :class:`~batch.run.plan.PlannedOp` values become engine
+:class:`~batch.graph.engine.Operation` values with read-back hooks; every operation is marked
 ``sent`` in the journal before its request goes out and ``done`` with its result after.
 Waves run in order (seats given back before seats taken). Operations already ``done`` in the
 journal (a resumed run) are not sent again.
@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from batch.engine import (
+from batch.graph.client import GraphClient
+from batch.graph.engine import (
     EngineSettings,
     EngineStats,
     Operation,
@@ -24,9 +25,8 @@ from batch.engine import (
     Result,
     run_operations,
 )
-from batch.graph import GraphClient
-from batch.journal import Journal
-from batch.plan import PlannedOp
+from batch.run.journal import Journal
+from batch.run.plan import PlannedOp
 
 _ALREADY_MEMBER = "already exist"
 _UNFINISHED = {Outcome.NOT_ATTEMPTED, Outcome.STOPPED, Outcome.UNKNOWN}
@@ -55,7 +55,7 @@ def operation_for(op: PlannedOp) -> Operation:
         )
     if op.kind == "groupAssignLicense":
         # a group's licenses change at once (202); its members follow in the background,
-        # which the caller waits for (see batch.migrate_groups)
+        # which the caller waits for (see batch.jobs.migrate.groups)
         return Operation(
             key=op.key,
             method=op.method,

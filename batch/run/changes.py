@@ -1,7 +1,7 @@
 """Per-user change rules: what must change for one user to reach what a row asks.
 
 This is the heart of planning, kept free of I/O: given a user's current licenses
-(:class:`batch.tenant.UserState`) and what the row wants (:class:`Desire`), compute the
+(:class:`batch.run.tenant.UserState`) and what the row wants (:class:`Desire`), compute the
 minimal :class:`LicenseChange`. Rules an experienced admin expects:
 
 - Additive by default: add what is listed, remove what is listed, leave the rest. With
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from batch.tenant import UserState
+from batch.run.tenant import UserState
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """True-up: read what the tenant bought and assigned, and work out waste, cost and change.
 
-Stage 1, :func:`read_tenant` (read-only, through :class:`batch.graph.GraphClient`):
+Stage 1, :func:`read_tenant` (read-only, through :class:`batch.graph.client.GraphClient`):
 
-- ``GET /subscribedSkus``: the seat figures come from :func:`batch.tenant.seats_from_skus`,
+- ``GET /subscribedSkus``: the seat figures come from :func:`batch.run.tenant.seats_from_skus`,
   the very function ``m365batch skus`` uses, so both always show the same numbers;
 - ``GET /groups?$select=id,displayName,assignedLicenses``: the licensed groups (all groups
   are paged, 999 a page, and filtered here: a ``$filter`` on ``assignedLicenses`` would be an
@@ -29,7 +29,7 @@ reclaim (disabled, inactive, never signed in, overlapping SKUs, direct beside gr
 licensing errors explained, cost by department and country, and changes since an earlier
 true-up workbook (:func:`read_previous`).
 
-Money: prices are per seat per month (:mod:`batch.prices`). A SKU's monthly cost is its
+Money: prices are per seat per month (:mod:`batch.jobs.trueup.prices`). A SKU's monthly cost is its
 enabled (billed) seats times its price; the cost of free seats is the unused part of it. A
 user's cost is the sum of the prices of the SKUs they hold, so department and country
 totals add up to the cost of assigned seats. Amounts in different currencies are never
@@ -59,10 +59,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from batch.catalog import Catalog
 from batch.errors import GraphStatusError, InputError, PermissionDenied
-from batch.prices import Price, PriceList, read_rows
-from batch.tenant import HeldLicense, SkuSeats, seats_from_skus, user_state
+from batch.intake.catalog import Catalog
+from batch.jobs.trueup.prices import Price, PriceList, read_rows
+from batch.run.tenant import HeldLicense, SkuSeats, seats_from_skus, user_state
 
 __all__ = [
     "ERROR_EXPLANATIONS",

@@ -11,7 +11,7 @@ Sheets, as the product contract describes them:
 - ``Licenses``: per SKU purchased, warning, suspended, assigned and free, before and after;
 - ``Changes``: every write sent to Graph, with its outcome.
 
-All text goes through :class:`batch.workbook.ReportWorkbook`, so nothing from a sheet or
+All text goes through :class:`batch.reports.workbook.ReportWorkbook`, so nothing from a sheet or
 from Graph can become a formula.
 """
 
@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from batch.plan import Plan, RowPlan
-from batch.tenant import SkuSeats
-from batch.validate import ValidationResult, problems_table
-from batch.workbook import ReportWorkbook
+from batch.intake.validate import ValidationResult, problems_table
+from batch.reports.workbook import ReportWorkbook
+from batch.run.plan import Plan, RowPlan
+from batch.run.tenant import SkuSeats
 
 ROW_COLUMNS = (
     "Row",

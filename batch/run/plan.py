@@ -1,7 +1,7 @@
 """Plan: compute, read-only, exactly which writes a sheet needs, and whether seats suffice.
 
 The plan is a value. ``plan`` renders it as a workbook; ``apply`` executes the very same
-operations (see :mod:`batch.execute`). Every input row gets one :class:`RowPlan` with a
+operations (see :mod:`batch.run.execute`). Every input row gets one :class:`RowPlan` with a
 status:
 
 - ``Planned``: changes are needed and will be sent;
@@ -28,9 +28,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from batch.changes import Desire, LicenseChange, LicenseWant, license_change
-from batch.tenant import GroupInfo, SkuSeats, UserState
-from batch.validate import Action, RowRequest, RowStatus, ValidationResult
+from batch.intake.validate import Action, RowRequest, RowStatus, ValidationResult
+from batch.run.changes import Desire, LicenseChange, LicenseWant, license_change
+from batch.run.tenant import GroupInfo, SkuSeats, UserState
 
 #: the statuses of the report's Rows sheet
 PLANNED, NO_CHANGE, INVALID, FAILED, DEFERRED, SKIPPED = (
@@ -212,7 +212,7 @@ class PlanOptions:
 
 
 def desire_for(request: RowRequest, options: PlanOptions) -> Desire:
-    """What a validated row asks of its user, in the terms of :mod:`batch.changes`."""
+    """What a validated row asks of its user, in the terms of :mod:`batch.run.changes`."""
 
     def plans(add: Any) -> frozenset[str] | None:
         given = frozenset(p.lower() for p in add.disabled_plans)

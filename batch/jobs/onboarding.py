@@ -26,14 +26,18 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from batch.catalog import Catalog
 from batch.config import Settings
 from batch.crashpoints import crashpoint
-from batch.engine import EngineSettings, EngineStats
 from batch.errors import BatchError, ExitCode, GuardStopped, JournalError
-from batch.execute import execute_plan, result_ok
-from batch.graph import GraphClient
-from batch.journal import (
+from batch.graph.client import GraphClient
+from batch.graph.engine import EngineSettings, EngineStats
+from batch.intake.catalog import Catalog
+from batch.intake.sources import read_sheet
+from batch.intake.validate import ValidationResult, validate_sheet
+from batch.reports.run import ChangeLine, RowOutcome, RunFacts, plan_outcomes, write_run_report
+from batch.reports.workbook import output_path
+from batch.run.execute import execute_plan, result_ok
+from batch.run.journal import (
     FINISHED,
     INTERRUPTED,
     Journal,
@@ -42,13 +46,18 @@ from batch.journal import (
     runs_dir,
     tenant_lock,
 )
-from batch.plan import APPLIED, FAILED, NO_CHANGE, PLANNED, Plan, PlannedOp, PlanOptions, build_plan
-from batch.reconcile import DEFAULT_VERIFY_WAIT, reconcile_rows
-from batch.report import ChangeLine, RowOutcome, RunFacts, plan_outcomes, write_run_report
-from batch.sources import read_sheet
-from batch.tenant import SkuSeats, read_groups, read_seats, read_users, seats_from_skus
-from batch.validate import ValidationResult, validate_sheet
-from batch.workbook import output_path
+from batch.run.plan import (
+    APPLIED,
+    FAILED,
+    NO_CHANGE,
+    PLANNED,
+    Plan,
+    PlannedOp,
+    PlanOptions,
+    build_plan,
+)
+from batch.run.reconcile import DEFAULT_VERIFY_WAIT, reconcile_rows
+from batch.run.tenant import SkuSeats, read_groups, read_seats, read_users, seats_from_skus
 
 log = logging.getLogger(__name__)
 
@@ -605,7 +614,7 @@ def write_undo_sheet(home: Path, run_id: str, names: Mapping[str, str]) -> Path:
     joined again. Users the run did not change successfully are not touched. A run whose
     journal lists ``parts`` (a migration's waves, each a run of its own) is undone whole.
     Group license changes (``groupAssignLicense``) are left out: see
-    :func:`batch.migrate_groups.undo_group_changes`.
+    :func:`batch.jobs.migrate.groups.undo_group_changes`.
     """
     # a group's license is undone apart, in two steps
     ops = [op for op in done_ops(home, run_id) if op.payload.get("kind") != GROUP_ASSIGN]

@@ -228,12 +228,12 @@ def read_groups(client: Any, names: Iterable[str]) -> tuple[dict[str, GroupInfo]
     name no group has, or one that several groups share, and it fails the rows that name
     the group, not the run. So are, by Graph's query limits (graph-reference.md section 11):
 
-    - a name longer than :data:`batch.graph.MAX_EQ_LENGTH` (120) characters: ``eq`` on a
+    - a name longer than :data:`batch.graph.client.MAX_EQ_LENGTH` (120) characters: ``eq`` on a
       string takes no longer value (group names may have 256), so it is not sent at all;
     - any lookup Graph refuses with 400 (a query it will not run, a malformed id).
     """
     from batch.errors import GraphStatusError
-    from batch.graph import MAX_EQ_LENGTH, is_guid, odata_string
+    from batch.graph.client import MAX_EQ_LENGTH, is_guid, odata_string
 
     groups: dict[str, GroupInfo] = {}
     problems: dict[str, str] = {}

@@ -8,7 +8,7 @@ licenses and a usage location may be a country name.
 
 The generic templates in ``templates/`` are built from the catalog's common SKUs::
 
-    python -m batch.template templates/
+    python -m batch.intake.template templates/
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pycountry
 
-from batch.catalog import COMMON_PART_NUMBERS, Catalog, Sku, subscribed_skus_from_catalog
 from batch.errors import ReportError
-from batch.workbook import ReportWorkbook
+from batch.intake.catalog import COMMON_PART_NUMBERS, Catalog, Sku, subscribed_skus_from_catalog
+from batch.reports.workbook import ReportWorkbook
 
 __all__ = ["TEMPLATE_COLUMNS", "example_rows", "write_generic_templates", "write_template"]
 

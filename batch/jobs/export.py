@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from batch.errors import ReportError
-from batch.tenant import GROUP_SELECT, SkuSeats, UserState, seats_from_skus, user_state
-from batch.workbook import ReportWorkbook, needs_quote_prefix
+from batch.reports.workbook import ReportWorkbook, needs_quote_prefix
+from batch.run.tenant import GROUP_SELECT, SkuSeats, UserState, seats_from_skus, user_state
 
 __all__ = ["EXPORT_HEADERS", "Snapshot", "read_snapshot", "write_snapshot"]
 

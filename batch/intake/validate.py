@@ -3,7 +3,7 @@
 Validation never stops at the first problem. Each row yields a :class:`RowRequest` (the
 planner's input) with a status, and any number of :class:`Finding` s (the report's
 ``Problems`` sheet). Invalid rows never stop the others; only input that cannot be read at
-all raises, and that happens earlier, in :mod:`batch.sources`.
+all raises, and that happens earlier, in :mod:`batch.intake.sources`.
 
 Statuses: ``Ready`` (the planner takes it), ``Invalid`` (an error finding), ``Deferred``
 (its effective date is after ``as_of``), ``Skipped`` (an exact repeat of an earlier row for
@@ -55,10 +55,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from batch.catalog import Catalog, Sku, normalise_guid
-from batch.sources import FIELD_ALIASES, Sheet, SourceRow, paused_gc
-from batch.values import parse_date, parse_usage_location, split_list, upn_problem
-from batch.workbook import ReportWorkbook
+from batch.intake.catalog import Catalog, Sku, normalise_guid
+from batch.intake.sources import FIELD_ALIASES, Sheet, SourceRow, paused_gc
+from batch.intake.values import parse_date, parse_usage_location, split_list, upn_problem
+from batch.reports.workbook import ReportWorkbook
 
 __all__ = [
     "Action",

@@ -4,7 +4,7 @@ Every request to Microsoft Graph goes through :class:`GraphClient`; the same cod
 real tenant and to the built-in simulated one. It owns:
 
 - one pooled ``requests.Session`` (pool >= the engine's concurrency, connect/read timeouts,
-  ``verify`` set to the configured CA bundle) and a :class:`batch.auth.TokenProvider`;
+  ``verify`` set to the configured CA bundle) and a :class:`batch.graph.auth.TokenProvider`;
 - single requests (:meth:`GraphClient.get`, :meth:`~GraphClient.get_all`, ``post``,
   ``patch``, ``delete``) get the same retry rule as ``$batch`` items (see
   :class:`RetryPolicy`): reads and idempotent requests are retried on 429, 500, 502, 503
@@ -20,7 +20,7 @@ real tenant and to the built-in simulated one. It owns:
 - errors mapped once into :class:`~batch.errors.GraphStatusError` /
   :class:`~batch.errors.PermissionDenied` / :class:`~batch.errors.GraphRequestError`, each
   carrying method, URL, status, Graph error code and request-id;
-- :meth:`GraphClient.send_batch`, one raw ``POST /$batch`` for the engine (``batch.engine``),
+- :meth:`GraphClient.send_batch`, one raw ``POST /$batch`` for the engine (``batch.graph.engine``),
   which does its own per-item retries and pacing;
 - :meth:`GraphClient.resolve_users`: UPNs to user objects through
   ``$filter=userPrincipalName in (...)`` (quotes doubled, percent-encoded so ``#`` is
@@ -48,15 +48,15 @@ from urllib.parse import quote, urlparse
 
 import requests
 
-from batch.auth import (
+from batch.config import Settings
+from batch.errors import GraphRequestError, GraphStatusError, PermissionDenied
+from batch.graph.auth import (
     DeviceCodeTokenProvider,
     MsalTokenProvider,
     TokenProvider,
     as_token_provider,
     new_session,
 )
-from batch.config import Settings
-from batch.errors import GraphRequestError, GraphStatusError, PermissionDenied
 
 log = logging.getLogger(__name__)
 

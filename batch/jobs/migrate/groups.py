@@ -15,7 +15,7 @@ Each step is one ``POST /groups/{id}/assignLicense`` (answered 202; the change i
 asynchronously) sent through the batch engine like every write: journaled in a run of its
 own (kind ``migrate-groups``, listed among the migration's parts), with a read-back of the
 group's ``assignedLicenses``. The group's disabled plans are translated exactly as a direct
-user's (:func:`batch.migrate.translate_plans`). Waiting polls the group's members
+user's (:func:`batch.jobs.migrate.moves.translate_plans`). Waiting polls the group's members
 (``licenseAssignmentStates``) until each shows ToSku from the group as processed, or until
 ``wait_for_groups`` seconds have passed: a group whose members are not all processed by
 then is also left on both SKUs.
@@ -42,15 +42,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batch.config import Settings
-from batch.execute import execute_plan, result_ok
-from batch.export import LicensedGroup
-from batch.jobs import GROUP_ASSIGN, change_lines, done_ops
-from batch.journal import FINISHED, INTERRUPTED, Journal, tenant_lock
-from batch.migrate import GroupLine, Migration, Move, Step, translate_plans
-from batch.migrate_map import FAILED, PLANNED, SKIPPED
-from batch.plan import APPLIED, PlannedOp
-from batch.reconcile import GROUP_ERRORS, licenses_text
-from batch.tenant import UserState, read_seats, user_state
+from batch.jobs.export import LicensedGroup
+from batch.jobs.migrate.mapping import FAILED, PLANNED, SKIPPED
+from batch.jobs.migrate.moves import GroupLine, Migration, Move, Step, translate_plans
+from batch.jobs.onboarding import GROUP_ASSIGN, change_lines, done_ops
+from batch.run.execute import execute_plan, result_ok
+from batch.run.journal import FINISHED, INTERRUPTED, Journal, tenant_lock
+from batch.run.plan import APPLIED, PlannedOp
+from batch.run.reconcile import GROUP_ERRORS, licenses_text
+from batch.run.tenant import UserState, read_seats, user_state
 
 __all__ = ["GroupSwitch", "plan_group_moves", "run_group_moves", "undo_group_changes"]
 

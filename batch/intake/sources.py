@@ -9,7 +9,7 @@ Row numbers are the ones the user sees in Excel: the header is row 1 (in a CSV t
 record with an embedded newline still counts as one row); blank rows are skipped but keep
 their number.
 
-Safety: an XLSX is a zip of XML. Before any parser sees it, ``batch.sources_xlsx``
+Safety: an XLSX is a zip of XML. Before any parser sees it, ``batch.intake.xlsx``
 checks the declared sizes and compression ratios, decompresses every member in bounded
 chunks (so a lying header fails its CRC here rather than in the parser), and refuses any
 part that carries a DTD (the billion-laughs XML bomb needs one; Office never writes one).
@@ -299,7 +299,7 @@ def _read(path: Path, head: bytes, sheet: str | None, limits: Limits) -> Sheet:
             raise InputError(
                 MSG_NOT_WORKBOOK.format(detail=detail), path=path, hint=HINT_NOT_WORKBOOK
             )
-        from batch.sources_xlsx import read_xlsx  # imports this module: loaded on first use
+        from batch.intake.xlsx import read_xlsx  # imports this module: loaded on first use
 
         return read_xlsx(path, sheet, limits)
     if suffix in (".xlsb", ".ods", ".numbers"):

@@ -24,7 +24,7 @@ Rules, per item answer:
 - 429: sent again no earlier than its own ``Retry-After`` (seconds, fractional, or an HTTP
   date; exponential backoff with jitter when absent). The whole request answered 429 or 503
   is retried the same way (nothing in it was carried out). Throttling also feeds the
-  :class:`batch.pacing.Pacer`, which keeps the send rate just under the quota.
+  :class:`batch.graph.pacing.Pacer`, which keeps the send rate just under the quota.
 - 500/502/503/507: sent again after a backoff, at most ``max_error_retries`` times.
 - Outcome unknown (504, a reset or timed-out connection, an item missing from the answer, an
   unreadable answer, a whole request answered 500/502/504): the operation is *never* sent
@@ -68,7 +68,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from batch.errors import BatchError, GraphStatusError, GuardStopped, PermissionDenied
-from batch.graph import (
+from batch.graph.client import (
     MAX_BATCH_ITEMS,
     BatchReply,
     GraphClient,
@@ -77,8 +77,8 @@ from batch.graph import (
     parse_retry_after,
     status_error,
 )
-from batch.operations import Operation, Outcome, ReadBack, Result, Verifier, assign_license
-from batch.pacing import Pacer, PacerSettings
+from batch.graph.operations import Operation, Outcome, ReadBack, Result, Verifier, assign_license
+from batch.graph.pacing import Pacer, PacerSettings
 
 log = logging.getLogger(__name__)
 

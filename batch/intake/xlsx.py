@@ -1,6 +1,6 @@
 """Sources, XLSX side: open a workbook safely and read one sheet as the text Excel shows.
 
-Part of the sources stage (:mod:`batch.sources` is the entry point). Before any parser sees
+Part of the sources stage (:mod:`batch.intake.sources` is the entry point). Before any parser sees
 the file, :func:`_inspect_archive` checks the declared sizes and compression ratios of every
 part, decompresses each in bounded chunks (so a part whose header lies fails its CRC here,
 not in the parser), and refuses any part that declares a DTD (the billion-laughs bomb needs
@@ -25,7 +25,7 @@ import python_calamine
 from defusedxml import ElementTree as SafeET
 
 from batch.errors import InputError
-from batch.sources import (
+from batch.intake.sources import (
     HINT_ENCRYPTED,
     HINT_NOT_WORKBOOK,
     HINT_SPLIT,

@@ -1,0 +1,1 @@
+"""The monthly true-up: seats bought, assigned and used, waste and cost."""

@@ -1,0 +1,1 @@
+"""Reports: the safe workbook writer and the run workbook."""
