@@ -56,7 +56,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from batch.intake.catalog import Catalog, Sku, normalise_guid
-from batch.intake.sources import FIELD_ALIASES, Sheet, SourceRow, paused_gc
+from batch.intake.sheet import FIELD_ALIASES, Sheet, SourceRow
+from batch.intake.sources import paused_gc
 from batch.intake.values import parse_date, parse_usage_location, split_list, upn_problem
 from batch.reports.workbook import ReportWorkbook
 

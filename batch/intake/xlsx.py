@@ -25,7 +25,7 @@ import python_calamine
 from defusedxml import ElementTree as SafeET
 
 from batch.errors import InputError
-from batch.intake.sources import (
+from batch.intake.sheet import (
     HINT_ENCRYPTED,
     HINT_NOT_WORKBOOK,
     HINT_SPLIT,

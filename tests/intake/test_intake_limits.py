@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from batch.cli import cli
 from batch.errors import InputError
-from batch.intake.sources import Limits, read_sheet
+from batch.intake.sheet import Limits
+from batch.intake.sources import read_sheet
 
 CONTENT_TYPES = (
     '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'

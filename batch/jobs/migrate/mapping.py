@@ -20,7 +20,7 @@ from typing import Any
 
 from batch.errors import InputError
 from batch.intake.catalog import Catalog
-from batch.intake.sources import normalise_header
+from batch.intake.sheet import normalise_header
 
 __all__ = ["MapLine", "MapRule", "read_map", "read_table"]
 

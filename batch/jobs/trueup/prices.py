@@ -30,7 +30,7 @@ import python_calamine
 
 from batch.errors import InputError
 from batch.intake.catalog import Catalog
-from batch.intake.sources import normalise_header
+from batch.intake.sheet import normalise_header
 
 __all__ = ["Price", "PriceList", "parse_price", "read_prices", "read_rows"]
 
