@@ -9,7 +9,8 @@ import openpyxl
 import pytest
 
 from batch.intake.sources import read_sheet
-from batch.jobs.migrate.moves import MapRule, translate_plans
+from batch.jobs.migrate.mapping import MapRule
+from batch.jobs.migrate.model import translate_plans
 from tests.migrate.seedkit import SKU_ID, SKUS, cases_tenant, plan_id
 from tests.run.runkit import write_csv
 

@@ -44,7 +44,7 @@ from typing import Any
 from batch.config import Settings
 from batch.jobs.export import LicensedGroup
 from batch.jobs.migrate.mapping import FAILED, PLANNED, SKIPPED
-from batch.jobs.migrate.moves import GroupLine, Migration, Move, Step, translate_plans
+from batch.jobs.migrate.model import GroupLine, Migration, Move, Step, translate_plans
 from batch.jobs.onboarding import GROUP_ASSIGN, change_lines, done_ops
 from batch.run.execute import execute_plan, result_ok
 from batch.run.journal import FINISHED, INTERRUPTED, Journal, tenant_lock

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from batch.jobs.migrate.moves import MapRule, Migration
+from batch.jobs.migrate.mapping import MapRule
+from batch.jobs.migrate.model import Migration, reconcile_text
 from batch.reports.run import CHANGE_HEADERS, CHANGE_KINDS, add_licenses_sheet, seat_line
 from batch.reports.workbook import ReportWorkbook
 from batch.run.tenant import SkuSeats
@@ -280,7 +281,6 @@ def _licenses(before: list[SkuSeats], after: list[SkuSeats] | None) -> list[tupl
 
 
 def _reconcile(rule: MapRule, seats: list[SkuSeats]) -> tuple[object, ...]:
-    from batch.jobs.migrate.moves import reconcile_text
 
     seat = next(s for s in seats if s.sku_id == rule.from_id)
     return (
