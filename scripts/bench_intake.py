@@ -115,7 +115,8 @@ def case_write_rows(path: Path) -> str:
     """Validate the CSV and write the validation workbook (Problems + Rows)."""
     from batch.intake.catalog import Catalog, subscribed_skus_from_catalog
     from batch.intake.sources import read_sheet
-    from batch.intake.validate import validate_sheet, write_validation_workbook
+    from batch.intake.validate import validate_sheet
+    from batch.reports.validation import write_validation_workbook
 
     result = validate_sheet(
         read_sheet(path),

@@ -96,7 +96,8 @@ def validate(
     from batch.graph.client import GraphClient
     from batch.intake.catalog import Catalog
     from batch.intake.sources import read_sheet
-    from batch.intake.validate import summary_lines, validate_sheet, write_validation_workbook
+    from batch.intake.validate import summary_lines, validate_sheet
+    from batch.reports.validation import write_validation_workbook
     from batch.reports.workbook import output_path
 
     _ = app.settings  # configures logging before anything can fail
@@ -131,7 +132,7 @@ def template(app: AppContext, as_csv: bool, output: Path | None) -> None:
     """
     from batch.graph.client import GraphClient
     from batch.intake.catalog import Catalog
-    from batch.intake.template import write_template
+    from batch.reports.template import write_template
     from batch.reports.workbook import output_path
 
     with app.tenant() as settings:

@@ -53,13 +53,11 @@ import difflib
 import enum
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from batch.intake.catalog import Catalog, Sku, normalise_guid
 from batch.intake.sheet import FIELD_ALIASES, Sheet, SourceRow
 from batch.intake.sources import paused_gc
 from batch.intake.values import parse_date, parse_usage_location, split_list, upn_problem
-from batch.reports.workbook import ReportWorkbook
 
 __all__ = [
     "Action",
@@ -71,12 +69,9 @@ __all__ = [
     "ValidationResult",
     "parse_date",
     "parse_usage_location",
-    "problems_table",
-    "rows_table",
     "summary_lines",
     "upn_problem",
     "validate_sheet",
-    "write_validation_workbook",
 ]
 
 
@@ -757,44 +752,6 @@ def _replace_status(
     request: RowRequest, status: RowStatus, *, same_as: int | None = None
 ) -> RowRequest:
     return replace(request, status=status, same_as=same_as)
-
-
-# --------------------------------------------------------------------------- output
-
-PROBLEM_HEADERS = ("Row", "Column", "Value", "Rule", "Message", "Severity")
-ROW_EXTRA_HEADERS = ("Row", "Status", "Detail")
-
-
-def problems_table(result: ValidationResult) -> tuple[tuple[str, ...], list[tuple[object, ...]]]:
-    """The ``Problems`` sheet: one line per finding."""
-    return PROBLEM_HEADERS, [
-        (f.row, f.column, f.value, f.rule, f.message, f.severity.value) for f in result.findings
-    ]
-
-
-def rows_table(result: ValidationResult) -> tuple[tuple[str, ...], list[tuple[object, ...]]]:
-    """The ``Rows`` sheet: the input exactly as given, plus Row, Status and Detail."""
-    taken = {h.casefold() for h in result.sheet.headers}
-    extra = tuple(f"{h} (m365batch)" if h.casefold() in taken else h for h in ROW_EXTRA_HEADERS)
-    headers = tuple(result.sheet.headers) + extra
-    rows = [(*r.values, r.row, r.status.value, result.detail(r.row)) for r in result.rows]
-    return headers, rows
-
-
-def write_validation_workbook(
-    result: ValidationResult, path: Path, *, overwrite: bool = False
-) -> Path:
-    """Write the validation workbook (Problems, Rows) atomically; return its path."""
-    book = ReportWorkbook(path, overwrite=overwrite)
-    try:
-        headers, rows = problems_table(result)
-        book.add_table("Problems", headers, rows, kinds={"Row": "int"}, status_column=None)
-        headers, rows = rows_table(result)
-        book.add_table("Rows", headers, rows, kinds={headers[-3]: "int"}, status_column=headers[-2])
-    except BaseException:
-        book.discard()
-        raise
-    return book.save()
 
 
 def summary_lines(result: ValidationResult) -> list[str]:

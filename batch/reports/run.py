@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from batch.intake.validate import ValidationResult, problems_table
+from batch.intake.validate import ValidationResult
+from batch.reports.validation import problems_table
 from batch.reports.workbook import ReportWorkbook
 from batch.run.plan import Plan, RowPlan
 from batch.run.tenant import SkuSeats

@@ -1,1 +1,1 @@
-"""A run: the tenant's state, the plan, journaled execution, and the read-back that reconciles it."""
+"""A run: the tenant's state, the plan, journaled execution, and the read-back that reconciles."""

@@ -9,8 +9,8 @@ import openpyxl
 
 from batch.intake.catalog import COMMON_PART_NUMBERS, Catalog, subscribed_skus_from_catalog
 from batch.intake.sources import read_sheet
-from batch.intake.template import TEMPLATE_COLUMNS, write_generic_templates
 from batch.intake.validate import validate_sheet
+from batch.reports.template import TEMPLATE_COLUMNS, write_generic_templates
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 

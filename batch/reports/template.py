@@ -8,7 +8,7 @@ licenses and a usage location may be a country name.
 
 The generic templates in ``templates/`` are built from the catalog's common SKUs::
 
-    python -m batch.intake.template templates/
+    python -m batch.reports.template templates/
 """
 
 from __future__ import annotations
