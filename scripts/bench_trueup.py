@@ -42,8 +42,11 @@ sim.stop()
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=100_000)
-    parser.add_argument("--in-process", action="store_true",
-                        help="let the CLI start the simulator itself (same process)")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="let the CLI start the simulator itself (same process)",
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()
 
@@ -55,28 +58,42 @@ def main() -> int:
         state.mkdir(parents=True)
         started = time.monotonic()
         summary = reset_tenant(state, users=args.users)
-        print(f"tenant: {summary['users']:,} users, {summary['licensed_users']:,} licensed, "
-              f"generated in {time.monotonic() - started:.1f} s")
+        print(
+            f"tenant: {summary['users']:,} users, {summary['licensed_users']:,} licensed, "
+            f"generated in {time.monotonic() - started:.1f} s"
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
         env["M365BATCH_HOME"] = str(home)
         server = None
         if not args.in_process:
-            server = subprocess.Popen([sys.executable, "-c", SERVER, str(state)],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            server = subprocess.Popen(
+                [sys.executable, "-c", SERVER, str(state)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             assert server.stdout is not None
             sim = json.loads(server.stdout.readline())
-            env.update({
-                "AZURE_TENANT_ID": sim["tenant_id"], "AZURE_CLIENT_ID": sim["client_id"],
-                "AZURE_CLIENT_SECRET": sim["client_secret"],
-                "AZURE_AUTHORITY_HOST": sim["authority_host"],
-                "M365BATCH_GRAPH_URL": sim["graph_url"], "REQUESTS_CA_BUNDLE": sim["ca_path"],
-            })
+            env.update(
+                {
+                    "AZURE_TENANT_ID": sim["tenant_id"],
+                    "AZURE_CLIENT_ID": sim["client_id"],
+                    "AZURE_CLIENT_SECRET": sim["client_secret"],
+                    "AZURE_AUTHORITY_HOST": sim["authority_host"],
+                    "M365BATCH_GRAPH_URL": sim["graph_url"],
+                    "REQUESTS_CA_BUNDLE": sim["ca_path"],
+                }
+            )
         output = Path(temp) / "true-up.xlsx"
         try:
             started = time.monotonic()
             cli = subprocess.Popen(
                 [sys.executable, "-m", "batch", "true-up", "--output", str(output)],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             try:
                 out, err = cli.communicate(timeout=args.timeout)
             except subprocess.TimeoutExpired:
@@ -96,8 +113,10 @@ def main() -> int:
             return 1
         throttled = re.search(r"(\d+) throttled \(429\)", out)
         print(f"wall time: {elapsed:.1f} s (target <= 180 s)")
-        print(f"peak memory (CLI process{' + simulator' if args.in_process else ''}): "
-              f"{peak_kib / 1024:,.0f} MiB (target < 1,536 MiB)")
+        print(
+            f"peak memory (CLI process{' + simulator' if args.in_process else ''}): "
+            f"{peak_kib / 1024:,.0f} MiB (target < 1,536 MiB)"
+        )
         print(f"429 responses: {throttled.group(1) if throttled else '?'} (target 0)")
         print(f"workbook: {output.stat().st_size / 1e6:.1f} MB")
     return 0

@@ -30,8 +30,20 @@ COMMANDS = _commands(cli)
 def test_every_contract_command_exists() -> None:
     names = {name for name, _ in COMMANDS}
     assert {
-        "template", "validate", "plan", "apply", "resume", "runs", "undo", "export", "migrate",
-        "true-up", "skus", "simulator serve", "simulator reset", "simulator show",
+        "template",
+        "validate",
+        "plan",
+        "apply",
+        "resume",
+        "runs",
+        "undo",
+        "export",
+        "migrate",
+        "true-up",
+        "skus",
+        "simulator serve",
+        "simulator reset",
+        "simulator show",
     } <= names
 
 

@@ -47,8 +47,11 @@ def ensure_tls_material(state_dir: Path) -> TlsMaterial:
         signing_key_path=state_dir / SIGNING_KEY_FILE,
     )
     with FileLock(str(state_dir / "certs.lock")):
-        if not (material.ca_path.is_file() and material.cert_path.is_file()
-                and material.key_path.is_file()):
+        if not (
+            material.ca_path.is_file()
+            and material.cert_path.is_file()
+            and material.key_path.is_file()
+        ):
             _create_ca_and_server_cert(material)
         if not material.signing_key_path.is_file():
             _write_atomic(material.signing_key_path, _private_pem(_new_key()), private=True)
@@ -84,10 +87,12 @@ def _private_pem(key: rsa.RSAPrivateKey) -> bytes:
 def _create_ca_and_server_cert(material: TlsMaterial) -> None:
     now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     ca_key = _new_key()
-    ca_name = x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "m365batch"),
-        x509.NameAttribute(NameOID.COMMON_NAME, "m365batch simulated tenant CA"),
-    ])
+    ca_name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "m365batch"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "m365batch simulated tenant CA"),
+        ]
+    )
     ca_cert = (
         x509.CertificateBuilder()
         .subject_name(ca_name)
@@ -99,9 +104,15 @@ def _create_ca_and_server_cert(material: TlsMaterial) -> None:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -118,10 +129,12 @@ def _create_ca_and_server_cert(material: TlsMaterial) -> None:
         .not_valid_before(now)
         .not_valid_after(now + dt.timedelta(days=825))
         .add_extension(
-            x509.SubjectAlternativeName([
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                x509.DNSName("localhost"),
-            ]),
+            x509.SubjectAlternativeName(
+                [
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.DNSName("localhost"),
+                ]
+            ),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

@@ -74,8 +74,9 @@ def _plan_table(skus: dict[str, sqlite3.Row]) -> dict[str, frozenset[str]]:
     return {sku: frozenset(_parsed_plan_ids(row["service_plans"])) for sku, row in skus.items()}
 
 
-def parse_assign_body(body: Any, skus: dict[str, sqlite3.Row], *, for_group: bool = False
-                      ) -> tuple[list[tuple[str, list[str]]], list[str]]:
+def parse_assign_body(
+    body: Any, skus: dict[str, sqlite3.Row], *, for_group: bool = False
+) -> tuple[list[tuple[str, list[str]]], list[str]]:
     """Validate an assignLicense body; returns ([(skuId, disabledPlans)], [removed skuIds])."""
     if not isinstance(body, dict):
         raise bad_request("Empty Payload. JSON content expected.")
@@ -131,8 +132,9 @@ def _check_sku(sku: str, skus: dict[str, sqlite3.Row], *, for_group: bool) -> No
         raise bad_request(f"License {sku} cannot be assigned to {target}.")
 
 
-def _conflict(licenses: dict[str, set[str]], plans: dict[str, frozenset[str]],
-              new: set[str]) -> tuple[str, str] | None:
+def _conflict(
+    licenses: dict[str, set[str]], plans: dict[str, frozenset[str]], new: set[str]
+) -> tuple[str, str] | None:
     """A mutually exclusive pair enabled in ``licenses`` with one side from a ``new`` SKU."""
     enabled: dict[str, set[str]] = {}
     for sku, disabled in licenses.items():
@@ -141,8 +143,12 @@ def _conflict(licenses: dict[str, set[str]], plans: dict[str, frozenset[str]],
                 enabled.setdefault(plan, set()).add(sku)
     for a, b in MUTUALLY_EXCLUSIVE:
         # A conflict needs a new SKU on one side and two different SKUs (or more) overall.
-        if a in enabled and b in enabled and (enabled[a] | enabled[b]) & new \
-                and (enabled[a] != enabled[b] or len(enabled[a]) > 1):
+        if (
+            a in enabled
+            and b in enabled
+            and (enabled[a] | enabled[b]) & new
+            and (enabled[a] != enabled[b] or len(enabled[a]) > 1)
+        ):
             return a, b
     return None
 
@@ -153,8 +159,9 @@ def _consumed(db: sqlite3.Connection, sku: str) -> int:
     return int(row[0]) if row else 0
 
 
-def assign_user_licenses(db: sqlite3.Connection, user: sqlite3.Row, body: Any,
-                         *, usage_location_lag: float = 0.0) -> None:
+def assign_user_licenses(
+    db: sqlite3.Connection, user: sqlite3.Row, body: Any, *, usage_location_lag: float = 0.0
+) -> None:
     """Apply a user's assignLicense body, or raise the GraphFault Graph would answer."""
     skus = _sku_table(db)
     adds, removes = parse_assign_body(body, skus)
@@ -179,8 +186,11 @@ def assign_user_licenses(db: sqlite3.Connection, user: sqlite3.Row, body: Any,
     held_before = set(effective_licenses(rows))
     result = effective_licenses(after)
     for sku, disabled in adds:
-        others = [r for r in after if r["sku_id"] == sku and r["source"] != ""
-                  and r["state"] in ACTIVE_STATES]
+        others = [
+            r
+            for r in after
+            if r["sku_id"] == sku and r["source"] != "" and r["state"] in ACTIVE_STATES
+        ]
         merged = set(disabled)
         for r in others:
             merged &= set(json.loads(r["disabled_plans"]))
@@ -193,13 +203,12 @@ def assign_user_licenses(db: sqlite3.Connection, user: sqlite3.Row, body: Any,
         )
     for sku, _ in adds:
         if sku not in held_before and _consumed(db, sku) + 1 > skus[sku]["enabled"]:
-            raise bad_request(
-                f"Subscription with SKU {sku} does not have any available licenses."
-            )
+            raise bad_request(f"Subscription with SKU {sku} does not have any available licenses.")
     stamp = now_iso()
     for sku in removes:
-        db.execute("DELETE FROM licenses WHERE user_id=? AND sku_id=? AND source=''",
-                   (user_id, sku))
+        db.execute(
+            "DELETE FROM licenses WHERE user_id=? AND sku_id=? AND source=''", (user_id, sku)
+        )
     for sku, disabled in adds:
         assigned = direct[sku]["assigned"] if sku in direct else stamp
         db.execute(
@@ -210,8 +219,9 @@ def assign_user_licenses(db: sqlite3.Connection, user: sqlite3.Row, body: Any,
     count_applied(db, user_id, "assignLicense")
 
 
-def assign_group_licenses(db: sqlite3.Connection, group: sqlite3.Row, body: Any,
-                          *, due: float) -> None:
+def assign_group_licenses(
+    db: sqlite3.Connection, group: sqlite3.Row, body: Any, *, due: float
+) -> None:
     """Change a group's licenses and queue the group for processing at ``due``."""
     skus = _sku_table(db)
     adds, removes = parse_assign_body(body, skus, for_group=True)
@@ -222,8 +232,10 @@ def assign_group_licenses(db: sqlite3.Connection, group: sqlite3.Row, body: Any,
         del current[sku]
     for sku, disabled in adds:
         current[sku] = {"disabledPlans": disabled, "skuId": sku}
-    db.execute("UPDATE groups SET licenses=?, due=? WHERE id=?",
-               (json.dumps(list(current.values())), due, group["id"]))
+    db.execute(
+        "UPDATE groups SET licenses=?, due=? WHERE id=?",
+        (json.dumps(list(current.values())), due, group["id"]),
+    )
     count_applied(db, group["id"], "groupAssignLicense")
 
 
@@ -238,33 +250,44 @@ def mark_group_due(db: sqlite3.Connection, group_id: str, due: float) -> None:
 
 def process_due_groups(db: sqlite3.Connection, now: float) -> int:
     """Process every group whose change is due; returns how many were processed."""
-    due = [r[0] for r in db.execute(
-        "SELECT id FROM groups WHERE due IS NOT NULL AND due <= ? ORDER BY due", (now,))]
+    due = [
+        r[0]
+        for r in db.execute(
+            "SELECT id FROM groups WHERE due IS NOT NULL AND due <= ? ORDER BY due", (now,)
+        )
+    ]
     for group_id in due:
         process_group(db, group_id, operation="groupLicensing")
     return len(due)
 
 
-def process_group(db: sqlite3.Connection, group_id: str, *, operation: str,
-                  only_user: str | None = None) -> None:
+def process_group(
+    db: sqlite3.Connection, group_id: str, *, operation: str, only_user: str | None = None
+) -> None:
     """Bring the group's members' inherited license rows in line with the group."""
     group = db.execute("SELECT * FROM groups WHERE id=?", (group_id,)).fetchone()
     if group is None:
         return
     licenses = {lic["skuId"]: lic.get("disabledPlans", []) for lic in json.loads(group["licenses"])}
-    members = [r[0] for r in db.execute(
-        "SELECT m.user_id FROM members m JOIN users u ON u.id = m.user_id "
-        "WHERE m.group_id=? ORDER BY u.seq", (group_id,))]
+    members = [
+        r[0]
+        for r in db.execute(
+            "SELECT m.user_id FROM members m JOIN users u ON u.id = m.user_id "
+            "WHERE m.group_id=? ORDER BY u.seq",
+            (group_id,),
+        )
+    ]
     member_set = set(members)
     touched: set[str] = set()
     # Removals first, so seats they free are available to the additions below.
-    for row in list(db.execute("SELECT user_id, sku_id FROM licenses WHERE source=?",
-                               (group_id,))):
+    for row in list(db.execute("SELECT user_id, sku_id FROM licenses WHERE source=?", (group_id,))):
         if only_user and row["user_id"] != only_user:
             continue
         if row["user_id"] not in member_set or row["sku_id"] not in licenses:
-            db.execute("DELETE FROM licenses WHERE user_id=? AND sku_id=? AND source=?",
-                       (row["user_id"], row["sku_id"], group_id))
+            db.execute(
+                "DELETE FROM licenses WHERE user_id=? AND sku_id=? AND source=?",
+                (row["user_id"], row["sku_id"], group_id),
+            )
             touched.add(row["user_id"])
     skus = _sku_table(db)
     plans = _plan_table(skus)
@@ -281,12 +304,16 @@ def process_group(db: sqlite3.Connection, group_id: str, *, operation: str,
             already = bool(mine) and mine[0]["state"] in ACTIVE_STATES
             # Processing a group touches new members and changed licenses only: a member
             # already in error stays so until reprocessLicenseAssignment, as in Entra.
-            if mine and only_user is None and \
-                    json.loads(mine[0]["disabled_plans"]) == sorted(disabled):
+            if (
+                mine
+                and only_user is None
+                and json.loads(mine[0]["disabled_plans"]) == sorted(disabled)
+            ):
                 continue
             others = [r for r in rows if not (r["sku_id"] == sku and r["source"] == group_id)]
             holds = already or any(
-                r["sku_id"] == sku and r["state"] in ACTIVE_STATES for r in others)
+                r["sku_id"] == sku and r["state"] in ACTIVE_STATES for r in others
+            )
             state, error = "Active", "None"
             current = effective_licenses(others)
             current[sku] = current[sku] & set(disabled) if sku in current else set(disabled)
@@ -299,8 +326,16 @@ def process_group(db: sqlite3.Connection, group_id: str, *, operation: str,
             assigned = mine[0]["assigned"] if mine else stamp
             db.execute(
                 "INSERT OR REPLACE INTO licenses VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
-                (user_id, sku, group_id, json.dumps(sorted(disabled)), state, error,
-                 assigned, stamp),
+                (
+                    user_id,
+                    sku,
+                    group_id,
+                    json.dumps(sorted(disabled)),
+                    state,
+                    error,
+                    assigned,
+                    stamp,
+                ),
             )
             touched.add(user_id)
     if only_user is None:
@@ -311,9 +346,14 @@ def process_group(db: sqlite3.Connection, group_id: str, *, operation: str,
 
 def reprocess_user(db: sqlite3.Connection, user_id: str) -> None:
     """Re-evaluate every group license the user inherits (reprocessLicenseAssignment)."""
-    groups = [r[0] for r in db.execute(
-        "SELECT g.id FROM groups g JOIN members m ON m.group_id = g.id "
-        "WHERE m.user_id=? AND g.licenses != '[]'", (user_id,))]
+    groups = [
+        r[0]
+        for r in db.execute(
+            "SELECT g.id FROM groups g JOIN members m ON m.group_id = g.id "
+            "WHERE m.user_id=? AND g.licenses != '[]'",
+            (user_id,),
+        )
+    ]
     for group_id in groups:
         process_group(db, group_id, operation="reprocess", only_user=user_id)
     count_applied(db, user_id, "reprocessLicenseAssignment")

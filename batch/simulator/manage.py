@@ -13,8 +13,9 @@ from batch.simulator.seed import generate_tenant
 from batch.simulator.server import load_sample, open_store
 
 
-def reset_tenant(state_dir: Path, *, users: int | None = None, seed: int = 0,
-                 seed_path: Path | None = None) -> dict[str, Any]:
+def reset_tenant(
+    state_dir: Path, *, users: int | None = None, seed: int = 0, seed_path: Path | None = None
+) -> dict[str, Any]:
     """Replace the tenant with the sample, or a generated one of ``users`` users."""
     store = open_store(state_dir, seed_path)
     try:

@@ -19,8 +19,9 @@ INSUFFICIENT = "Insufficient privileges to complete the operation."
 class GraphFault(Exception):
     """Raised by a handler to answer with a Graph error."""
 
-    def __init__(self, status: int, code: str, message: str, *,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -57,8 +58,9 @@ def graph_date() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def error_body(code: str, message: str, request_id: str, client_request_id: str,
-               *, status: int | None = None) -> dict[str, Any]:
+def error_body(
+    code: str, message: str, request_id: str, client_request_id: str, *, status: int | None = None
+) -> dict[str, Any]:
     """A Graph error body; 429s use the throttling docs' innerError shape."""
     if status == 429:
         inner: dict[str, Any] = {
@@ -81,7 +83,6 @@ def fault_reply(fault: GraphFault, request_id: str, client_request_id: str) -> R
     """The reply for a raised :class:`GraphFault`."""
     return Reply(
         fault.status,
-        error_body(fault.code, fault.message, request_id, client_request_id,
-                   status=fault.status),
+        error_body(fault.code, fault.message, request_id, client_request_id, status=fault.status),
         dict(fault.headers),
     )

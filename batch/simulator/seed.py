@@ -28,19 +28,96 @@ TENANT_NAME = "Contoso (simulated)"
 DEFAULT_USERS = 300
 
 FIRST_NAMES = (
-    "Adele", "Alex", "Allan", "Ben", "Carmen", "Chloé", "Daniel", "Diego", "Emma", "Eszter",
-    "Fatima", "François", "Grace", "Hannah", "Henrik", "Ingrid", "Isabel", "Jan", "José",
-    "Julia", "Kenji", "Lars", "Léa", "Lukas", "Łukasz", "Maria", "Mateo", "Mei", "Miriam",
-    "Nadia", "Noah", "Olga", "Oscar", "Pierre", "Priya", "Rafael", "Renée", "Sakura",
-    "Sofia", "Søren", "Thomas", "Uma", "Victor", "Wei", "Yusuf", "Zoë", "Ángel", "Björn",
-    "Dörte", "Siobhán",
+    "Adele",
+    "Alex",
+    "Allan",
+    "Ben",
+    "Carmen",
+    "Chloé",
+    "Daniel",
+    "Diego",
+    "Emma",
+    "Eszter",
+    "Fatima",
+    "François",
+    "Grace",
+    "Hannah",
+    "Henrik",
+    "Ingrid",
+    "Isabel",
+    "Jan",
+    "José",
+    "Julia",
+    "Kenji",
+    "Lars",
+    "Léa",
+    "Lukas",
+    "Łukasz",
+    "Maria",
+    "Mateo",
+    "Mei",
+    "Miriam",
+    "Nadia",
+    "Noah",
+    "Olga",
+    "Oscar",
+    "Pierre",
+    "Priya",
+    "Rafael",
+    "Renée",
+    "Sakura",
+    "Sofia",
+    "Søren",
+    "Thomas",
+    "Uma",
+    "Victor",
+    "Wei",
+    "Yusuf",
+    "Zoë",
+    "Ángel",
+    "Björn",
+    "Dörte",
+    "Siobhán",
 )
 LAST_NAMES = (
-    "Andersson", "Bauer", "Brown", "Carvalho", "Chen", "Dubois", "Eriksen", "Fernández",
-    "García", "Hansen", "Ivanova", "Jansen", "Kowalski", "Lefèvre", "Müller", "Nakamura",
-    "Novák", "Núñez", "O'Brien", "Patel", "Quinn", "Rossi", "Schmidt", "Smith", "Sørensen",
-    "Tanaka", "Urbańska", "Van Dijk", "Wagner", "Williams", "Xu", "Yilmaz", "Zieliński",
-    "Ångström", "Żółć", "D'Angelo", "Björk", "Ó Súilleabháin",
+    "Andersson",
+    "Bauer",
+    "Brown",
+    "Carvalho",
+    "Chen",
+    "Dubois",
+    "Eriksen",
+    "Fernández",
+    "García",
+    "Hansen",
+    "Ivanova",
+    "Jansen",
+    "Kowalski",
+    "Lefèvre",
+    "Müller",
+    "Nakamura",
+    "Novák",
+    "Núñez",
+    "O'Brien",
+    "Patel",
+    "Quinn",
+    "Rossi",
+    "Schmidt",
+    "Smith",
+    "Sørensen",
+    "Tanaka",
+    "Urbańska",
+    "Van Dijk",
+    "Wagner",
+    "Williams",
+    "Xu",
+    "Yilmaz",
+    "Zieliński",
+    "Ångström",
+    "Żółć",
+    "D'Angelo",
+    "Björk",
+    "Ó Súilleabháin",
 )
 DEPARTMENTS = (
     ("Sales", ("Account Executive", "Sales Manager", "Sales Representative")),
@@ -53,9 +130,18 @@ DEPARTMENTS = (
     ("Legal", ("Counsel", "Paralegal")),
     ("IT", ("IT Administrator", "Service Desk Analyst", "Security Engineer")),
 )
-COUNTRIES = (("US", "United States", 40), ("GB", "United Kingdom", 12), ("DE", "Germany", 12),
-             ("FR", "France", 8), ("ES", "Spain", 6), ("PL", "Poland", 6), ("SE", "Sweden", 4),
-             ("NL", "Netherlands", 4), ("JP", "Japan", 4), ("CA", "Canada", 4))
+COUNTRIES = (
+    ("US", "United States", 40),
+    ("GB", "United Kingdom", 12),
+    ("DE", "Germany", 12),
+    ("FR", "France", 8),
+    ("ES", "Spain", 6),
+    ("PL", "Poland", 6),
+    ("SE", "Sweden", 4),
+    ("NL", "Netherlands", 4),
+    ("JP", "Japan", 4),
+    ("CA", "Canada", 4),
+)
 
 # (part number, free seats (None = generous), appliesTo, capabilityStatus, warning, suspended)
 SKU_PLAN = (
@@ -75,11 +161,18 @@ SKU_PLAN = (
     ("MCOPSTNC", 1, "Company", "Enabled", 0, 0),
 )
 # Base license by share of ordinary users (the rest are unlicensed).
-BASE_MIX = (("SPE_E3", 0.30), ("ENTERPRISEPACK", 0.12), ("SPE_E5", 0.08), ("SPB", 0.15),
-            ("O365_BUSINESS_PREMIUM", 0.07), ("O365_BUSINESS_ESSENTIALS", 0.10),
-            ("EXCHANGESTANDARD", 0.05))
-_FOLD = str.maketrans({"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "ß": "ss", "æ": "ae",
-                       "Æ": "AE", "đ": "d", "Đ": "D"})
+BASE_MIX = (
+    ("SPE_E3", 0.30),
+    ("ENTERPRISEPACK", 0.12),
+    ("SPE_E5", 0.08),
+    ("SPB", 0.15),
+    ("O365_BUSINESS_PREMIUM", 0.07),
+    ("O365_BUSINESS_ESSENTIALS", 0.10),
+    ("EXCHANGESTANDARD", 0.05),
+)
+_FOLD = str.maketrans(
+    {"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "ß": "ss", "æ": "ae", "Æ": "AE", "đ": "d", "Đ": "D"}
+)
 
 
 def _ascii(text: str) -> str:
@@ -99,9 +192,11 @@ def _days_ago(rng: random.Random, created_days: int) -> dict[str, float] | None:
         last = rng.uniform(95, min(400, max(96, created_days)))  # inactive
     else:
         last = rng.uniform(0.01, 30)
-    return {"lastSignInDaysAgo": round(last, 3),
-            "lastNonInteractiveDaysAgo": round(max(0.0, last - rng.uniform(0, 2)), 3),
-            "lastSuccessfulDaysAgo": round(last, 3)}
+    return {
+        "lastSignInDaysAgo": round(last, 3),
+        "lastNonInteractiveDaysAgo": round(max(0.0, last - rng.uniform(0, 2)), 3),
+        "lastSuccessfulDaysAgo": round(last, 3),
+    }
 
 
 def generate_tenant(users: int = DEFAULT_USERS, seed: int = 0) -> dict[str, Any]:
@@ -111,8 +206,14 @@ def generate_tenant(users: int = DEFAULT_USERS, seed: int = 0) -> dict[str, Any]
     people: list[dict[str, Any]] = []
     used: set[str] = set()
 
-    def add_user(given: str, surname: str, *, upn_local: str | None = None,
-                 upn: str | None = None, **extra: Any) -> dict[str, Any]:
+    def add_user(
+        given: str,
+        surname: str,
+        *,
+        upn_local: str | None = None,
+        upn: str | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
         local = upn_local or f"{_ascii(given)}.{_ascii(surname)}".replace(" ", "")
         base, n = local, 2
         while f"{local}@{DOMAIN}".lower() in used:
@@ -137,7 +238,7 @@ def generate_tenant(users: int = DEFAULT_USERS, seed: int = 0) -> dict[str, Any]
             "employeeId": f"E{len(people) + 10001:06d}",
             "userType": "Member",
             "createdDateTime": f"{2021 + created_days % 5}-{1 + created_days % 12:02d}-"
-                               f"{1 + created_days % 28:02d}T09:{created_days % 60:02d}:00Z",
+            f"{1 + created_days % 28:02d}T09:{created_days % 60:02d}:00Z",
             "signIn": _days_ago(rng, created_days),
             "licenses": [],
         }
@@ -154,20 +255,50 @@ def generate_tenant(users: int = DEFAULT_USERS, seed: int = 0) -> dict[str, Any]
         add_user("José", "Núñez", licenses=[lic("SPE_E3")]),
         add_user("Łukasz", "Żółć", licenses=[lic("SPB")]),
         add_user("Siobhán", "O'Brien", upn_local="o'brien", licenses=[lic("ENTERPRISEPACK")]),
-        add_user("Jordan", "Plus", upn_local="jordan+sales",
-                 licenses=[lic("O365_BUSINESS_ESSENTIALS")]),
-        add_user("Backup", "Service", upn_local="$svc-backup", userType="Member",
-                 jobTitle="Service account", licenses=[]),
-        add_user("Adele", "Vance (Fabrikam)", upn=f"adele.vance_fabrikam.example#EXT#@{DOMAIN}",
-                 userType="Guest", usageLocation=None, licenses=[]),
-        add_user("Boardroom", "Room", upn_local="room-boardroom", jobTitle="Meeting room",
-                 licenses=[lic("Microsoft_Teams_Rooms_Pro")], signIn=None),
-        add_user("Huddle", "Room", upn_local="room-huddle", jobTitle="Meeting room",
-                 licenses=[lic("Microsoft_Teams_Rooms_Pro")]),
-        add_user("Nadia", "NoLocation", upn_local="nadia.nolocation", usageLocation=None,
-                 licenses=[]),
-        add_user("Victor", "Leaver", upn_local="victor.leaver", accountEnabled=False,
-                 licenses=[lic("SPE_E3"), lic("POWER_BI_PRO")]),
+        add_user(
+            "Jordan", "Plus", upn_local="jordan+sales", licenses=[lic("O365_BUSINESS_ESSENTIALS")]
+        ),
+        add_user(
+            "Backup",
+            "Service",
+            upn_local="$svc-backup",
+            userType="Member",
+            jobTitle="Service account",
+            licenses=[],
+        ),
+        add_user(
+            "Adele",
+            "Vance (Fabrikam)",
+            upn=f"adele.vance_fabrikam.example#EXT#@{DOMAIN}",
+            userType="Guest",
+            usageLocation=None,
+            licenses=[],
+        ),
+        add_user(
+            "Boardroom",
+            "Room",
+            upn_local="room-boardroom",
+            jobTitle="Meeting room",
+            licenses=[lic("Microsoft_Teams_Rooms_Pro")],
+            signIn=None,
+        ),
+        add_user(
+            "Huddle",
+            "Room",
+            upn_local="room-huddle",
+            jobTitle="Meeting room",
+            licenses=[lic("Microsoft_Teams_Rooms_Pro")],
+        ),
+        add_user(
+            "Nadia", "NoLocation", upn_local="nadia.nolocation", usageLocation=None, licenses=[]
+        ),
+        add_user(
+            "Victor",
+            "Leaver",
+            upn_local="victor.leaver",
+            accountEnabled=False,
+            licenses=[lic("SPE_E3"), lic("POWER_BI_PRO")],
+        ),
     ]
     # Ordinary staff.
     for _ in range(max(0, users - len(specials))):
@@ -214,35 +345,63 @@ def _groups(rng: random.Random, people: list[dict[str, Any]]) -> list[dict[str, 
     staff = [p for p in people if p["userType"] == "Member" and "Room" not in p["surname"]]
     e3_group = [p["id"] for p in staff if not p["licenses"] and p["usageLocation"]][::3]
     # A few hold E3 both directly and through the group: they use one seat.
-    e3_group += [p["id"] for p in staff
-                 if any(lic["skuId"] == SKUS["SPE_E3"][0] for lic in p["licenses"])][:4]
+    e3_group += [
+        p["id"] for p in staff if any(lic["skuId"] == SKUS["SPE_E3"][0] for lic in p["licenses"])
+    ][:4]
     # Users without a usage location inherit the tenant's through the group.
     e3_group += [p["id"] for p in staff if not p["usageLocation"]][:2]
     ems = [p["id"] for p in staff if p["department"] in ("IT", "Engineering")]
-    bi = [p["id"] for p in staff
-          if p["department"] in ("Finance", "Sales")][: max(5, len(staff) // 9)]
+    bi = [p["id"] for p in staff if p["department"] in ("Finance", "Sales")][
+        : max(5, len(staff) // 9)
+    ]
     everyone = [p["id"] for p in people if p["userType"] == "Member"]
 
-    def group(name: str, nickname: str, members: list[str], licenses: list[str],
-              description: str) -> dict[str, Any]:
+    def group(
+        name: str, nickname: str, members: list[str], licenses: list[str], description: str
+    ) -> dict[str, Any]:
         return {
-            "id": _uid(rng), "displayName": name, "description": description,
-            "mailNickname": nickname, "securityEnabled": True, "mailEnabled": False,
-            "groupTypes": [], "createdDateTime": "2022-06-01T08:00:00Z",
+            "id": _uid(rng),
+            "displayName": name,
+            "description": description,
+            "mailNickname": nickname,
+            "securityEnabled": True,
+            "mailEnabled": False,
+            "groupTypes": [],
+            "createdDateTime": "2022-06-01T08:00:00Z",
             "assignedLicenses": [{"skuId": SKUS[s][0], "disabledPlans": []} for s in licenses],
             "members": list(dict.fromkeys(members)),
         }
 
     return [
-        group("Licensing - Microsoft 365 E3", "lic-m365-e3", e3_group, ["SPE_E3"],
-              "Group-based licensing: Microsoft 365 E3"),
-        group("Licensing - EMS E3", "lic-ems-e3", ems, ["EMS"],
-              "Group-based licensing: Enterprise Mobility + Security E3"),
-        group("Licensing - Power BI Pro", "lic-powerbi-pro", bi, ["POWER_BI_PRO"],
-              "Group-based licensing: Power BI Pro (over-subscribed)"),
+        group(
+            "Licensing - Microsoft 365 E3",
+            "lic-m365-e3",
+            e3_group,
+            ["SPE_E3"],
+            "Group-based licensing: Microsoft 365 E3",
+        ),
+        group(
+            "Licensing - EMS E3",
+            "lic-ems-e3",
+            ems,
+            ["EMS"],
+            "Group-based licensing: Enterprise Mobility + Security E3",
+        ),
+        group(
+            "Licensing - Power BI Pro",
+            "lic-powerbi-pro",
+            bi,
+            ["POWER_BI_PRO"],
+            "Group-based licensing: Power BI Pro (over-subscribed)",
+        ),
         group("All Staff", "all-staff", everyone, [], "Every member account"),
-        group("Sales Team", "sales-team",
-              [p["id"] for p in staff if p["department"] == "Sales"], [], "Sales department"),
+        group(
+            "Sales Team",
+            "sales-team",
+            [p["id"] for p in staff if p["department"] == "Sales"],
+            [],
+            "Sales department",
+        ),
     ]
 
 
@@ -267,18 +426,28 @@ def _skus(people: list[dict[str, Any]], groups: list[dict[str, Any]]) -> list[di
             enabled = max(100, used * 2)
         else:
             enabled = used + free
-        result.append({
-            "skuId": sku_id,
-            "skuPartNumber": part,
-            "displayName": name,
-            "appliesTo": applies_to,
-            "capabilityStatus": status,
-            "prepaidUnits": {"enabled": enabled, "warning": warning, "suspended": suspended,
-                             "lockedOut": 0},
-            "servicePlans": [
-                {"servicePlanId": pid, "servicePlanName": pname,
-                 "provisioningStatus": "Success", "appliesTo": applies_to}
-                for pname, pid in plans
-            ],
-        })
+        result.append(
+            {
+                "skuId": sku_id,
+                "skuPartNumber": part,
+                "displayName": name,
+                "appliesTo": applies_to,
+                "capabilityStatus": status,
+                "prepaidUnits": {
+                    "enabled": enabled,
+                    "warning": warning,
+                    "suspended": suspended,
+                    "lockedOut": 0,
+                },
+                "servicePlans": [
+                    {
+                        "servicePlanId": pid,
+                        "servicePlanName": pname,
+                        "provisioningStatus": "Success",
+                        "appliesTo": applies_to,
+                    }
+                    for pname, pid in plans
+                ],
+            }
+        )
     return result

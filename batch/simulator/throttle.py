@@ -44,8 +44,9 @@ def request_cost(method: str, segments: list[str], params: dict[str, str]) -> in
     lower = [segment.lower() for segment in segments]
     if lower == ["users"]:
         base = 2
-    elif lower[:1] == ["subscribedskus"] or (len(lower) == 3 and lower[0] == "groups"
-                                             and lower[2] == "members"):
+    elif lower[:1] == ["subscribedskus"] or (
+        len(lower) == 3 and lower[0] == "groups" and lower[2] == "members"
+    ):
         base = 3
     elif len(lower) == 3 and lower[0] == "users" and lower[2] == "licensedetails":
         base = 2
@@ -129,24 +130,39 @@ class Throttle:
             ru.trim(now, ru_window)
             writes.trim(now, write_window)
             self._tenant_writes.trim(now, tenant_window)
-            checks = [(ru.wait_for(now, ru_window, ru_limit, cost),
-                       f"Tenant_Application/ReadWrite/{app_id}/{self.tenant_id}",
-                       "ResourceUnitLimitExceeded")]
+            checks = [
+                (
+                    ru.wait_for(now, ru_window, ru_limit, cost),
+                    f"Tenant_Application/ReadWrite/{app_id}/{self.tenant_id}",
+                    "ResourceUnitLimitExceeded",
+                )
+            ]
             if is_write:
-                checks.append((writes.wait_for(now, write_window, opts.write_quota, 1),
-                               f"Tenant_Application/Write/{app_id}/{self.tenant_id}",
-                               "WriteLimitExceeded"))
-                checks.append((self._tenant_writes.wait_for(
-                    now, tenant_window, opts.tenant_write_quota, 1),
-                    f"Tenant/Write/{app_id}/{self.tenant_id}", "WriteLimitExceeded"))
+                checks.append(
+                    (
+                        writes.wait_for(now, write_window, opts.write_quota, 1),
+                        f"Tenant_Application/Write/{app_id}/{self.tenant_id}",
+                        "WriteLimitExceeded",
+                    )
+                )
+                checks.append(
+                    (
+                        self._tenant_writes.wait_for(
+                            now, tenant_window, opts.tenant_write_quota, 1
+                        ),
+                        f"Tenant/Write/{app_id}/{self.tenant_id}",
+                        "WriteLimitExceeded",
+                    )
+                )
             wait, scope, info = max(checks, key=lambda c: c[0])
             percentage = max(
                 (ru.total + cost) / ru_limit,
                 ((writes.total + 1) / opts.write_quota) if is_write else 0.0,
             )
             if wait > 0:
-                return Verdict(False, round(wait, 3), scope, info, cost,
-                               min(1.8, max(1.0, percentage)))
+                return Verdict(
+                    False, round(wait, 3), scope, info, cost, min(1.8, max(1.0, percentage))
+                )
             ru.add(now, cost)
             if is_write:
                 writes.add(now, 1)

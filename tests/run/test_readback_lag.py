@@ -18,9 +18,7 @@ from tests.run.test_apply import rows_sheet
 def summary(path: Path) -> dict[str, object]:
     book = openpyxl.load_workbook(path, read_only=True)
     try:
-        return {
-            str(r[0]): r[1] for r in book["Summary"].iter_rows(values_only=True) if r and r[0]
-        }
+        return {str(r[0]): r[1] for r in book["Summary"].iter_rows(values_only=True) if r and r[0]}
     finally:
         book.close()
 

@@ -18,14 +18,17 @@ POWER_BI_PRO = "f8a1db68-be16-40ed-86d5-cb42ce701560"
 COMMUNICATIONS_CREDITS = "47794cd0-f0e5-45c5-9033-2eb6b5fc84e0"
 
 
-
-def acquire_token(sim: RunningSimulator, client_id: str | None = None,
-                  credential: Any = None) -> dict[str, Any]:
+def acquire_token(
+    sim: RunningSimulator, client_id: str | None = None, credential: Any = None
+) -> dict[str, Any]:
     """A token from the simulator through real msal."""
     app = msal.ConfidentialClientApplication(
-        client_id or sim.client_id, client_credential=credential or sim.client_secret,
-        authority=f"{sim.authority_host}/{sim.tenant_id}", verify=str(sim.ca_path),
-        instance_discovery=False, token_cache=msal.TokenCache(),
+        client_id or sim.client_id,
+        client_credential=credential or sim.client_secret,
+        authority=f"{sim.authority_host}/{sim.tenant_id}",
+        verify=str(sim.ca_path),
+        instance_discovery=False,
+        token_cache=msal.TokenCache(),
     )
     return app.acquire_token_for_client(GRAPH_SCOPE)
 
@@ -53,11 +56,15 @@ class Graph:
     def post(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("POST", path, **kwargs)
 
-    def assign(self, user: str, add: list[Any] | None = None, remove: list[str] | None = None
-               ) -> requests.Response:
-        body = {"addLicenses": [a if isinstance(a, dict) else {"skuId": a, "disabledPlans": []}
-                                for a in (add or [])],
-                "removeLicenses": remove or []}
+    def assign(
+        self, user: str, add: list[Any] | None = None, remove: list[str] | None = None
+    ) -> requests.Response:
+        body = {
+            "addLicenses": [
+                a if isinstance(a, dict) else {"skuId": a, "disabledPlans": []} for a in (add or [])
+            ],
+            "removeLicenses": remove or [],
+        }
         return self.post(f"/users/{user}/assignLicense", json=body)
 
     def batch(self, items: list[dict[str, Any]]) -> requests.Response:

@@ -22,12 +22,19 @@ def _certificate() -> tuple[str, str, str]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "m365batch test app")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=1))
-            .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
     thumb = hashlib.sha1(cert.public_bytes(serialization.Encoding.DER)).hexdigest()  # noqa: S324
     return key_pem, cert_pem, thumb
@@ -47,8 +54,11 @@ def test_msal_acquires_a_token_with_a_certificate(sim: RunningSimulator, form: s
     key_pem, cert_pem, thumb = _certificate()
     client_id, secret = sim.add_app(["User.Read.All"], certificate_pem=cert_pem.encode())
     assert secret is None
-    credential = ({"private_key": key_pem, "thumbprint": thumb} if form == "sha1-thumbprint"
-                  else {"private_key": key_pem, "public_certificate": cert_pem})
+    credential = (
+        {"private_key": key_pem, "thumbprint": thumb}
+        if form == "sha1-thumbprint"
+        else {"private_key": key_pem, "public_certificate": cert_pem}
+    )
     result = acquire_token(sim, client_id, credential)
     assert "access_token" in result, result
     graph = Graph(sim, result["access_token"])
@@ -78,8 +88,9 @@ def test_certificate_signed_by_another_key_fails_signature(sim: RunningSimulator
     client_id, _ = sim.add_app(["User.Read.All"], certificate_pem=cert_pem.encode())
     result = acquire_token(sim, client_id, {"private_key": other_key, "thumbprint": thumb})
     assert result["error"] == "invalid_client"
-    assert "AADSTS700027: Client assertion failed signature validation." in \
-        result["error_description"]
+    assert (
+        "AADSTS700027: Client assertion failed signature validation." in result["error_description"]
+    )
 
 
 def test_unknown_app_and_unknown_tenant(sim: RunningSimulator) -> None:
@@ -88,24 +99,42 @@ def test_unknown_app_and_unknown_tenant(sim: RunningSimulator) -> None:
     assert result["error_description"].startswith("AADSTS700016:")
     with pytest.raises(ValueError, match="Unable to get authority configuration"):
         msal.ConfidentialClientApplication(
-            sim.client_id, client_credential=sim.client_secret,
+            sim.client_id,
+            client_credential=sim.client_secret,
             authority=f"{sim.authority_host}/22222222-2222-2222-2222-222222222222",
-            verify=str(sim.ca_path), instance_discovery=False)
+            verify=str(sim.ca_path),
+            instance_discovery=False,
+        )
 
 
 def test_bad_scope_and_grant_are_refused(sim: RunningSimulator) -> None:
     token_url = f"{sim.authority_host}/{sim.tenant_id}/oauth2/v2.0/token"
     base = {"client_id": sim.client_id, "client_secret": sim.client_secret}
-    bad_scope = requests.post(token_url, verify=str(sim.ca_path), timeout=10, data={
-        **base, "grant_type": "client_credentials", "scope": "User.Read"})
+    bad_scope = requests.post(
+        token_url,
+        verify=str(sim.ca_path),
+        timeout=10,
+        data={**base, "grant_type": "client_credentials", "scope": "User.Read"},
+    )
     assert bad_scope.status_code == 400
     assert bad_scope.json()["error"] == "invalid_scope"
-    bad_grant = requests.post(token_url, verify=str(sim.ca_path), timeout=10, data={
-        **base, "grant_type": "password", "scope": "https://graph.microsoft.com/.default"})
+    bad_grant = requests.post(
+        token_url,
+        verify=str(sim.ca_path),
+        timeout=10,
+        data={**base, "grant_type": "password", "scope": "https://graph.microsoft.com/.default"},
+    )
     assert bad_grant.json()["error"] == "unsupported_grant_type"
-    no_credential = requests.post(token_url, verify=str(sim.ca_path), timeout=10, data={
-        "client_id": sim.client_id, "grant_type": "client_credentials",
-        "scope": "https://graph.microsoft.com/.default"})
+    no_credential = requests.post(
+        token_url,
+        verify=str(sim.ca_path),
+        timeout=10,
+        data={
+            "client_id": sim.client_id,
+            "grant_type": "client_credentials",
+            "scope": "https://graph.microsoft.com/.default",
+        },
+    )
     assert no_credential.status_code == 401
     assert no_credential.json()["error_description"].startswith("AADSTS7000218:")
 
@@ -113,8 +142,9 @@ def test_bad_scope_and_grant_are_refused(sim: RunningSimulator) -> None:
 @pytest.mark.parametrize("header", [None, "Bearer ", "Bearer abc.def.ghi", "Basic dXNlcjpwYXNz"])
 def test_missing_or_bad_tokens_get_401(sim: RunningSimulator, header: str | None) -> None:
     headers = {"Authorization": header} if header is not None else {}
-    response = requests.get(f"{sim.graph_url}/users", headers=headers,
-                            verify=str(sim.ca_path), timeout=10)
+    response = requests.get(
+        f"{sim.graph_url}/users", headers=headers, verify=str(sim.ca_path), timeout=10
+    )
     assert response.status_code == 401
     assert error_of(response)["code"] == "InvalidAuthenticationToken"
 
@@ -144,14 +174,21 @@ def test_roles_are_enforced_per_endpoint(sim: RunningSimulator) -> None:
     denied = reader.assign(reader.get("/users?$top=1").json()["value"][0]["id"], [FLOW_FREE])
     assert denied.status_code == 403
     error = error_of(denied)
-    assert error == {**error, "code": "Authorization_RequestDenied",
-                     "message": "Insufficient privileges to complete the operation."}
+    assert error == {
+        **error,
+        "code": "Authorization_RequestDenied",
+        "message": "Insufficient privileges to complete the operation.",
+    }
     assert reader.get("/subscribedSkus").status_code == 403
     # signInActivity needs AuditLog.Read.All on top of the user read permission.
     assert reader.get("/users?$select=id,signInActivity").status_code == 403
     # In a batch, each item is checked on its own.
-    batch = reader.batch([{"id": "1", "method": "GET", "url": "/users?$top=1"},
-                          {"id": "2", "method": "GET", "url": "/subscribedSkus"}])
+    batch = reader.batch(
+        [
+            {"id": "1", "method": "GET", "url": "/users?$top=1"},
+            {"id": "2", "method": "GET", "url": "/subscribedSkus"},
+        ]
+    )
     statuses = {r["id"]: r["status"] for r in batch.json()["responses"]}
     assert statuses == {"1": 200, "2": 403}
 
@@ -167,6 +204,10 @@ def test_default_app_is_stable_per_state(state_dir, tmp_path) -> None:
     with start_simulator(state_dir, SimulatorOptions()) as first:
         ids = (first.client_id, first.client_secret, first.tenant_id, first.ca_path.read_bytes())
     with start_simulator(state_dir) as second:
-        assert (second.client_id, second.client_secret, second.tenant_id,
-                second.ca_path.read_bytes()) == ids
+        assert (
+            second.client_id,
+            second.client_secret,
+            second.tenant_id,
+            second.ca_path.read_bytes(),
+        ) == ids
         assert "access_token" in acquire_token(second)

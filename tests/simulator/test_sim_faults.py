@@ -10,8 +10,9 @@ from batch.simulator import RunningSimulator, SimulatorOptions, start_simulator
 
 
 def _statuses(graph: Graph, n: int) -> list[int]:
-    response = graph.batch([{"id": str(i), "method": "GET", "url": "/organization"}
-                            for i in range(20)])
+    response = graph.batch(
+        [{"id": str(i), "method": "GET", "url": "/organization"} for i in range(20)]
+    )
     return [r["status"] for r in sorted(response.json()["responses"], key=lambda r: int(r["id"]))]
 
 
@@ -78,10 +79,17 @@ def test_connection_reset(sim: RunningSimulator, graph: Graph, when: str, applie
 def test_whole_batch_faults(sim: RunningSimulator, graph: Graph, status: int) -> None:
     setattr(sim.options, f"fault_batch_{status}", 1.0)
     user = sim.store.user("o'brien@contoso.example")["id"]
-    response = graph.batch([{"id": "1", "method": "POST", "url": f"/users/{user}/assignLicense",
-                             "headers": {"Content-Type": "application/json"},
-                             "body": {"addLicenses": [{"skuId": FLOW_FREE}],
-                                      "removeLicenses": []}}])
+    response = graph.batch(
+        [
+            {
+                "id": "1",
+                "method": "POST",
+                "url": f"/users/{user}/assignLicense",
+                "headers": {"Content-Type": "application/json"},
+                "body": {"addLicenses": [{"skuId": FLOW_FREE}], "removeLicenses": []},
+            }
+        ]
+    )
     assert response.status_code == status
     assert ("Retry-After" in response.headers) is (status != 504)
     assert FLOW_FREE not in sim.store.user_licenses(user)
@@ -90,6 +98,7 @@ def test_whole_batch_faults(sim: RunningSimulator, graph: Graph, status: int) ->
 def test_latency_options_do_not_break_answers(sim: RunningSimulator, graph: Graph) -> None:
     sim.options.latency_ms = 20
     sim.options.item_latency_ms = 5
-    response = graph.batch([{"id": str(i), "method": "GET", "url": "/organization"}
-                            for i in range(3)])
+    response = graph.batch(
+        [{"id": str(i), "method": "GET", "url": "/organization"} for i in range(3)]
+    )
     assert [r["status"] for r in response.json()["responses"]] == [200, 200, 200]

@@ -33,8 +33,10 @@ def _free(graph: Graph, sku_id: str) -> int:
 def _unlicensed(sim: RunningSimulator, n: int = 1) -> list[dict]:
     found = []
     db = sim.store.connection()
-    for (uid,) in db.execute("SELECT id FROM users WHERE usage_location IS NOT NULL "
-                             "AND user_type = 'Member' ORDER BY seq"):
+    for (uid,) in db.execute(
+        "SELECT id FROM users WHERE usage_location IS NOT NULL "
+        "AND user_type = 'Member' ORDER BY seq"
+    ):
         user = sim.store.user(uid)
         if not user["licenseAssignmentStates"]:
             found.append(user)
@@ -43,19 +45,24 @@ def _unlicensed(sim: RunningSimulator, n: int = 1) -> list[dict]:
     raise LookupError
 
 
-@pytest.mark.parametrize("body, missing", [
-    ({"addLicenses": []}, "removeLicenses"),
-    ({"removeLicenses": []}, "addLicenses"),
-    ({}, "addLicenses, removeLicenses"),
-])
-def test_both_keys_are_required(graph: Graph, sim: RunningSimulator, body: dict,
-                                missing: str) -> None:
+@pytest.mark.parametrize(
+    "body, missing",
+    [
+        ({"addLicenses": []}, "removeLicenses"),
+        ({"removeLicenses": []}, "addLicenses"),
+        ({}, "addLicenses, removeLicenses"),
+    ],
+)
+def test_both_keys_are_required(
+    graph: Graph, sim: RunningSimulator, body: dict, missing: str
+) -> None:
     user = _unlicensed(sim)[0]
     response = graph.post(f"/users/{user['id']}/assignLicense", json=body)
     assert response.status_code == 400
     assert error_of(response)["message"] == (
         "One or more parameters of the operation 'assignLicense' are missing from the request "
-        f"payload. The missing parameters are: {missing}.")
+        f"payload. The missing parameters are: {missing}."
+    )
 
 
 def test_assignment_errors(graph: Graph, sim: RunningSimulator) -> None:
@@ -63,10 +70,16 @@ def test_assignment_errors(graph: Graph, sim: RunningSimulator) -> None:
     unknown = "0118a350-71fc-4ec3-8f0c-6a1cb8867561"
     cases = [
         ([unknown], [], f"License {unknown} does not correspond to a valid company License."),
-        ([COMMUNICATIONS_CREDITS], [], f"License {COMMUNICATIONS_CREDITS} cannot be assigned "
-                                       "to a user."),
-        ([{"skuId": FLOW_FREE, "disabledPlans": [EXCHANGE_PLAN2]}], [],
-         f"The service plan {EXCHANGE_PLAN2} is not part of license {FLOW_FREE}."),
+        (
+            [COMMUNICATIONS_CREDITS],
+            [],
+            f"License {COMMUNICATIONS_CREDITS} cannot be assigned to a user.",
+        ),
+        (
+            [{"skuId": FLOW_FREE, "disabledPlans": [EXCHANGE_PLAN2]}],
+            [],
+            f"The service plan {EXCHANGE_PLAN2} is not part of license {FLOW_FREE}.",
+        ),
         ([], [FLOW_FREE], "User does not have a corresponding license."),
         ([FLOW_FREE], [FLOW_FREE], "cannot be added and removed in the same request"),
     ]
@@ -84,8 +97,10 @@ def test_usage_location_is_required(graph: Graph, sim: RunningSimulator) -> None
     user = sim.store.user("nadia.nolocation@contoso.example")
     response = graph.assign(user["id"], [FLOW_FREE])
     assert response.status_code == 400
-    assert error_of(response)["message"] == \
-        "License assignment cannot be done for user with invalid usage location."
+    assert (
+        error_of(response)["message"]
+        == "License assignment cannot be done for user with invalid usage location."
+    )
 
 
 def test_usage_location_replication_lag(graph: Graph, sim: RunningSimulator) -> None:
@@ -122,14 +137,16 @@ def test_suspended_sku_has_no_seats(graph: Graph, sim: RunningSimulator) -> None
 
 def test_readding_a_held_sku_replaces_disabled_plans(graph: Graph, sim: RunningSimulator) -> None:
     user = sim.store.user("siobhan.o'brien@contoso.example") or sim.store.user(
-        "o'brien@contoso.example")
+        "o'brien@contoso.example"
+    )
     e3 = SKUS["ENTERPRISEPACK"]
     sway = next(pid for name, pid in e3[2] if name == "SWAY")
     before = _sku(graph, e3[0])["consumedUnits"]
     response = graph.assign(user["id"], [{"skuId": e3[0], "disabledPlans": [sway]}])
     assert response.status_code == 200
     assert sim.store.user(user["id"])["assignedLicenses"] == [
-        {"disabledPlans": [sway], "skuId": e3[0]}]
+        {"disabledPlans": [sway], "skuId": e3[0]}
+    ]
     assert _sku(graph, e3[0])["consumedUnits"] == before
     graph.assign(user["id"], [e3[0]])
     assert sim.store.user(user["id"])["assignedLicenses"][0]["disabledPlans"] == []
@@ -155,21 +172,36 @@ def test_mutually_exclusive_plans_and_a_gapless_swap(graph: Graph, sim: RunningS
     assert sim.store.applied_writes()[(user["id"], "assignLicense")] == 3
 
 
-def test_group_inherited_license_cannot_be_removed_directly(graph: Graph,
-                                                            sim: RunningSimulator) -> None:
-    user = user_with(sim, lambda u: any(s["assignedByGroup"] and s["skuId"] == SPE_E3
-                                        for s in u["licenseAssignmentStates"])
-                     and not any(s["assignedByGroup"] is None and s["skuId"] == SPE_E3
-                                 for s in u["licenseAssignmentStates"]))
+def test_group_inherited_license_cannot_be_removed_directly(
+    graph: Graph, sim: RunningSimulator
+) -> None:
+    user = user_with(
+        sim,
+        lambda u: (
+            any(s["assignedByGroup"] and s["skuId"] == SPE_E3 for s in u["licenseAssignmentStates"])
+            and not any(
+                s["assignedByGroup"] is None and s["skuId"] == SPE_E3
+                for s in u["licenseAssignmentStates"]
+            )
+        ),
+    )
     response = graph.assign(user["id"], [], [SPE_E3])
     assert response.status_code == 400
     assert "inherited from a group" in error_of(response)["message"]
 
 
 def test_direct_plus_group_uses_one_seat(graph: Graph, sim: RunningSimulator) -> None:
-    both = user_with(sim, lambda u: sorted(s["assignedByGroup"] is None for s in
-                                           u["licenseAssignmentStates"]
-                                           if s["skuId"] == SPE_E3) == [False, True])
+    both = user_with(
+        sim,
+        lambda u: (
+            sorted(
+                s["assignedByGroup"] is None
+                for s in u["licenseAssignmentStates"]
+                if s["skuId"] == SPE_E3
+            )
+            == [False, True]
+        ),
+    )
     before = _sku(graph, SPE_E3)["consumedUnits"]
     assert graph.assign(both["id"], [], [SPE_E3]).status_code == 200
     assert SPE_E3 in sim.store.user_licenses(both["id"])  # still inherited
@@ -210,8 +242,10 @@ def test_group_licensing_is_asynchronous(graph: Graph, sim: RunningSimulator) ->
     assert state["assignedByGroup"] == group["id"] and state["state"] == "Active"
     removed = graph.request("DELETE", f"/groups/{group['id']}/members/{user['id']}/$ref")
     assert removed.status_code == 204
-    assert graph.request("DELETE",
-                         f"/groups/{group['id']}/members/{user['id']}/$ref").status_code == 404
+    assert (
+        graph.request("DELETE", f"/groups/{group['id']}/members/{user['id']}/$ref").status_code
+        == 404
+    )
     _wait_processed(graph, sim, group["id"])
     assert sim.store.user_licenses(user["id"]) == set()
 
@@ -225,9 +259,11 @@ def test_count_violation_and_reprocess(graph: Graph, sim: RunningSimulator) -> N
     assert (state["state"], state["error"]) == ("Error", "CountViolation")
     assert _free(graph, POWER_BI_PRO) == 0
     # Free a seat (take an active member out of the group), then reprocess the stuck user.
-    active = next(m for m in [g for g in sim.store.groups() if g["id"] == group["id"]][0][
-        "members"] if m not in {e["id"] for e in errors}
-        and POWER_BI_PRO in sim.store.user_licenses(m))
+    active = next(
+        m
+        for m in [g for g in sim.store.groups() if g["id"] == group["id"]][0]["members"]
+        if m not in {e["id"] for e in errors} and POWER_BI_PRO in sim.store.user_licenses(m)
+    )
     graph.request("DELETE", f"/groups/{group['id']}/members/{active}/$ref")
     _wait_processed(graph, sim, group["id"])
     assert POWER_BI_PRO not in sim.store.user_licenses(stuck["id"])  # stays in error
@@ -237,12 +273,12 @@ def test_count_violation_and_reprocess(graph: Graph, sim: RunningSimulator) -> N
     assert len(remaining) == 1
 
 
-def test_group_assign_license_is_accepted_then_applied(graph: Graph,
-                                                      sim: RunningSimulator) -> None:
+def test_group_assign_license_is_accepted_then_applied(graph: Graph, sim: RunningSimulator) -> None:
     group = _group(graph, "Sales Team")
-    response = graph.post(f"/groups/{group['id']}/assignLicense",
-                          json={"addLicenses": [{"skuId": FLOW_FREE, "disabledPlans": []}],
-                                "removeLicenses": []})
+    response = graph.post(
+        f"/groups/{group['id']}/assignLicense",
+        json={"addLicenses": [{"skuId": FLOW_FREE, "disabledPlans": []}], "removeLicenses": []},
+    )
     assert response.status_code == 202
     assert response.json()["assignedLicenses"][0]["skuId"] == FLOW_FREE
     _wait_processed(graph, sim, group["id"])

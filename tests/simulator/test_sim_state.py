@@ -68,8 +68,9 @@ def test_sigkill_leaves_a_consistent_state(state_dir: Path) -> None:
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     db.close()
     with start_simulator(state_dir) as sim:
-        writes = sum(n for (_, op), n in sim.store.applied_writes().items()
-                     if op == "assignLicense")
+        writes = sum(
+            n for (_, op), n in sim.store.applied_writes().items() if op == "assignLicense"
+        )
         assert writes > 0
         # Every user's last recorded history entry matches what they hold now.
         for (uid,) in sim.store.connection().execute("SELECT DISTINCT user_id FROM history"):
@@ -86,9 +87,12 @@ def test_sample_file_matches_the_generator() -> None:
 def test_sample_has_the_awkward_cases() -> None:
     tenant = json.loads((REPO / "samples" / "tenant.json").read_text(encoding="utf-8"))
     upns = {u["userPrincipalName"] for u in tenant["users"]}
-    assert {"o'brien@contoso.example", "jordan+sales@contoso.example",
-            "$svc-backup@contoso.example",
-            "adele.vance_fabrikam.example#EXT#@contoso.example"} <= upns
+    assert {
+        "o'brien@contoso.example",
+        "jordan+sales@contoso.example",
+        "$svc-backup@contoso.example",
+        "adele.vance_fabrikam.example#EXT#@contoso.example",
+    } <= upns
     names = {u["displayName"] for u in tenant["users"]}
     assert {"Zoë Ångström", "José Núñez", "Łukasz Żółć"} <= names
     assert any(u["usageLocation"] is None for u in tenant["users"])

@@ -12,17 +12,20 @@ from batch.simulator import RunningSimulator, SimulatorOptions
 from batch.simulator.throttle import Throttle, request_cost, tenant_size_quota
 
 
-@pytest.mark.parametrize("method, segments, params, cost", [
-    ("GET", ["users"], {}, 2),
-    ("GET", ["users"], {"$select": "id"}, 1),
-    ("GET", ["users"], {"$select": "id", "$top": "5"}, 1),
-    ("GET", ["users"], {"$expand": "manager"}, 3),
-    ("GET", ["subscribedSkus"], {}, 3),
-    ("GET", ["groups", "g", "members"], {}, 3),
-    ("GET", ["users", "u", "licenseDetails"], {}, 2),
-    ("GET", ["organization"], {}, 1),
-    ("POST", ["users", "u", "assignLicense"], {}, 1),
-])
+@pytest.mark.parametrize(
+    "method, segments, params, cost",
+    [
+        ("GET", ["users"], {}, 2),
+        ("GET", ["users"], {"$select": "id"}, 1),
+        ("GET", ["users"], {"$select": "id", "$top": "5"}, 1),
+        ("GET", ["users"], {"$expand": "manager"}, 3),
+        ("GET", ["subscribedSkus"], {}, 3),
+        ("GET", ["groups", "g", "members"], {}, 3),
+        ("GET", ["users", "u", "licenseDetails"], {}, 2),
+        ("GET", ["organization"], {}, 1),
+        ("POST", ["users", "u", "assignLicense"], {}, 1),
+    ],
+)
 def test_request_costs(method: str, segments: list[str], params: dict, cost: int) -> None:
     assert request_cost(method, segments, params) == cost
 

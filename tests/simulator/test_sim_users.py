@@ -35,14 +35,17 @@ def test_default_page_is_100_with_default_properties(graph: Graph) -> None:
     assert "assignedLicenses" not in body["value"][0]  # only on $select
 
 
-@pytest.mark.parametrize("query, message", [
-    ("$top=1000", "Must be between 1 and 999"),
-    ("$top=0", "Must be between 1 and 999"),
-    ("$select=id,signInActivity&$top=501", "Must be between 1 and 500"),
-    ("$select=id,nosuchproperty", "Could not find a property named 'nosuchproperty'"),
-    ("$filter=userPrincipalName eq", "Invalid filter clause"),
-    ("$skiptoken=forged", "Invalid skip token"),
-])
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("$top=1000", "Must be between 1 and 999"),
+        ("$top=0", "Must be between 1 and 999"),
+        ("$select=id,signInActivity&$top=501", "Must be between 1 and 500"),
+        ("$select=id,nosuchproperty", "Could not find a property named 'nosuchproperty'"),
+        ("$filter=userPrincipalName eq", "Invalid filter clause"),
+        ("$skiptoken=forged", "Invalid skip token"),
+    ],
+)
 def test_bad_queries_get_400(graph: Graph, query: str, message: str) -> None:
     response = graph.get(f"/users?{query}")
     assert response.status_code == 400
@@ -55,37 +58,60 @@ def test_sign_in_activity(graph: Graph, sim: RunningSimulator) -> None:
     never = [u for u in body["value"] if "signInActivity" not in u]
     assert with_activity and never  # never-signed-in users carry no signInActivity
     assert set(with_activity[0]["signInActivity"]) == {
-        "lastSignInDateTime", "lastNonInteractiveSignInDateTime", "lastSuccessfulSignInDateTime"}
+        "lastSignInDateTime",
+        "lastNonInteractiveSignInDateTime",
+        "lastSuccessfulSignInDateTime",
+    }
     room = graph.get("/users/room-boardroom@contoso.example?$select=signInActivity").json()
     assert "signInActivity" not in room
 
 
-def _upns(graph: Graph, filter_text: str, headers: dict[str, str] | None = None,
-          extra: str = "") -> set[str]:
-    response = graph.get("/users", params={"$filter": filter_text, "$select": "userPrincipalName",
-                                           "$top": "999", **({"$count": "true"} if extra else {})},
-                         headers=headers or {})
+def _upns(
+    graph: Graph, filter_text: str, headers: dict[str, str] | None = None, extra: str = ""
+) -> set[str]:
+    response = graph.get(
+        "/users",
+        params={
+            "$filter": filter_text,
+            "$select": "userPrincipalName",
+            "$top": "999",
+            **({"$count": "true"} if extra else {}),
+        },
+        headers=headers or {},
+    )
     assert response.status_code == 200, response.text
     return {u["userPrincipalName"] for u in response.json()["value"]}
 
 
 def test_filters_the_tool_needs(graph: Graph, sim: RunningSimulator) -> None:
-    assert _upns(graph, "userPrincipalName eq 'o''brien@contoso.example'") == \
-        {"o'brien@contoso.example"}
-    assert _upns(graph, "userPrincipalName eq 'O''BRIEN@CONTOSO.EXAMPLE'") == \
-        {"o'brien@contoso.example"}  # case-insensitive, as Entra
-    assert _upns(graph, "userPrincipalName eq 'jordan+sales@contoso.example'") == \
-        {"jordan+sales@contoso.example"}  # requests encodes + as %2B
-    assert _upns(graph, "userPrincipalName in ('o''brien@contoso.example', "
-                        "'$svc-backup@contoso.example', 'nobody@contoso.example')") == \
-        {"o'brien@contoso.example", "$svc-backup@contoso.example"}
-    ids = [sim.store.user("o'brien@contoso.example")["id"],
-           sim.store.user("jordan+sales@contoso.example")["id"]]
-    assert _upns(graph, f"id in ('{ids[0]}','{ids[1]}')") == \
-        {"o'brien@contoso.example", "jordan+sales@contoso.example"}
+    assert _upns(graph, "userPrincipalName eq 'o''brien@contoso.example'") == {
+        "o'brien@contoso.example"
+    }
+    assert _upns(graph, "userPrincipalName eq 'O''BRIEN@CONTOSO.EXAMPLE'") == {
+        "o'brien@contoso.example"
+    }  # case-insensitive, as Entra
+    assert _upns(graph, "userPrincipalName eq 'jordan+sales@contoso.example'") == {
+        "jordan+sales@contoso.example"
+    }  # requests encodes + as %2B
+    assert _upns(
+        graph,
+        "userPrincipalName in ('o''brien@contoso.example', "
+        "'$svc-backup@contoso.example', 'nobody@contoso.example')",
+    ) == {"o'brien@contoso.example", "$svc-backup@contoso.example"}
+    ids = [
+        sim.store.user("o'brien@contoso.example")["id"],
+        sim.store.user("jordan+sales@contoso.example")["id"],
+    ]
+    assert _upns(graph, f"id in ('{ids[0]}','{ids[1]}')") == {
+        "o'brien@contoso.example",
+        "jordan+sales@contoso.example",
+    }
     holders = _upns(graph, f"assignedLicenses/any(x:x/skuId eq {SPE_E3})")
-    expected = {u["userPrincipalName"] for u in _all_users(sim)
-                if any(a["skuId"] == SPE_E3 for a in u["assignedLicenses"])}
+    expected = {
+        u["userPrincipalName"]
+        for u in _all_users(sim)
+        if any(a["skuId"] == SPE_E3 for a in u["assignedLicenses"])
+    }
     assert holders == expected and len(holders) > 50
     disabled = _upns(graph, "accountEnabled eq false")
     assert "victor.leaver@contoso.example" in disabled
@@ -104,8 +130,11 @@ def test_advanced_queries_need_eventual_and_count(graph: Graph, sim: RunningSimu
     assert error_of(plain) | {} and error_of(plain)["code"] == "Request_UnsupportedQuery"
     no_count = graph.get("/users", params=query, headers={"ConsistencyLevel": "eventual"})
     assert no_count.status_code == 400
-    ok = graph.get("/users", params={**query, "$count": "true", "$top": "999"},
-                   headers={"ConsistencyLevel": "eventual"})
+    ok = graph.get(
+        "/users",
+        params={**query, "$count": "true", "$top": "999"},
+        headers={"ConsistencyLevel": "eventual"},
+    )
     assert ok.status_code == 200
     unlicensed = [u for u in _all_users(sim) if not u["assignedLicenses"]]
     assert ok.json()["@odata.count"] == len(unlicensed) == len(ok.json()["value"])
@@ -123,17 +152,25 @@ def test_advanced_queries_need_eventual_and_count(graph: Graph, sim: RunningSimu
     assert graph.get('/users?$search="displayName:Zoë"').status_code == 400
 
 
-@pytest.mark.parametrize("path, upn", [
-    ("/users/o'brien@contoso.example", "o'brien@contoso.example"),
-    ("/users/o%27brien%40contoso.example", "o'brien@contoso.example"),
-    ("/users/adele.vance_fabrikam.example%23EXT%23@contoso.example",
-     "adele.vance_fabrikam.example#EXT#@contoso.example"),
-    ("/users('$svc-backup@contoso.example')", "$svc-backup@contoso.example"),
-    ("/users/%24svc-backup@contoso.example", "$svc-backup@contoso.example"),
-    ("/users/jordan+sales@contoso.example", "jordan+sales@contoso.example"),
-    ("/users/" + quote("jordan+sales@contoso.example", safe=""), "jordan+sales@contoso.example"),
-    ("/users/ZOE.ANGSTROM@contoso.example", "zoe.angstrom@contoso.example"),
-])
+@pytest.mark.parametrize(
+    "path, upn",
+    [
+        ("/users/o'brien@contoso.example", "o'brien@contoso.example"),
+        ("/users/o%27brien%40contoso.example", "o'brien@contoso.example"),
+        (
+            "/users/adele.vance_fabrikam.example%23EXT%23@contoso.example",
+            "adele.vance_fabrikam.example#EXT#@contoso.example",
+        ),
+        ("/users('$svc-backup@contoso.example')", "$svc-backup@contoso.example"),
+        ("/users/%24svc-backup@contoso.example", "$svc-backup@contoso.example"),
+        ("/users/jordan+sales@contoso.example", "jordan+sales@contoso.example"),
+        (
+            "/users/" + quote("jordan+sales@contoso.example", safe=""),
+            "jordan+sales@contoso.example",
+        ),
+        ("/users/ZOE.ANGSTROM@contoso.example", "zoe.angstrom@contoso.example"),
+    ],
+)
 def test_get_user_by_awkward_upn(graph: Graph, path: str, upn: str) -> None:
     response = graph.get(path)
     assert response.status_code == 200, response.text
@@ -150,15 +187,18 @@ def test_path_is_decoded_exactly_once(graph: Graph) -> None:
 
 def test_get_user_select_and_licenses(graph: Graph, sim: RunningSimulator) -> None:
     user = sim.store.user("zoe.angstrom@contoso.example")
-    body = graph.get(f"/users/{user['id']}?$select=id,assignedLicenses,licenseAssignmentStates,"
-                     "assignedPlans,usageLocation").json()
+    body = graph.get(
+        f"/users/{user['id']}?$select=id,assignedLicenses,licenseAssignmentStates,"
+        "assignedPlans,usageLocation"
+    ).json()
     assert {"disabledPlans": [], "skuId": SPE_E3} in body["assignedLicenses"]
     # Zoë holds E3 directly and through the E3 group: two states, one assigned license.
     states = [s for s in body["licenseAssignmentStates"] if s["skuId"] == SPE_E3]
     assert [s["assignedByGroup"] is None for s in states] == [True, False]
     assert all(s["state"] == "Active" and s["error"] == "None" for s in states)
-    assert body["assignedPlans"] and all(p["capabilityStatus"] == "Enabled"
-                                         for p in body["assignedPlans"])
+    assert body["assignedPlans"] and all(
+        p["capabilityStatus"] == "Enabled" for p in body["assignedPlans"]
+    )
     details = graph.get(f"/users/{user['id']}/licenseDetails").json()["value"]
     assert "SPE_E3" in [d["skuPartNumber"] for d in details]
     assert len(details) == len(body["assignedLicenses"])
@@ -171,8 +211,12 @@ def test_patch_user(graph: Graph, sim: RunningSimulator) -> None:
     assert response.status_code == 204
     assert sim.store.user(user["id"])["usageLocation"] == "DE"
     assert graph.assign(user["id"], [FLOW_FREE]).status_code == 200
-    for bad in ({"usageLocation": "Germany"}, {"assignedLicenses": []}, {"nope": 1},
-                {"accountEnabled": "yes"}):
+    for bad in (
+        {"usageLocation": "Germany"},
+        {"assignedLicenses": []},
+        {"nope": 1},
+        {"accountEnabled": "yes"},
+    ):
         response = graph.request("PATCH", f"/users/{user['id']}", json=bad)
         assert response.status_code == 400, bad
         assert error_of(response)["code"] == "Request_BadRequest"
@@ -185,7 +229,11 @@ def test_organization_and_groups(graph: Graph, sim: RunningSimulator) -> None:
     assert org["verifiedDomains"][0]["name"] == "contoso.example"
     groups = graph.get("/groups", params={"$filter": "displayName eq 'Licensing - Power BI Pro'"})
     [group] = groups.json()["value"]
-    assert graph.get(f"/groups/{group['id']}?$select=id,assignedLicenses").json()[
-        "assignedLicenses"][0]["skuId"] == "f8a1db68-be16-40ed-86d5-cb42ce701560"
+    assert (
+        graph.get(f"/groups/{group['id']}?$select=id,assignedLicenses").json()["assignedLicenses"][
+            0
+        ]["skuId"]
+        == "f8a1db68-be16-40ed-86d5-cb42ce701560"
+    )
     members = graph.get(f"/groups/{group['id']}/members?$top=10")
     assert members.status_code == 200 and "@odata.nextLink" in members.json()

@@ -61,16 +61,23 @@ class Expected:
         return list(self.db.execute(sql, params))
 
     def skus(self) -> dict[str, dict[str, Any]]:
-        consumed = {r[0]: r[1] for r in self.rows(
-            f"SELECT sku_id, COUNT(DISTINCT user_id) FROM licenses WHERE state IN {ACTIVE} "
-            "GROUP BY sku_id")}
+        consumed = {
+            r[0]: r[1]
+            for r in self.rows(
+                f"SELECT sku_id, COUNT(DISTINCT user_id) FROM licenses WHERE state IN {ACTIVE} "
+                "GROUP BY sku_id"
+            )
+        }
         return {
-            r["part_number"]: {"sku_id": r["sku_id"], "enabled": r["enabled"],
-                               "warning": r["warning"], "suspended": r["suspended"],
-                               "consumed": consumed.get(r["sku_id"], 0),
-                               "free": max(0, r["enabled"] - consumed.get(r["sku_id"], 0)),
-                               "plans": {p["servicePlanId"]
-                                         for p in json.loads(r["service_plans"])}}
+            r["part_number"]: {
+                "sku_id": r["sku_id"],
+                "enabled": r["enabled"],
+                "warning": r["warning"],
+                "suspended": r["suspended"],
+                "consumed": consumed.get(r["sku_id"], 0),
+                "free": max(0, r["enabled"] - consumed.get(r["sku_id"], 0)),
+                "plans": {p["servicePlanId"] for p in json.loads(r["service_plans"])},
+            }
             for r in self.rows("SELECT * FROM skus")
         }
 
@@ -81,8 +88,10 @@ class Expected:
         """UPN -> part numbers the user holds (active, any source)."""
         parts = self.part_of()
         result: dict[str, set[str]] = defaultdict(set)
-        for r in self.rows(f"SELECT u.upn, l.sku_id FROM licenses l JOIN users u ON u.id = "
-                           f"l.user_id WHERE l.state IN {ACTIVE}"):
+        for r in self.rows(
+            f"SELECT u.upn, l.sku_id FROM licenses l JOIN users u ON u.id = "
+            f"l.user_id WHERE l.state IN {ACTIVE}"
+        ):
             result[r["upn"]].add(parts[r["sku_id"]])
         return dict(result)
 
@@ -100,8 +109,11 @@ def expected(sim: Any) -> Iterator[Expected]:
 
 def last_activity(row: sqlite3.Row) -> dt.datetime | None:
     """The later of the two sign-in times stored for a user."""
-    times = [dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
-             for v in (row["last_sign_in"], row["last_non_interactive"]) if v]
+    times = [
+        dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
+        for v in (row["last_sign_in"], row["last_non_interactive"])
+        if v
+    ]
     return max(times) if times else None
 
 
@@ -131,7 +143,7 @@ def summary_table(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]
     info = {r[0]: r[1] for r in rows[1:top] if r and r[0]}
     header = rows[top]
     skus = {}
-    for r in rows[top + 1:]:
+    for r in rows[top + 1 :]:
         if not r[1]:
             break
         skus[r[1]] = dict(zip(header, r, strict=False))

@@ -23,28 +23,34 @@ from batch.run.tenant import HeldLicense
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("12.50", (12.5, "")),
-    ("12,50", (12.5, "")),
-    ("1,234.56", (1234.56, "")),
-    ("1.234,56", (1234.56, "")),
-    ("1,234", (1234.0, "")),
-    ("€ 7,5", (7.5, "EUR")),
-    ("$36", (36.0, "USD")),
-    ("22.00 GBP", (22.0, "GBP")),
-    ("36", (36.0, "")),
-    ("abc", None),
-    ("-5", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("12.50", (12.5, "")),
+        ("12,50", (12.5, "")),
+        ("1,234.56", (1234.56, "")),
+        ("1.234,56", (1234.56, "")),
+        ("1,234", (1234.0, "")),
+        ("€ 7,5", (7.5, "EUR")),
+        ("$36", (36.0, "USD")),
+        ("22.00 GBP", (22.0, "GBP")),
+        ("36", (36.0, "")),
+        ("abc", None),
+        ("-5", None),
+        ("", None),
+    ],
+)
 def test_parse_price(text: str, expected: tuple[float, str] | None) -> None:
     assert parse_price(text) == expected
 
 
 @pytest.fixture
 def catalog() -> Catalog:
-    return Catalog.load(subscribed_skus_from_catalog(
-        ["SPE_E3", "SPE_E5", "ENTERPRISEPACK", "EMS", "FLOW_FREE"], enabled=10, consumed=4))
+    return Catalog.load(
+        subscribed_skus_from_catalog(
+            ["SPE_E3", "SPE_E5", "ENTERPRISEPACK", "EMS", "FLOW_FREE"], enabled=10, consumed=4
+        )
+    )
 
 
 def test_read_prices_resolves_any_form_and_warns(tmp_path: Path, catalog: Catalog) -> None:
@@ -54,13 +60,17 @@ def test_read_prices_resolves_any_form_and_warns(tmp_path: Path, catalog: Catalo
         "SKU,Price,Currency\n"
         "Microsoft 365 E3,36.00,eur\n"
         f"{sku['SPE_E5'].upper()},57.00,EUR\n"
-        "ENTERPRISEPACK,,\n"              # unfilled: no price, no warning
-        "SPE_E3,99,EUR\n"                 # priced twice: the first wins
+        "ENTERPRISEPACK,,\n"  # unfilled: no price, no warning
+        "SPE_E3,99,EUR\n"  # priced twice: the first wins
         "NO_SUCH_SKU,1,EUR\n"
-        "EMS,ten,USD\n", encoding="utf-8")
+        "EMS,ten,USD\n",
+        encoding="utf-8",
+    )
     prices = read_prices(path, catalog)
     assert {k: (p.amount, p.currency) for k, p in prices.prices.items()} == {
-        sku["SPE_E3"]: (36.0, "EUR"), sku["SPE_E5"]: (57.0, "EUR")}
+        sku["SPE_E3"]: (36.0, "EUR"),
+        sku["SPE_E5"]: (57.0, "EUR"),
+    }
     text = "\n".join(prices.warnings)
     assert "p.csv row 5: SPE_E3 is priced again (first at row 2)" in text
     assert "p.csv row 6: 'NO_SUCH_SKU' is not a SKU the catalog knows" in text
@@ -77,12 +87,18 @@ def test_price_templates_read_cleanly(catalog: Catalog) -> None:
 def test_price_file_xlsx_and_missing_column(tmp_path: Path, catalog: Catalog) -> None:
     path = tmp_path / "p.xlsx"
     book = ReportWorkbook(path)
-    book.add_table("Prices", ["Sku", "MonthlyPrice", "Currency"],
-                   [["SPE_E3", 36.5, "EUR"], ["EMS", "10,60", "USD"]], status_column=None)
+    book.add_table(
+        "Prices",
+        ["Sku", "MonthlyPrice", "Currency"],
+        [["SPE_E3", 36.5, "EUR"], ["EMS", "10,60", "USD"]],
+        status_column=None,
+    )
     book.save()
     prices = read_prices(path, catalog)
     assert sorted((p.amount, p.currency) for p in prices.prices.values()) == [
-        (10.6, "USD"), (36.5, "EUR")]
+        (10.6, "USD"),
+        (36.5, "EUR"),
+    ]
     assert any("several currencies" in w for w in prices.warnings)
     bad = tmp_path / "bad.csv"
     bad.write_text("Sku,Notes\nSPE_E3,x\n", encoding="utf-8")
@@ -109,17 +125,34 @@ def test_reclaimable_seats_are_counted_once(catalog: Catalog) -> None:
     sku = {s.part_number: s.id for s in catalog.tenant_skus}
     now = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
     # Disabled AND holding E3 beside E5: E3 is listed twice but is one seat to reclaim.
-    user = LicensedUser("u1", "a@x.example", "A", "IT", "US", False, now - dt.timedelta(days=400),
-                        now - dt.timedelta(days=1),
-                        (HeldLicense(sku["SPE_E3"], frozenset(), True),
-                         HeldLicense(sku["SPE_E5"], frozenset(), True)))
+    user = LicensedUser(
+        "u1",
+        "a@x.example",
+        "A",
+        "IT",
+        "US",
+        False,
+        now - dt.timedelta(days=400),
+        now - dt.timedelta(days=1),
+        (
+            HeldLicense(sku["SPE_E3"], frozenset(), True),
+            HeldLicense(sku["SPE_E5"], frozenset(), True),
+        ),
+    )
     snapshot = Snapshot("T", "t", now, [], [], [user], {}, [], True)
     from batch.jobs.trueup.prices import Price, PriceList
 
-    prices = PriceList({sku["SPE_E3"]: Price(sku["SPE_E3"], 36.0, "EUR", 2),
-                        sku["SPE_E5"]: Price(sku["SPE_E5"], 57.0, "EUR", 3)})
+    prices = PriceList(
+        {
+            sku["SPE_E3"]: Price(sku["SPE_E3"], 36.0, "EUR", 2),
+            sku["SPE_E5"]: Price(sku["SPE_E5"], 57.0, "EUR", 3),
+        }
+    )
     result = compute_trueup(snapshot, catalog, prices)
     categories = sorted((r.category, r.sku_id == sku["SPE_E3"]) for r in result.reclaim)
-    assert categories == [("Disabled account", False), ("Disabled account", True),
-                          ("Overlapping license", True)]
+    assert categories == [
+        ("Disabled account", False),
+        ("Disabled account", True),
+        ("Overlapping license", True),
+    ]
     assert result.reclaimable() == (2, {"EUR": 93.0})

@@ -38,13 +38,28 @@ __all__ = ["Price", "PriceList", "parse_price", "read_prices", "read_rows"]
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 1024 * 1024 * 1024
 
-SKU_HEADERS = ("sku", "skupartnumber", "partnumber", "skuid", "product", "productname",
-               "license", "licence")
-PRICE_HEADERS = ("monthlyprice", "price", "pricepermonth", "monthly", "unitprice",
-                 "monthlyunitprice", "cost", "monthlycost")
+SKU_HEADERS = (
+    "sku",
+    "skupartnumber",
+    "partnumber",
+    "skuid",
+    "product",
+    "productname",
+    "license",
+    "licence",
+)
+PRICE_HEADERS = (
+    "monthlyprice",
+    "price",
+    "pricepermonth",
+    "monthly",
+    "unitprice",
+    "monthlyunitprice",
+    "cost",
+    "monthlycost",
+)
 CURRENCY_HEADERS = ("currency", "currencycode", "ccy")
-SYMBOLS = {"€": "EUR", "$": "USD", "£": "GBP", "¥": "JPY", "₹": "INR", "kr": "SEK",
-           "CHF": "CHF"}
+SYMBOLS = {"€": "EUR", "$": "USD", "£": "GBP", "¥": "JPY", "₹": "INR", "kr": "SEK", "CHF": "CHF"}
 
 MSG_NO_COLUMNS = "has no {what} column (expected one of: {names})."
 HINT_COLUMNS = "Start from templates/prices-template.csv: columns Sku, MonthlyPrice, Currency."
@@ -100,7 +115,7 @@ def parse_price(text: str) -> tuple[float, str] | None:
     digits_after = len(raw) - last - 1
     # "12,5" and "1.234,56" have a decimal part; "1,234" (one separator, three digits) has none.
     if last != -1 and (digits_after in (1, 2) or (raw.count(raw[last]) == 1 and digits_after != 3)):
-        whole, decimals = raw[:last], raw[last + 1:]
+        whole, decimals = raw[:last], raw[last + 1 :]
     else:
         whole, decimals = raw, ""
     whole = whole.replace(".", "").replace(",", "")
@@ -125,18 +140,23 @@ def read_rows(path: Path | str, *, sheet: str | None = None) -> tuple[str | None
         with path.open("rb") as handle:
             head = handle.read(4)
     except FileNotFoundError as exc:
-        raise InputError("file not found.", path=path,
-                         hint="Check the path and try again.") from exc
+        raise InputError(
+            "file not found.", path=path, hint="Check the path and try again."
+        ) from exc
     except OSError as exc:
         raise InputError(f"cannot be opened: {exc.strerror}.", path=path) from exc
     if size > MAX_FILE_BYTES:
-        raise InputError(f"is {size:,} bytes, too large for a price list or a true-up workbook.",
-                         path=path)
+        raise InputError(
+            f"is {size:,} bytes, too large for a price list or a true-up workbook.", path=path
+        )
     if head.startswith(b"PK\x03\x04"):
         return _xlsx_rows(path, sheet)
     if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
-        raise InputError("is not an .xlsx workbook.", path=path,
-                         hint="Save it from Excel as .xlsx (Excel Workbook) or CSV UTF-8.")
+        raise InputError(
+            "is not an .xlsx workbook.",
+            path=path,
+            hint="Save it from Excel as .xlsx (Excel Workbook) or CSV UTF-8.",
+        )
     return None, _csv_rows(path)
 
 
@@ -154,8 +174,11 @@ def _xlsx_rows(path: Path, sheet: str | None) -> tuple[str, list[list[str]]]:
             names = list(book.sheet_names)
             name = sheet if sheet is not None else (names[0] if names else None)
             if name not in names:
-                raise InputError(f"has no sheet named '{sheet}'.", path=path,
-                                 hint=f"Its sheets are: {', '.join(names)}.")
+                raise InputError(
+                    f"has no sheet named '{sheet}'.",
+                    path=path,
+                    hint=f"Its sheets are: {', '.join(names)}.",
+                )
             values = book.get_sheet_by_name(name).to_python(skip_empty_area=False)
     except (python_calamine.CalamineError, ValueError, OSError) as exc:
         raise InputError(f"cannot be read as a workbook ({exc}).", path=path) from exc
@@ -205,8 +228,13 @@ def read_prices(path: Path | str, catalog: Catalog) -> PriceList:
     currency_col = _find_column(headers, CURRENCY_HEADERS)
     for col, what, names in ((sku_col, "SKU", SKU_HEADERS), (price_col, "price", PRICE_HEADERS)):
         if col is None:
-            raise InputError(MSG_NO_COLUMNS.format(what=what, names=", ".join(names)),
-                             path=path, sheet=sheet_name, row=header_row, hint=HINT_COLUMNS)
+            raise InputError(
+                MSG_NO_COLUMNS.format(what=what, names=", ".join(names)),
+                path=path,
+                sheet=sheet_name,
+                row=header_row,
+                hint=HINT_COLUMNS,
+            )
     assert sku_col is not None and price_col is not None
     result = PriceList(source=path)
     where = path.name
@@ -225,7 +253,8 @@ def read_prices(path: Path | str, catalog: Catalog) -> PriceList:
         if parsed is None:
             result.warnings.append(
                 f"{where} row {number}: '{price_text}' is not a price for {sku_text}; "
-                "that SKU has no price.")
+                "that SKU has no price."
+            )
             continue
         amount, symbol_currency = parsed
         currency = cells[currency_col].strip().upper() if currency_col is not None else ""
@@ -236,25 +265,30 @@ def read_prices(path: Path | str, catalog: Catalog) -> PriceList:
             hint = catalog.suggest(sku_text)
             result.warnings.append(
                 f"{where} row {number}: '{sku_text}' is not a SKU the catalog knows"
-                + (f" (did you mean {hint}?)" if hint else "") + "; its price is ignored.")
+                + (f" (did you mean {hint}?)" if hint else "")
+                + "; its price is ignored."
+            )
             continue
         if len(in_tenant) > 1 or (not in_tenant and len(matches) > 1):
             names = ", ".join(s.part_number for s in (in_tenant or matches))
             result.warnings.append(
                 f"{where} row {number}: '{sku_text}' could mean {names}; "
-                "write the part number instead. Its price is ignored.")
+                "write the part number instead. Its price is ignored."
+            )
             continue
         sku = (in_tenant or matches)[0]
         if sku.id in result.prices:
             first = result.prices[sku.id]
             result.warnings.append(
                 f"{where} row {number}: {sku.part_number} is priced again "
-                f"(first at row {first.row}); the first price is kept.")
+                f"(first at row {first.row}); the first price is kept."
+            )
             continue
         result.prices[sku.id] = Price(sku.id, amount, currency, number)
     if len(result.currencies) > 1:
         result.warnings.append(
             f"{where}: prices are in several currencies "
             f"({', '.join(c or 'none' for c in result.currencies)}); "
-            "costs are totalled per currency, never added together.")
+            "costs are totalled per currency, never added together."
+        )
     return result

@@ -93,18 +93,18 @@ ACTIVE_STATES = ("Active", "ActiveWithError")
 #: plain-language meaning of licenseAssignmentState.error values (graph-reference.md §4)
 ERROR_EXPLANATIONS = {
     "CountViolation": "Not enough seats: the subscription has no free seat left for this user. "
-                      "Buy seats or free some, then reprocess the user.",
+    "Buy seats or free some, then reprocess the user.",
     "MutuallyExclusiveViolation": "Two licenses clash: a service plan in this license cannot be "
-                                  "combined with one the user already has (e.g. Exchange Online "
-                                  "Plan 1 beside Plan 2). Remove one of them.",
+    "combined with one the user already has (e.g. Exchange Online "
+    "Plan 1 beside Plan 2). Remove one of them.",
     "DependencyViolation": "A service plan in this license needs another plan the user does not "
-                           "have. Assign the license that contains it first.",
+    "have. Assign the license that contains it first.",
     "ProhibitedInUsageLocationViolation": "The license cannot be used in the user's usage "
-                                          "location (country). Change the location or the license.",
+    "location (country). Change the location or the license.",
     "UniquenessViolation": "The user's proxy (e-mail) address after licensing is already used by "
-                           "another object in the tenant. Fix the duplicate address.",
+    "another object in the tenant. Fix the duplicate address.",
     "Other": "Another problem; the group's licensing blade in the admin center shows details. "
-             "Reprocess the user after fixing it.",
+    "Reprocess the user after fixing it.",
 }
 ERROR_EXPLANATIONS["Others"] = ERROR_EXPLANATIONS["Other"]
 
@@ -191,8 +191,10 @@ def _parse_time(value: Any) -> dt.datetime | None:
 
 def _last_activity(user: Mapping[str, Any]) -> dt.datetime | None:
     activity = user.get("signInActivity") or {}
-    times = [_parse_time(activity.get(k)) for k in
-             ("lastSignInDateTime", "lastNonInteractiveSignInDateTime")]
+    times = [
+        _parse_time(activity.get(k))
+        for k in ("lastSignInDateTime", "lastNonInteractiveSignInDateTime")
+    ]
     known = [t for t in times if t is not None]
     return max(known) if known else None
 
@@ -209,8 +211,9 @@ def _sign_in_unknown(user: Mapping[str, Any]) -> bool:
 def _licensed_user(user: Mapping[str, Any]) -> LicensedUser:
     # A license in state Error (e.g. a group's CountViolation) is not held: no seat, no
     # service. Only active states count here; the errors go to the Errors sheet.
-    active = [s for s in user.get("licenseAssignmentStates") or []
-              if s.get("state") in ACTIVE_STATES]
+    active = [
+        s for s in user.get("licenseAssignmentStates") or [] if s.get("state") in ACTIVE_STATES
+    ]
     held_ids = {str(a["skuId"]).lower() for a in user.get("assignedLicenses") or []}
     state = user_state({**user, "licenseAssignmentStates": active})
     enabled = user.get("accountEnabled")
@@ -250,8 +253,14 @@ def _slug(text: str) -> str:
 
 def _read_organization(client: Any, fallback: str) -> tuple[str, str]:
     try:
-        org = next(iter(client.get_all("/organization", params={
-            "$select": "id,displayName,verifiedDomains"})), {})
+        org = next(
+            iter(
+                client.get_all(
+                    "/organization", params={"$select": "id,displayName,verifiedDomains"}
+                )
+            ),
+            {},
+        )
     except GraphStatusError:
         return fallback, _slug(fallback) or "tenant"
     name = str(org.get("displayName") or fallback)
@@ -261,9 +270,7 @@ def _read_organization(client: Any, fallback: str) -> tuple[str, str]:
     return name, key or "tenant"
 
 
-def users_query(
-    *, sign_in: bool, filtered: bool
-) -> tuple[dict[str, Any], dict[str, str] | None]:
+def users_query(*, sign_in: bool, filtered: bool) -> tuple[dict[str, Any], dict[str, str] | None]:
     """The ``GET /users`` parameters and headers of the true-up's user read.
 
     With ``sign_in``: ``signInActivity`` selected, 500 a page, no filter and no advanced-query
@@ -279,8 +286,9 @@ def users_query(
     return params, {"ConsistencyLevel": "eventual"}
 
 
-def _read_users(client: Any, *, sign_in: bool, filtered: bool,
-                progress: Progress | None) -> Iterator[dict[str, Any]]:
+def _read_users(
+    client: Any, *, sign_in: bool, filtered: bool, progress: Progress | None
+) -> Iterator[dict[str, Any]]:
     params, headers = users_query(sign_in=sign_in, filtered=filtered)
     for seen, user in enumerate(client.get_all("/users", params=params, headers=headers), 1):
         if progress and seen % 10_000 == 0:
@@ -288,8 +296,13 @@ def _read_users(client: Any, *, sign_in: bool, filtered: bool,
         yield user
 
 
-def read_tenant(client: Any, *, tenant_label: str = "", progress: Progress | None = None,
-                now: dt.datetime | None = None) -> Snapshot:
+def read_tenant(
+    client: Any,
+    *,
+    tenant_label: str = "",
+    progress: Progress | None = None,
+    now: dt.datetime | None = None,
+) -> Snapshot:
     """Read SKUs, licensed groups, licensed users and license errors from the tenant."""
     notes: list[str] = []
     read_at = now or dt.datetime.now(dt.UTC)
@@ -300,27 +313,37 @@ def read_tenant(client: Any, *, tenant_label: str = "", progress: Progress | Non
     groups: dict[str, tuple[str, frozenset[str]]] = {}
     errors: dict[tuple[str, str, str | None], LicenseError] = {}
     try:
-        for group in client.get_all("/groups", params={
-                "$select": "id,displayName,assignedLicenses", "$top": PAGE_PLAIN}):
-            licenses = frozenset(str(a["skuId"]).lower()
-                                 for a in group.get("assignedLicenses") or [])
+        for group in client.get_all(
+            "/groups", params={"$select": "id,displayName,assignedLicenses", "$top": PAGE_PLAIN}
+        ):
+            licenses = frozenset(
+                str(a["skuId"]).lower() for a in group.get("assignedLicenses") or []
+            )
             if licenses:
                 groups[str(group["id"])] = (str(group.get("displayName") or group["id"]), licenses)
     except PermissionDenied:
-        notes.append("Groups could not be read (the app lacks Group.Read.All or "
-                     "Directory.Read.All): inherited licenses show the group's id, not its name.")
+        notes.append(
+            "Groups could not be read (the app lacks Group.Read.All or "
+            "Directory.Read.All): inherited licenses show the group's id, not its name."
+        )
     for group_id in groups:
         try:
-            for member in client.get_all(f"/groups/{group_id}/membersWithLicenseErrors", params={
+            for member in client.get_all(
+                f"/groups/{group_id}/membersWithLicenseErrors",
+                params={
                     "$select": "id,userPrincipalName,displayName,licenseAssignmentStates",
-                    "$top": PAGE_PLAIN}):
+                    "$top": PAGE_PLAIN,
+                },
+            ):
                 for error in _errors_of(member):
                     if error.group_id == group_id:
                         errors[(error.user_id, error.sku_id, error.group_id)] = error
         except GraphStatusError as exc:
-            notes.append(f"Members with license errors of group {groups[group_id][0]} could "
-                         f"not be read ({exc.status} {exc.code or ''}); errors come from "
-                         "licensed users only.")
+            notes.append(
+                f"Members with license errors of group {groups[group_id][0]} could "
+                f"not be read ({exc.status} {exc.code or ''}); errors come from "
+                "licensed users only."
+            )
             break
 
     if progress:
@@ -342,7 +365,8 @@ def read_tenant(client: Any, *, tenant_label: str = "", progress: Progress | Non
             notes.append(
                 "Sign-in activity could not be read (403: it needs the AuditLog.Read.All "
                 "permission and Microsoft Entra ID P1 or P2). The checks for inactive and "
-                "never-signed-in users were skipped; everything else is complete.")
+                "never-signed-in users were skipped; everything else is complete."
+            )
         except GraphStatusError as exc:
             if sign_in or not filtered or exc.status != 400:
                 raise
@@ -350,11 +374,19 @@ def read_tenant(client: Any, *, tenant_label: str = "", progress: Progress | Non
             filtered = False
     stats = client.stats
     return Snapshot(
-        tenant=tenant_name, tenant_key=tenant_key, read_at=read_at, skus=skus, seats=seats,
-        users=sorted(users, key=lambda u: u.upn.casefold()), groups=groups,
+        tenant=tenant_name,
+        tenant_key=tenant_key,
+        read_at=read_at,
+        skus=skus,
+        seats=seats,
+        users=sorted(users, key=lambda u: u.upn.casefold()),
+        groups=groups,
         errors=sorted(errors.values(), key=lambda e: (e.upn.casefold(), e.sku_id)),
-        sign_in_available=sign_in, notes=notes, requests=stats.requests,
-        resource_units=stats.resource_units, throttled=stats.throttled,
+        sign_in_available=sign_in,
+        notes=notes,
+        requests=stats.requests,
+        resource_units=stats.resource_units,
+        throttled=stats.throttled,
     )
 
 
@@ -384,11 +416,13 @@ def read_previous(path: Path | str) -> Previous:
         _, user_rows = read_rows(path, sheet="Users")
         _, summary_rows = read_rows(path, sheet="Summary")
     except InputError as exc:
-        raise InputError(f"is not a true-up workbook ({exc.message})", path=path,
-                         hint=hint) from exc
+        raise InputError(
+            f"is not a true-up workbook ({exc.message})", path=path, hint=hint
+        ) from exc
     if not user_rows or "UPN" not in user_rows[0]:
-        raise InputError("is not a true-up workbook (its Users sheet has no UPN column).",
-                         path=path, hint=hint)
+        raise InputError(
+            "is not a true-up workbook (its Users sheet has no UPN column).", path=path, hint=hint
+        )
     head = user_rows[0]
     upn_col, name_col, lic_col = head.index("UPN"), head.index("Name"), head.index("Licenses")
     users = {}
@@ -409,11 +443,15 @@ def read_previous(path: Path | str) -> Previous:
         if not row or not row[header.index("Part number")].strip():
             break
         part = row[header.index("Part number")].strip()
-        seats[part] = (row[header.index("Product")], _int(row[header.index("Purchased")]),
-                       _int(row[header.index("Assigned")]))
+        seats[part] = (
+            row[header.index("Product")],
+            _int(row[header.index("Purchased")]),
+            _int(row[header.index("Assigned")]),
+        )
     if header is None:
-        raise InputError("is not a true-up workbook (its Summary sheet has no seat table).",
-                         path=path, hint=hint)
+        raise InputError(
+            "is not a true-up workbook (its Summary sheet has no seat table).", path=path, hint=hint
+        )
     return Previous(path=path, users=users, seats=seats, date=date)
 
 
@@ -533,8 +571,10 @@ class TrueUp:
             if figures.price is None:
                 continue
             cost, free = result.get(figures.price.currency, (0.0, 0.0))
-            result[figures.price.currency] = (cost + (figures.monthly_cost or 0.0),
-                                              free + (figures.free_cost or 0.0))
+            result[figures.price.currency] = (
+                cost + (figures.monthly_cost or 0.0),
+                free + (figures.free_cost or 0.0),
+            )
         return result
 
 
@@ -543,8 +583,9 @@ def _plan_family(name: str) -> tuple[str, int]:
     return (match.group(1), int(match.group(2))) if match else (name, 0)
 
 
-def plan_coverage(inner: Iterable[tuple[str, str]], outer: Iterable[tuple[str, str]]
-                  ) -> tuple[float, list[str]]:
+def plan_coverage(
+    inner: Iterable[tuple[str, str]], outer: Iterable[tuple[str, str]]
+) -> tuple[float, list[str]]:
     """Share of ``inner``'s (id, name) service plans that ``outer`` includes, and the rest.
 
     A plan is included when ``outer`` has the same plan, the same plan at an equal or higher
@@ -574,8 +615,10 @@ def plan_coverage(inner: Iterable[tuple[str, str]], outer: Iterable[tuple[str, s
 
 def overlap_table(catalog: Catalog, sku_ids: Iterable[str]) -> dict[tuple[str, str], float]:
     """{(redundant SKU, SKU that contains it): share} over the given SKUs."""
-    plans = {s: [(p.id, p.name) for p in (catalog.get(s).plans if catalog.get(s) else ())]
-             for s in sku_ids}
+    plans = {
+        s: [(p.id, p.name) for p in (catalog.get(s).plans if catalog.get(s) else ())]
+        for s in sku_ids
+    }
     result = {}
     for inner in plans:
         for outer in plans:
@@ -608,13 +651,20 @@ def _removal_action(held: HeldLicense, group_name: Callable[[str], str]) -> str:
     return text[0].upper() + text[1:]
 
 
-def compute_trueup(snapshot: Snapshot, catalog: Catalog, prices: PriceList, *,
-                   inactive_days: int = 90, previous: Previous | None = None) -> TrueUp:
+def compute_trueup(
+    snapshot: Snapshot,
+    catalog: Catalog,
+    prices: PriceList,
+    *,
+    inactive_days: int = 90,
+    previous: Previous | None = None,
+) -> TrueUp:
     """Work out seats, cost, reclaimable licenses, errors and changes from a snapshot."""
     notes = list(snapshot.notes)
     now = snapshot.read_at
-    figures = [SkuFigures(s, catalog.friendly_name(s.sku_id), prices.get(s.sku_id))
-               for s in snapshot.seats]
+    figures = [
+        SkuFigures(s, catalog.friendly_name(s.sku_id), prices.get(s.sku_id)) for s in snapshot.seats
+    ]
     if not prices.prices:
         notes.append("No prices were given (--prices): cost columns say 'no price'.")
     else:
@@ -622,9 +672,19 @@ def compute_trueup(snapshot: Snapshot, catalog: Catalog, prices: PriceList, *,
         if missing:
             notes.append(f"No price for {len(missing)} SKU(s): {', '.join(missing)}.")
     notes.extend(prices.warnings)
-    result = TrueUp(snapshot=snapshot, catalog=catalog, prices=prices,
-                    inactive_days=inactive_days, skus=figures, reclaim=[], departments=[],
-                    countries=[], changes=None, previous=previous, notes=notes)
+    result = TrueUp(
+        snapshot=snapshot,
+        catalog=catalog,
+        prices=prices,
+        inactive_days=inactive_days,
+        skus=figures,
+        reclaim=[],
+        departments=[],
+        countries=[],
+        changes=None,
+        previous=previous,
+        notes=notes,
+    )
     held_anywhere = {h.sku_id for u in snapshot.users for h in u.licenses}
     overlaps = overlap_table(catalog, held_anywhere | {s.sku_id for s in snapshot.seats})
     threshold = dt.timedelta(days=inactive_days)
@@ -645,35 +705,72 @@ def compute_trueup(snapshot: Snapshot, catalog: Catalog, prices: PriceList, *,
         elif snapshot.sign_in_available and user.last_sign_in is not None:
             idle = now - user.last_sign_in
             if idle > threshold:
-                account = ("Inactive", f"No sign-in for {idle.days} days "
-                           f"(last {user.last_sign_in:%Y-%m-%d}; threshold {inactive_days}).")
-        elif snapshot.sign_in_available and user.created is not None \
-                and now - user.created > threshold:
-            account = ("Never signed in", f"Never signed in; created {(now - user.created).days} "
-                       f"days ago ({user.created:%Y-%m-%d}): assigned but never activated.")
+                account = (
+                    "Inactive",
+                    f"No sign-in for {idle.days} days "
+                    f"(last {user.last_sign_in:%Y-%m-%d}; threshold {inactive_days}).",
+                )
+        elif (
+            snapshot.sign_in_available
+            and user.created is not None
+            and now - user.created > threshold
+        ):
+            account = (
+                "Never signed in",
+                f"Never signed in; created {(now - user.created).days} "
+                f"days ago ({user.created:%Y-%m-%d}): assigned but never activated.",
+            )
         held_ids = {h.sku_id for h in user.licenses}
         for held in user.licenses:
             price = prices.get(held.sku_id)
             source = _source(held, group_name)
             if account:
-                reclaim.append(ReclaimItem(account[0], user, held.sku_id, source, account[1],
-                                           _removal_action(held, group_name), price, True))
-            containers = [outer for (inner, outer) in overlaps
-                          if inner == held.sku_id and outer in held_ids]
+                reclaim.append(
+                    ReclaimItem(
+                        account[0],
+                        user,
+                        held.sku_id,
+                        source,
+                        account[1],
+                        _removal_action(held, group_name),
+                        price,
+                        True,
+                    )
+                )
+            containers = [
+                outer for (inner, outer) in overlaps if inner == held.sku_id and outer in held_ids
+            ]
             if containers:
                 outer_names = " and ".join(catalog.friendly_name(o) for o in sorted(containers))
                 share = max(overlaps[(held.sku_id, o)] for o in containers)
-                reclaim.append(ReclaimItem(
-                    "Overlapping license", user, held.sku_id, source,
-                    f"{catalog.friendly_name(held.sku_id)} is contained in {outer_names}, which "
-                    f"the user also holds ({share:.0%} of its service plans are included).",
-                    _removal_action(held, group_name), price, True))
+                reclaim.append(
+                    ReclaimItem(
+                        "Overlapping license",
+                        user,
+                        held.sku_id,
+                        source,
+                        f"{catalog.friendly_name(held.sku_id)} is contained in {outer_names}, "
+                        f"which the user also holds ({share:.0%} of its service plans are "
+                        "included).",
+                        _removal_action(held, group_name),
+                        price,
+                        True,
+                    )
+                )
             if held.direct and held.groups:
-                reclaim.append(ReclaimItem(
-                    "Direct and group", user, held.sku_id, source,
-                    "Assigned directly and through a group: one seat is used, but the direct "
-                    "assignment is redundant.",
-                    "Remove the direct assignment (the group keeps the license)", price, False))
+                reclaim.append(
+                    ReclaimItem(
+                        "Direct and group",
+                        user,
+                        held.sku_id,
+                        source,
+                        "Assigned directly and through a group: one seat is used, but the direct "
+                        "assignment is redundant.",
+                        "Remove the direct assignment (the group keeps the license)",
+                        price,
+                        False,
+                    )
+                )
         cost, unpriced = result.user_cost(user)
         for bucket, key, label in (
             (departments, user.department.casefold(), user.department or "(no department)"),
@@ -692,10 +789,16 @@ def compute_trueup(snapshot: Snapshot, catalog: Catalog, prices: PriceList, *,
             "none for them. They are marked 'unknown' in Users and are not in Reclaim as "
             "inactive or never signed in; check their sign-in logs before reclaiming."
         )
-    order = {"Disabled account": 0, "Inactive": 1, "Never signed in": 2,
-             "Overlapping license": 3, "Direct and group": 4}
-    result.reclaim = sorted(reclaim, key=lambda r: (order[r.category], r.user.upn.casefold(),
-                                                    r.sku_id))
+    order = {
+        "Disabled account": 0,
+        "Inactive": 1,
+        "Never signed in": 2,
+        "Overlapping license": 3,
+        "Direct and group": 4,
+    }
+    result.reclaim = sorted(
+        reclaim, key=lambda r: (order[r.category], r.user.upn.casefold(), r.sku_id)
+    )
     result.departments = sorted(departments.values(), key=lambda c: c.label.casefold())
     result.countries = sorted(countries.values(), key=lambda c: c.label.casefold())
     if previous is not None:
@@ -739,8 +842,9 @@ def _changes(trueup: TrueUp, previous: Previous) -> list[tuple[str, str, str, st
                     kind = "New SKU"
                 elif after is None:
                     kind = "SKU gone"
-                rows.append((kind, part, product, measure, then_value, now_value,
-                             now_value - then_value))
+                rows.append(
+                    (kind, part, product, measure, then_value, now_value, now_value - then_value)
+                )
     current = {u.upn.casefold(): u for u in trueup.snapshot.users}
     for key in sorted(set(current) | set(previous.users)):
         user = current.get(key)
@@ -751,13 +855,15 @@ def _changes(trueup: TrueUp, previous: Previous) -> list[tuple[str, str, str, st
         elif old and not user:
             rows.append(("User removed", old[0], old[1], "Licenses", old[2], "", None))
         elif user and old and old[2] != now_text:
-            rows.append(("Licenses changed", user.upn, user.name, "Licenses", old[2], now_text,
-                         None))
+            rows.append(
+                ("Licenses changed", user.upn, user.name, "Licenses", old[2], now_text, None)
+            )
     return rows
 
 
-def trueup_output_path(tenant_key: str, *, directory: Path | None = None,
-                       now: dt.datetime | None = None) -> Path:
+def trueup_output_path(
+    tenant_key: str, *, directory: Path | None = None, now: dt.datetime | None = None
+) -> Path:
     """``true-up-<tenant>-<timestamp>.xlsx`` in ``directory`` or the cwd; never an existing file."""
     stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
     folder = directory or Path.cwd()
