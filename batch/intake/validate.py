@@ -58,13 +58,13 @@ from batch.intake.catalog import Catalog, Sku, normalise_guid
 from batch.intake.sheet import FIELD_ALIASES, Sheet, SourceRow
 from batch.intake.sources import paused_gc
 from batch.intake.values import parse_date, parse_usage_location, split_list, upn_problem
+from batch.status import RowStatus
 
 __all__ = [
     "Action",
     "Finding",
     "LicenseAdd",
     "RowRequest",
-    "RowStatus",
     "Severity",
     "ValidationResult",
     "parse_date",
@@ -83,13 +83,8 @@ class Severity(enum.StrEnum):
     INFO = "info"
 
 
-class RowStatus(enum.StrEnum):
-    """A row's status after validation (the report uses the same words)."""
-
-    READY = "Ready"
-    INVALID = "Invalid"
-    DEFERRED = "Deferred"
-    SKIPPED = "Skipped"
+#: the statuses a row can have after validation alone
+VALIDATION_STATUSES = (RowStatus.READY, RowStatus.INVALID, RowStatus.DEFERRED, RowStatus.SKIPPED)
 
 
 class Action(enum.StrEnum):
@@ -768,7 +763,9 @@ def summary_lines(result: ValidationResult) -> list[str]:
         + ")",
         "  "
         + ", ".join(
-            f"{status.value.lower()}: {counts.get(status.value, 0)}" for status in RowStatus
+            f"{status.value.lower()}: {counts.get(status.value, 0)}"
+            for status in VALIDATION_STATUSES
+            for status in VALIDATION_STATUSES
         ),
     ]
     by_rule = result.counts_by_rule()

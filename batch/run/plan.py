@@ -28,9 +28,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from batch.intake.validate import Action, RowRequest, RowStatus, ValidationResult
+from batch.intake.validate import Action, RowRequest, ValidationResult
 from batch.run.changes import Desire, LicenseChange, LicenseWant, license_change
 from batch.run.tenant import GroupInfo, SkuSeats, UserState
+from batch.status import RowStatus
 
 #: the statuses of the report's Rows sheet
 PLANNED, NO_CHANGE, INVALID, FAILED, DEFERRED, SKIPPED = (
