@@ -1,19 +1,17 @@
 """m365batch: bulk Microsoft 365 license changes from spreadsheets through Microsoft Graph.
 
-The package is laid out by pipeline stage::
+The package is laid out by pipeline stage, each a package that imports only the ones above it::
 
-    sources   read CSV/XLSX sheets, every cell as text
-    catalog   SKU and service-plan names (Microsoft's reference, merged with the tenant)
-    validate  check rows, collect findings
-    tenant    read the tenant's state (SKUs, users, groups)
-    plan      compute the minimal changes; the plan is a value
-    engine    send operations through Graph $batch, throttling handled
-    journal   record every operation before and after it is sent
-    reconcile read back and compare with the desired state
-    report    write the report workbook
+    intake/    read CSV/XLSX sheets (every cell as text), the SKU catalog, validate rows
+    graph/     Microsoft Graph: msal sign-in, the HTTPS client, the $batch engine
+    run/       the tenant's state, the plan, journaled execution, the read-back
+    reports/   the report workbooks (run, validation) and the input template
+    jobs/      onboarding, export, the true-up and the CSP migration, end to end
+    cli/       the thin command line (click lives only here)
 
-``graph`` and ``auth`` are the Microsoft Graph client; ``simulator`` is the built-in
-simulated tenant, a real HTTPS server; ``cli`` is the thin command line.
+Beside them: ``errors``, ``config``, ``logs``, ``status`` (the row statuses), ``files``
+(atomic writes) and ``crashpoints`` are the foundation every stage uses; ``simulator/`` is
+the built-in simulated tenant, a real HTTPS server the product talks to like any tenant.
 """
 
 __version__ = "0.1.0"

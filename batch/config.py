@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import platformdirs
@@ -130,11 +130,6 @@ def load_settings(
     )
     _check(settings)
     return settings
-
-
-def with_label(settings: Settings, label: str) -> Settings:
-    """A copy of ``settings`` described by ``label``."""
-    return replace(settings, label=label)
 
 
 def _str(value: object) -> str | None:
