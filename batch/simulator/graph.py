@@ -44,7 +44,8 @@ from batch.simulator.render import (
     sku_plans,
 )
 from batch.simulator.responses import NOT_ALLOWED, GraphFault, Reply, bad_request, not_found
-from batch.simulator.store import TenantStore, count_applied
+from batch.simulator.schema import count_applied
+from batch.simulator.store import TenantStore
 
 READ_USERS = frozenset(
     {"User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}

@@ -41,7 +41,7 @@ from typing import Any
 from batch.simulator.catalog import MUTUALLY_EXCLUSIVE
 from batch.simulator.render import consumed_units, effective_licenses
 from batch.simulator.responses import bad_request
-from batch.simulator.store import ACTIVE_STATES, count_applied, now_iso, record_change
+from batch.simulator.schema import ACTIVE_STATES, count_applied, now_iso, record_change
 
 _EXCLUSIVE_PLANS = frozenset(p for pair in MUTUALLY_EXCLUSIVE for p in pair)
 USAGE_LOCATION_MESSAGE = "License assignment cannot be done for user with invalid usage location."

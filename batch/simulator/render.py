@@ -14,7 +14,7 @@ import sqlite3
 from collections import defaultdict
 from typing import Any
 
-from batch.simulator.store import ACTIVE_STATES
+from batch.simulator.schema import ACTIVE_STATES
 
 USER_PROPERTIES = (
     "id",
@@ -240,7 +240,7 @@ def _user_value(
 
 def consumed_units(db: sqlite3.Connection) -> dict[str, int]:
     """skuId -> number of users holding it (one seat per user however many sources)."""
-    # kept by triggers on the licenses table (see store.SCHEMA)
+    # kept by triggers on the licenses table (see schema.SCHEMA)
     return {r[0]: r[1] for r in db.execute("SELECT sku_id, consumed FROM seat_use")}
 
 

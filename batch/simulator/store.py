@@ -6,16 +6,13 @@ process killed with SIGKILL leaves either the old or the new state, never half o
 several processes can open the same state (``apply`` in one, ``true-up`` in the next).
 ``synchronous=NORMAL`` makes commits durable against a killed process (not a power cut).
 
-Licenses live in one row per (user, SKU, source): source ``""`` is a direct assignment, a
-group id an inherited one. A user consumes one seat of a SKU when any of its rows for that
-SKU is active, however many sources it has. Every change to a user's set of active SKUs is
-appended to ``history`` so tests can prove a swap never left a user unlicensed.
+The tables, the seat-count triggers and the history every license change appends to are
+described in :mod:`batch.simulator.schema`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import sqlite3
 import threading
@@ -25,100 +22,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS apps(
-    client_id TEXT PRIMARY KEY, display_name TEXT NOT NULL, secret TEXT,
-    certificates TEXT NOT NULL DEFAULT '[]', roles TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS skus(
-    position INTEGER PRIMARY KEY, sku_id TEXT UNIQUE NOT NULL, part_number TEXT NOT NULL,
-    display_name TEXT NOT NULL, applies_to TEXT NOT NULL, capability_status TEXT NOT NULL,
-    enabled INTEGER NOT NULL, warning INTEGER NOT NULL, suspended INTEGER NOT NULL,
-    locked_out INTEGER NOT NULL, service_plans TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS users(
-    seq INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, upn TEXT NOT NULL,
-    upn_key TEXT UNIQUE NOT NULL, display_name TEXT, given_name TEXT, surname TEXT, mail TEXT,
-    account_enabled INTEGER NOT NULL, usage_location TEXT, usage_location_changed REAL,
-    department TEXT, employee_id TEXT, job_title TEXT, country TEXT, user_type TEXT,
-    created TEXT NOT NULL, last_sign_in TEXT, last_non_interactive TEXT,
-    last_successful TEXT, sign_in_missing INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS licenses(
-    user_id TEXT NOT NULL, sku_id TEXT NOT NULL, source TEXT NOT NULL,
-    disabled_plans TEXT NOT NULL, state TEXT NOT NULL, error TEXT NOT NULL,
-    assigned TEXT NOT NULL, updated TEXT NOT NULL,
-    PRIMARY KEY(user_id, sku_id, source));
-CREATE INDEX IF NOT EXISTS licenses_by_sku ON licenses(sku_id, state, user_id);
-CREATE TABLE IF NOT EXISTS groups(
-    seq INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, display_name TEXT NOT NULL,
-    description TEXT, mail_nickname TEXT, security_enabled INTEGER NOT NULL,
-    mail_enabled INTEGER NOT NULL, group_types TEXT NOT NULL, created TEXT NOT NULL,
-    licenses TEXT NOT NULL, due REAL);
-CREATE TABLE IF NOT EXISTS members(
-    group_id TEXT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY(group_id, user_id));
-CREATE INDEX IF NOT EXISTS members_by_user ON members(user_id);
-CREATE TABLE IF NOT EXISTS history(
-    seq INTEGER PRIMARY KEY, user_id TEXT NOT NULL, at TEXT NOT NULL, skus TEXT NOT NULL,
-    operation TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS history_by_user ON history(user_id, seq);
-CREATE TABLE IF NOT EXISTS applied(
-    target TEXT NOT NULL, operation TEXT NOT NULL, count INTEGER NOT NULL,
-    PRIMARY KEY(target, operation));
--- Seats in use, kept by triggers: counting a SKU's holders on every write is linear in the
--- tenant's size. holders: active license rows per (SKU, user); seat_use: users per SKU.
-CREATE TABLE IF NOT EXISTS holders(
-    sku_id TEXT NOT NULL, user_id TEXT NOT NULL, n INTEGER NOT NULL,
-    PRIMARY KEY(sku_id, user_id));
-CREATE TABLE IF NOT EXISTS seat_use(sku_id TEXT PRIMARY KEY, consumed INTEGER NOT NULL);
-DROP TRIGGER IF EXISTS seat_take;
-CREATE TRIGGER seat_take AFTER INSERT ON licenses
-WHEN NEW.state IN ('Active', 'ActiveWithError') BEGIN
-    -- no conflict clauses in here: an outer INSERT OR REPLACE would override them
-    INSERT INTO seat_use SELECT NEW.sku_id, 0
-        WHERE NOT EXISTS (SELECT 1 FROM seat_use WHERE sku_id = NEW.sku_id);
-    UPDATE seat_use SET consumed = consumed + 1 WHERE sku_id = NEW.sku_id
-        AND NOT EXISTS (SELECT 1 FROM holders WHERE sku_id = NEW.sku_id AND user_id = NEW.user_id);
-    UPDATE holders SET n = n + 1 WHERE sku_id = NEW.sku_id AND user_id = NEW.user_id;
-    INSERT INTO holders SELECT NEW.sku_id, NEW.user_id, 1 WHERE NOT EXISTS (
-        SELECT 1 FROM holders WHERE sku_id = NEW.sku_id AND user_id = NEW.user_id);
-END;
-CREATE TRIGGER IF NOT EXISTS seat_give AFTER DELETE ON licenses
-WHEN OLD.state IN ('Active', 'ActiveWithError') BEGIN
-    UPDATE holders SET n = n - 1 WHERE sku_id = OLD.sku_id AND user_id = OLD.user_id;
-    UPDATE seat_use SET consumed = consumed - 1 WHERE sku_id = OLD.sku_id AND EXISTS (
-        SELECT 1 FROM holders WHERE sku_id = OLD.sku_id AND user_id = OLD.user_id AND n <= 0);
-    DELETE FROM holders WHERE sku_id = OLD.sku_id AND user_id = OLD.user_id AND n <= 0;
-END;
-CREATE TRIGGER IF NOT EXISTS seat_rows_immutable BEFORE UPDATE OF state, sku_id, user_id
-ON licenses BEGIN
-    SELECT RAISE(ABORT, 'license rows are replaced, never updated in place');
-END;
-"""
+from batch.simulator.licensing import process_group
+from batch.simulator.render import render_skus, render_users
+from batch.simulator.schema import REBUILD_SEATS, SCHEMA, now_iso
 
-#: holders/seat_use rebuilt from the licenses (a state made before the triggers existed)
-_REBUILD_SEATS = """
-DELETE FROM holders;
-DELETE FROM seat_use;
-INSERT INTO holders SELECT sku_id, user_id, COUNT(*) FROM licenses
-    WHERE state IN ('Active', 'ActiveWithError') GROUP BY sku_id, user_id;
-INSERT INTO seat_use SELECT sku_id, COUNT(*) FROM holders GROUP BY sku_id;
-"""
-
-ACTIVE_STATES = ("Active", "ActiveWithError")
 _USER_COLUMNS = (
     "id, upn, display_name, given_name, surname, mail, account_enabled, usage_location, "
     "usage_location_changed, department, employee_id, job_title, country, user_type, created, "
     "last_sign_in, last_non_interactive, last_successful, sign_in_missing, seq"
 )
-
-
-def now_iso(at: float | None = None) -> str:
-    """An ISO-8601 UTC timestamp in Graph's style (``2025-01-31T12:00:00Z``)."""
-    moment = dt.datetime.fromtimestamp(time.time() if at is None else at, dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _precise_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
 class TenantStore:
@@ -139,7 +51,7 @@ class TenantStore:
                     "ALTER TABLE users ADD COLUMN sign_in_missing INTEGER NOT NULL DEFAULT 0"
                 )
             if self.meta("seat_index") != "1":
-                db.executescript("BEGIN IMMEDIATE;" + _REBUILD_SEATS + "COMMIT;")
+                db.executescript("BEGIN IMMEDIATE;" + REBUILD_SEATS + "COMMIT;")
                 db.execute("INSERT OR REPLACE INTO meta VALUES('seat_index', '1')")
 
     # -- connections and transactions -----------------------------------------------------
@@ -251,8 +163,6 @@ class TenantStore:
 
     def load_tenant(self, tenant: dict[str, Any], *, keep_apps: bool = True) -> None:
         """Replace the directory with ``tenant`` (the sample format of ``seed.py``)."""
-        from batch.simulator.licensing import process_group
-
         started = time.time()
         with self.write() as db:
             for table in ("skus", "users", "licenses", "groups", "members", "history", "applied"):
@@ -262,79 +172,9 @@ class TenantStore:
             org = dict(tenant["organization"])
             self.set_meta(db, "organization", json.dumps(org))
             self.set_meta(db, "tenant_id", org["id"])
-            db.executemany(
-                "INSERT INTO skus VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        i,
-                        s["skuId"],
-                        s["skuPartNumber"],
-                        s.get("displayName", s["skuPartNumber"]),
-                        s.get("appliesTo", "User"),
-                        s.get("capabilityStatus", "Enabled"),
-                        s["prepaidUnits"]["enabled"],
-                        s["prepaidUnits"].get("warning", 0),
-                        s["prepaidUnits"].get("suspended", 0),
-                        s["prepaidUnits"].get("lockedOut", 0),
-                        json.dumps(s["servicePlans"]),
-                    )
-                    for i, s in enumerate(tenant["skus"])
-                ],
-            )
-            stamp = now_iso(started)
-            db.executemany(
-                "INSERT INTO users(id, upn, upn_key, display_name, given_name, surname, mail, "
-                "account_enabled, usage_location, department, employee_id, job_title, country, "
-                "user_type, created, last_sign_in, last_non_interactive, last_successful, "
-                "sign_in_missing) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (_user_row(u, started) for u in tenant["users"]),
-            )
-            license_rows = []
-            history_rows = []
-            for user in tenant["users"]:
-                skus = []
-                for lic in user.get("licenses", []):
-                    license_rows.append(
-                        (
-                            user["id"],
-                            lic["skuId"],
-                            "",
-                            json.dumps(lic.get("disabledPlans", [])),
-                            "Active",
-                            "None",
-                            stamp,
-                            stamp,
-                        )
-                    )
-                    skus.append(lic["skuId"])
-                if skus:
-                    history_rows.append((user["id"], stamp, json.dumps(sorted(skus)), "seed"))
-            db.executemany("INSERT INTO licenses VALUES(?, ?, ?, ?, ?, ?, ?, ?)", license_rows)
-            db.executemany(
-                "INSERT INTO history(user_id, at, skus, operation) VALUES(?, ?, ?, ?)",
-                history_rows,
-            )
-            for group in tenant.get("groups", []):
-                db.execute(
-                    "INSERT INTO groups(id, display_name, description, mail_nickname, "
-                    "security_enabled, mail_enabled, group_types, created, licenses, due) "
-                    "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-                    (
-                        group["id"],
-                        group["displayName"],
-                        group.get("description"),
-                        group.get("mailNickname"),
-                        int(group.get("securityEnabled", True)),
-                        int(group.get("mailEnabled", False)),
-                        json.dumps(group.get("groupTypes", [])),
-                        group.get("createdDateTime", stamp),
-                        json.dumps(group.get("assignedLicenses", [])),
-                    ),
-                )
-                db.executemany(
-                    "INSERT OR IGNORE INTO members VALUES(?, ?)",
-                    ((group["id"], member) for member in group.get("members", [])),
-                )
+            _insert_skus(db, tenant["skus"])
+            _insert_users(db, tenant["users"], started)
+            _insert_groups(db, tenant.get("groups", []), now_iso(started))
             # Seeded group licenses are processed at once: the sample starts settled.
             for group in tenant.get("groups", []):
                 if group.get("assignedLicenses"):
@@ -353,8 +193,6 @@ class TenantStore:
 
     def user(self, key: str) -> dict[str, Any] | None:
         """A user with every property (licenses included), by id or UPN; None if unknown."""
-        from batch.simulator.render import render_users
-
         with self.read() as db:
             row = self.user_row(db, key)
             if row is None:
@@ -417,8 +255,6 @@ class TenantStore:
 
     def skus(self) -> list[dict[str, Any]]:
         """The tenant's subscribedSkus, Graph-shaped."""
-        from batch.simulator.render import render_skus
-
         with self.read() as db:
             return render_skus(db, self.meta("tenant_id") or "")
 
@@ -503,31 +339,84 @@ def _user_row(user: dict[str, Any], started: float) -> tuple[Any, ...]:
     )
 
 
-def record_change(db: sqlite3.Connection, user_id: str, operation: str) -> None:
-    """Append the user's current set of active SKUs to the history, if it changed."""
-    skus = sorted(
-        r[0]
-        for r in db.execute(
-            "SELECT DISTINCT sku_id FROM licenses WHERE user_id=? AND state IN "
-            "('Active', 'ActiveWithError')",
-            (user_id,),
-        )
+def _insert_skus(db: sqlite3.Connection, skus: list[dict[str, Any]]) -> None:
+    db.executemany(
+        "INSERT INTO skus VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                i,
+                s["skuId"],
+                s["skuPartNumber"],
+                s.get("displayName", s["skuPartNumber"]),
+                s.get("appliesTo", "User"),
+                s.get("capabilityStatus", "Enabled"),
+                s["prepaidUnits"]["enabled"],
+                s["prepaidUnits"].get("warning", 0),
+                s["prepaidUnits"].get("suspended", 0),
+                s["prepaidUnits"].get("lockedOut", 0),
+                json.dumps(s["servicePlans"]),
+            )
+            for i, s in enumerate(skus)
+        ],
     )
-    last = db.execute(
-        "SELECT skus FROM history WHERE user_id=? ORDER BY seq DESC LIMIT 1", (user_id,)
-    ).fetchone()
-    encoded = json.dumps(skus)
-    if (last[0] if last else "[]") != encoded:
+
+
+def _insert_users(db: sqlite3.Connection, users: list[dict[str, Any]], started: float) -> None:
+    """The users, their direct licenses and the first entry of their license history."""
+    stamp = now_iso(started)
+    db.executemany(
+        "INSERT INTO users(id, upn, upn_key, display_name, given_name, surname, mail, "
+        "account_enabled, usage_location, department, employee_id, job_title, country, "
+        "user_type, created, last_sign_in, last_non_interactive, last_successful, "
+        "sign_in_missing) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (_user_row(u, started) for u in users),
+    )
+    license_rows = []
+    history_rows = []
+    for user in users:
+        skus = []
+        for lic in user.get("licenses", []):
+            license_rows.append(
+                (
+                    user["id"],
+                    lic["skuId"],
+                    "",
+                    json.dumps(lic.get("disabledPlans", [])),
+                    "Active",
+                    "None",
+                    stamp,
+                    stamp,
+                )
+            )
+            skus.append(lic["skuId"])
+        if skus:
+            history_rows.append((user["id"], stamp, json.dumps(sorted(skus)), "seed"))
+    db.executemany("INSERT INTO licenses VALUES(?, ?, ?, ?, ?, ?, ?, ?)", license_rows)
+    db.executemany(
+        "INSERT INTO history(user_id, at, skus, operation) VALUES(?, ?, ?, ?)",
+        history_rows,
+    )
+
+
+def _insert_groups(db: sqlite3.Connection, groups: list[dict[str, Any]], stamp: str) -> None:
+    for group in groups:
         db.execute(
-            "INSERT INTO history(user_id, at, skus, operation) VALUES(?, ?, ?, ?)",
-            (user_id, _precise_iso(), encoded, operation),
+            "INSERT INTO groups(id, display_name, description, mail_nickname, "
+            "security_enabled, mail_enabled, group_types, created, licenses, due) "
+            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            (
+                group["id"],
+                group["displayName"],
+                group.get("description"),
+                group.get("mailNickname"),
+                int(group.get("securityEnabled", True)),
+                int(group.get("mailEnabled", False)),
+                json.dumps(group.get("groupTypes", [])),
+                group.get("createdDateTime", stamp),
+                json.dumps(group.get("assignedLicenses", [])),
+            ),
         )
-
-
-def count_applied(db: sqlite3.Connection, target: str, operation: str) -> None:
-    """Count one applied write of ``operation`` on ``target``."""
-    db.execute(
-        "INSERT INTO applied VALUES(?, ?, 1) ON CONFLICT(target, operation) "
-        "DO UPDATE SET count = count + 1",
-        (target, operation),
-    )
+        db.executemany(
+            "INSERT OR IGNORE INTO members VALUES(?, ?)",
+            ((group["id"], member) for member in group.get("members", [])),
+        )
