@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import urlparse
 
 import msal
@@ -52,6 +52,9 @@ from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 from batch.config import Settings
 from batch.errors import AuthError, ConfigError
 from batch.logs import register_secret
+
+if TYPE_CHECKING:
+    from requests.sessions import _Settings  # the stubs' name for what the merge returns
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +124,7 @@ class PinnedSession(requests.Session):
 
     def merge_environment_settings(
         self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> dict[str, Any]:
+    ) -> _Settings:
         merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
         if verify in (None, True) and self.verify not in (None, True):
             merged["verify"] = self.verify

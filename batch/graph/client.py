@@ -6,7 +6,7 @@ real tenant and to the built-in simulated one. It owns:
 - one pooled ``requests.Session`` (pool >= the engine's concurrency, connect/read timeouts,
   ``verify`` set to the configured CA bundle) and a :class:`batch.graph.auth.TokenProvider`;
 - single requests (:meth:`GraphClient.get`, :meth:`~GraphClient.get_all`, ``post``,
-  ``patch``, ``delete``) get the same retry rule as ``$batch`` items (see
+  ``patch``) get the same retry rule as ``$batch`` items (see
   :class:`RetryPolicy`): reads and idempotent requests are retried on 429, 500, 502, 503
   and 504 after ``Retry-After`` (seconds, fractional too, or an HTTP date), or after
   exponential backoff with jitter when the header is absent, at most ``max_retries``
@@ -17,15 +17,16 @@ real tenant and to the built-in simulated one. It owns:
   500 on ``GET /subscribedSkus`` or on a page of users no longer ends a run;
 - a 401 renews the token once and retries; a second 401, or a 403 after a renewal, raises
   :class:`batch.errors.PermissionDenied`;
-- errors mapped once into :class:`~batch.errors.GraphStatusError` /
-  :class:`~batch.errors.PermissionDenied` / :class:`~batch.errors.GraphRequestError`, each
+- errors mapped once (by :mod:`batch.graph.answers`) into
+  :class:`~batch.errors.GraphStatusError` / :class:`~batch.errors.PermissionDenied` /
+  :class:`~batch.errors.GraphRequestError`, each
   carrying method, URL, status, Graph error code and request-id;
 - :meth:`GraphClient.send_batch`, one raw ``POST /$batch`` for the engine (``batch.graph.engine``),
   which does its own per-item retries and pacing;
 - :meth:`GraphClient.resolve_users`: UPNs to user objects through
   ``$filter=userPrincipalName in (...)`` (quotes doubled, percent-encoded so ``#`` is
-  ``%23``), many filters per ``$batch``, and each returned UPN checked against the one asked
-  for, so that writes can then be sent by object id.
+  ``%23``: :mod:`batch.graph.queries`), many filters per ``$batch``, and each returned UPN
+  checked against the one asked for, so that writes can then be sent by object id.
 
 Nothing here logs an ``Authorization`` header or a token: requests are logged as method, URL,
 status, request-id, attempt and timing only.
@@ -33,29 +34,43 @@ status, request-id, attempt and timing only.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
-import random
-import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlparse
+from urllib.parse import urlparse
 
 import requests
 
 from batch.config import Settings
-from batch.errors import GraphRequestError, GraphStatusError, PermissionDenied
+from batch.errors import GraphRequestError, GraphStatusError
+from batch.graph.answers import (
+    BatchReply,
+    backoff_delay,
+    display_url,
+    header_float,
+    index_responses,
+    lower_keys,
+    parse_retry_after,
+    request_error,
+    status_error,
+)
 from batch.graph.auth import (
     DeviceCodeTokenProvider,
     MsalTokenProvider,
     TokenProvider,
     as_token_provider,
     new_session,
+)
+from batch.graph.queries import (
+    chunks,
+    encode_query,
+    is_guid,
+    users_filter_path,
 )
 
 log = logging.getLogger(__name__)
@@ -70,10 +85,6 @@ RESOLVE_CHUNK = MAX_IN_VALUES
 MAX_EQ_LENGTH = 120
 DEFAULT_TIMEOUT = (10.0, 60.0)
 USER_AGENT = "m365batch"
-
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-# Characters left as they are in query values; everything else (# & + % = space ...) is encoded.
-_QUERY_SAFE = "'(),:/@$*!"
 
 
 #: answers after which a read (or an idempotent request) is sent again: throttled (429),
@@ -120,73 +131,6 @@ class ClientStats:
                 setattr(self, name, getattr(self, name) + value)
 
 
-@dataclass
-class BatchReply:
-    """The raw answer to one ``POST /$batch`` (or the reason there was none)."""
-
-    status: int | None  #: outer HTTP status; ``None`` when no answer came back
-    headers: Mapping[str, str]
-    responses: dict[str, dict[str, Any]] | None  #: item id -> {status, headers, body}
-    error: GraphRequestError | None = None
-    #: False only when the request provably never reached the server (connection refused)
-    delivered: bool = True
-    request_id: str | None = None
-    elapsed: float = 0.0
-    body: Any = None
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value: seconds (fractional too) or an HTTP date."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        if when is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, seconds)
-
-
-def backoff_delay(attempt: int, base: float, cap: float) -> float:
-    """Exponential backoff with full jitter for retry number ``attempt`` (1 = first retry)."""
-    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
-    return random.uniform(ceiling / 2, ceiling)
-
-
-def odata_string(value: str) -> str:
-    """``value`` as an OData string literal: single quotes doubled, then quoted."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def encode_query(params: Mapping[str, Any]) -> str:
-    """A query string with values percent-encoded (``#`` -> %23, ``+`` -> %2B, space -> %20)."""
-    return "&".join(
-        f"{quote(str(key), safe='$')}={quote(str(value), safe=_QUERY_SAFE)}"
-        for key, value in params.items()
-        if value is not None
-    )
-
-
-def user_path(user: str) -> str:
-    """``/users/{id or UPN}`` with the UPN percent-encoded as one path segment."""
-    return "/users/" + quote(user, safe="@")
-
-
-def is_guid(value: str) -> bool:
-    """Whether ``value`` is a GUID (an object id)."""
-    return bool(_GUID.match(value.strip()))
-
-
 def build_session(
     settings: Settings, *, pool_size: int = 16, user_agent: str = USER_AGENT
 ) -> requests.Session:
@@ -194,56 +138,6 @@ def build_session(
     session = new_session(settings.ca_bundle, pool_size=pool_size)
     session.headers["User-Agent"] = user_agent
     return session
-
-
-def graph_error_fields(body: Any) -> tuple[str | None, str | None, str | None]:
-    """(code, message, request-id) from a Graph error body, whatever its exact nesting."""
-    if not isinstance(body, dict):
-        return None, None, None
-    error = body.get("error")
-    if not isinstance(error, dict):
-        return None, None, None
-    inner = error.get("innerError") or error.get("innererror") or {}
-    request_id = inner.get("request-id") if isinstance(inner, dict) else None
-    code = error.get("code") or None
-    message = error.get("message") or None
-    return (str(code) if code else None, str(message) if message else None, request_id)
-
-
-def status_error(
-    method: str,
-    url: str,
-    status: int,
-    body: Any,
-    headers: Mapping[str, str] | None = None,
-    *,
-    hint: str | None = None,
-) -> GraphStatusError:
-    """The exception for an error answer: PermissionDenied for 401/403, else GraphStatusError."""
-    code, message, inner_id = graph_error_fields(body)
-    request_id = (headers or {}).get("request-id") or inner_id
-    if message is None:
-        message = (
-            body[:200]
-            if isinstance(body, str) and body.strip()
-            else f"HTTP {status} with no error body"
-        )
-    cls = PermissionDenied if status in (401, 403) else GraphStatusError
-    if cls is PermissionDenied and hint is None:
-        hint = (
-            "The app lacks a permission for this call (LicenseAssignment.ReadWrite.All and "
-            "User.Read.All are the least it needs), or admin consent was not granted."
-        )
-    return cls(
-        message,
-        status=status,
-        code=code,
-        request_id=request_id,
-        method=method,
-        url=_display_url(url),
-        response=body,
-        hint=hint,
-    )
 
 
 class GraphClient:
@@ -288,7 +182,7 @@ class GraphClient:
                 raise GraphRequestError(
                     f"Refusing to follow a link to another host: {parsed.netloc}",
                     method="GET",
-                    url=_display_url(path),
+                    url=display_url(path),
                 )
             url = path
         else:
@@ -348,10 +242,6 @@ class GraphClient:
         """PATCH and return the JSON body (``{}`` for 204)."""
         return self.request("PATCH", path, json_body=json_body, headers=headers)
 
-    def delete(self, path: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """DELETE and return the JSON body (``{}`` for 204)."""
-        return self.request("DELETE", path, headers=headers)
-
     def request(
         self,
         method: str,
@@ -400,7 +290,7 @@ class GraphClient:
                 if delay <= self.retry.max_retry_after:
                     self.stats.add(retries=1)
                     log.debug(
-                        "%s %s: %s, retrying in %.2f s", method, _display_url(url), status, delay
+                        "%s %s: %s, retrying in %.2f s", method, display_url(url), status, delay
                     )
                     self._sleep(delay)
                     continue
@@ -431,9 +321,7 @@ class GraphClient:
                         transport_attempt, self.retry.backoff_base, self.retry.backoff_cap
                     )
                     self.stats.add(retries=1)
-                    log.debug(
-                        "%s %s: %s, retrying in %.2f s", method, _display_url(url), exc, delay
-                    )
+                    log.debug("%s %s: %s, retrying in %.2f s", method, display_url(url), exc, delay)
                     self._sleep(delay)
                     continue
                 raise
@@ -467,15 +355,15 @@ class GraphClient:
             log.debug(
                 "%s %s attempt %d: no answer after %.0f ms (%s)",
                 method,
-                _display_url(url),
+                display_url(url),
                 attempt,
                 elapsed * 1000,
                 type(exc).__name__,
             )
-            raise _request_error(method, url, exc) from exc
+            raise request_error(method, url, exc) from exc
         response._m365batch_token = token  # type: ignore[attr-defined]  # for renew()
         elapsed = time.monotonic() - started
-        units = _float(response.headers.get("x-ms-resource-unit"))
+        units = header_float(response.headers.get("x-ms-resource-unit"))
         self.stats.add(
             requests=1,
             throttled=int(response.status_code == 429),
@@ -485,7 +373,7 @@ class GraphClient:
         log.debug(
             "%s %s attempt %d: %s in %.0f ms, request-id %s",
             method,
-            _display_url(url),
+            display_url(url),
             attempt,
             response.status_code,
             elapsed * 1000,
@@ -541,7 +429,7 @@ class GraphClient:
                 continue
             if status in (401, 403):
                 raise status_error("POST", url, status, body, response.headers)
-            responses = _index_responses(body) if status < 400 or status == 424 else None
+            responses = index_responses(body) if status < 400 or status == 424 else None
             return BatchReply(
                 status=status,
                 headers=response.headers,
@@ -580,13 +468,13 @@ class GraphClient:
         ids = [v[0] for v in wanted.values() if is_guid(v[0])]
         upns = [v[0] for v in wanted.values() if not is_guid(v[0]) and len(v[0]) <= MAX_EQ_LENGTH]
         queries = {
-            _filter_path("id", chunk, fields): ("id", chunk)
-            for chunk in _chunks(ids, RESOLVE_CHUNK)
+            users_filter_path("id", chunk, fields): ("id", chunk)
+            for chunk in chunks(ids, RESOLVE_CHUNK)
         }
         queries.update(
             {
-                _filter_path("userPrincipalName", chunk, fields): ("userPrincipalName", chunk)
-                for chunk in _chunks(upns, RESOLVE_CHUNK)
+                users_filter_path("userPrincipalName", chunk, fields): ("userPrincipalName", chunk)
+                for chunk in chunks(upns, RESOLVE_CHUNK)
             }
         )
         found: dict[str, dict[str, Any]] = {}
@@ -607,7 +495,7 @@ class GraphClient:
                     log.warning("Graph refused the lookup of %s: %s", values[0], error)
                     continue
                 for value in values:  # one by one: only the value Graph refuses is left out
-                    single = _filter_path(prop, [value], fields)
+                    single = users_filter_path(prop, [value], fields)
                     queries[single] = (prop, [value])
                     paths.append(single)
         return found
@@ -649,85 +537,38 @@ class GraphClient:
                         yield from self.get_all(str(body["@odata.nextLink"]))
                     continue
                 attempts[path] = attempts.get(path, 0) + 1
-                retryable = answer is None or status in RETRY_READ_STATUSES
                 if rejected is not None and answer is not None and status == 400:
-                    rejected.append(
-                        (
-                            path,
-                            status_error(
-                                "GET",
-                                self.url(path),
-                                status,
-                                answer.get("body"),
-                                _lower_keys(answer.get("headers")),
-                            ),
-                        )
-                    )
+                    rejected.append((path, self._read_error(path, answer)))
                     continue
-                if not retryable or attempts[path] > self.retry.max_retries:
-                    if answer is None:
-                        raise reply.error or status_error(
-                            "POST",
-                            f"{self.graph_url}/$batch",
-                            reply.status or 0,
-                            reply.body,
-                            reply.headers,
-                        )
-                    raise status_error(
-                        "GET",
-                        self.url(path),
-                        status,
-                        answer.get("body"),
-                        _lower_keys(answer.get("headers")),
-                    )
-                # an item's own Retry-After, or the whole batch's when it was refused whole
-                delay = parse_retry_after(
-                    _lower_keys(answer.get("headers") if answer else dict(reply.headers)).get(
-                        "retry-after"
-                    )
-                )
-                if delay is None:
-                    delay = backoff_delay(
-                        attempts[path], self.retry.backoff_base, self.retry.backoff_cap
-                    )
-                wait = max(wait, delay)
+                wait = max(wait, self._reread_delay(path, reply, answer, attempts[path]))
                 pending.append(path)
             if wait:
                 self.stats.add(retries=1)
                 self._sleep(min(wait, self.retry.max_retry_after))
 
+    def _reread_delay(
+        self, path: str, reply: BatchReply, answer: dict[str, Any] | None, attempt: int
+    ) -> float:
+        """The wait before a batched GET that failed goes again; raises when it does not."""
+        status = int(answer.get("status", 0)) if answer else 0
+        retryable = answer is None or status in RETRY_READ_STATUSES
+        if not retryable or attempt > self.retry.max_retries:
+            if answer is None:
+                raise reply.error or status_error(
+                    "POST", f"{self.graph_url}/$batch", reply.status or 0, reply.body, reply.headers
+                )
+            raise self._read_error(path, answer)
+        # an item's own Retry-After, or the whole batch's when it was refused whole
+        headers = lower_keys(answer.get("headers") if answer else dict(reply.headers))
+        delay = parse_retry_after(headers.get("retry-after"))
+        if delay is None:
+            delay = backoff_delay(attempt, self.retry.backoff_base, self.retry.backoff_cap)
+        return delay
 
-def _filter_path(prop: str, values: list[str], fields: list[str]) -> str:
-    literals = ",".join(odata_string(v) for v in values)
-    return "/users?" + encode_query(
-        {"$filter": f"{prop} in ({literals})", "$select": ",".join(fields)}
-    )
-
-
-def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
-def _index_responses(body: Any) -> dict[str, dict[str, Any]] | None:
-    if not isinstance(body, dict) or not isinstance(body.get("responses"), list):
-        return None
-    indexed: dict[str, dict[str, Any]] = {}
-    for item in body["responses"]:
-        if isinstance(item, dict) and item.get("id") is not None:
-            # Ids are not case-sensitive in Graph; ours are digits, lowercase anyway.
-            key = str(item["id"]).lower()
-            if key in indexed:
-                log.warning("$batch answer repeats item id %s; keeping the first", key)
-                continue
-            indexed[key] = item
-    return indexed
-
-
-def _lower_keys(headers: Any) -> dict[str, str]:
-    if not isinstance(headers, dict):
-        return {}
-    return {str(k).lower(): str(v) for k, v in headers.items()}
+    def _read_error(self, path: str, answer: dict[str, Any]) -> GraphStatusError:
+        status = int(answer.get("status", 0))
+        headers = lower_keys(answer.get("headers"))
+        return status_error("GET", self.url(path), status, answer.get("body"), headers)
 
 
 def _json_or_text(response: requests.Response) -> Any:
@@ -737,41 +578,3 @@ def _json_or_text(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return response.text
-
-
-def _float(value: str | None) -> float:
-    try:
-        return float(value) if value else 0.0
-    except ValueError:
-        return 0.0
-
-
-def _display_url(url: str) -> str:
-    # The full URL is useful in messages; it carries no credential (tokens go in headers).
-    return url
-
-
-def _request_error(method: str, url: str, exc: requests.RequestException) -> GraphRequestError:
-    if isinstance(exc, requests.exceptions.SSLError):
-        what = "the TLS handshake failed (is REQUESTS_CA_BUNDLE right?)"
-    elif isinstance(exc, requests.exceptions.ConnectTimeout):
-        what = "connecting timed out"
-    elif isinstance(exc, requests.exceptions.ReadTimeout):
-        what = "no answer before the read timeout"
-    elif isinstance(exc, requests.exceptions.ConnectionError):
-        what = "the connection failed or was reset"
-    else:
-        what = f"the request failed ({type(exc).__name__})"
-    error = GraphRequestError(f"{method} {url}: {what}", method=method, url=_display_url(url))
-    # A request that could not even connect was never seen by the server: safe to send again.
-    error.never_sent = _never_sent(exc)  # type: ignore[attr-defined]
-    return error
-
-
-def _never_sent(exc: requests.RequestException) -> bool:
-    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
-        return True
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        text = repr(exc.args[0]) if exc.args else ""
-        return "NewConnectionError" in text or "Connection refused" in text
-    return False

@@ -68,15 +68,14 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from batch.errors import BatchError, GraphStatusError, GuardStopped, PermissionDenied
-from batch.graph.client import (
-    MAX_BATCH_ITEMS,
+from batch.graph.answers import (
     BatchReply,
-    GraphClient,
     backoff_delay,
     graph_error_fields,
     parse_retry_after,
     status_error,
 )
+from batch.graph.client import MAX_BATCH_ITEMS, GraphClient
 from batch.graph.operations import Operation, Outcome, ReadBack, Result, Verifier, assign_license
 from batch.graph.pacing import Pacer, PacerSettings
 

@@ -233,7 +233,8 @@ def read_groups(client: Any, names: Iterable[str]) -> tuple[dict[str, GroupInfo]
     - any lookup Graph refuses with 400 (a query it will not run, a malformed id).
     """
     from batch.errors import GraphStatusError
-    from batch.graph.client import MAX_EQ_LENGTH, is_guid, odata_string
+    from batch.graph.client import MAX_EQ_LENGTH
+    from batch.graph.queries import is_guid, odata_string
 
     groups: dict[str, GroupInfo] = {}
     problems: dict[str, str] = {}

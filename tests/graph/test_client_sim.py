@@ -12,7 +12,8 @@ import requests
 
 from batch.errors import AuthError, ConfigError, GraphStatusError, PermissionDenied
 from batch.graph.auth import MsalTokenProvider, certificate_thumbprint
-from batch.graph.client import GraphClient, user_path
+from batch.graph.client import GraphClient
+from batch.graph.queries import user_path
 from batch.logs import configure_logging
 from tests.graph.conftest import make_certificate, sim_client, sim_settings
 

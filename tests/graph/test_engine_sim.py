@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from batch.errors import GuardStopped, PermissionDenied
-from batch.graph.client import BatchReply, GraphClient, RetryPolicy, parse_retry_after
+from batch.graph.answers import BatchReply, parse_retry_after
+from batch.graph.client import GraphClient, RetryPolicy
 from batch.graph.engine import BatchEngine, Operation, Outcome, assign_license
 from tests.graph.conftest import quick_engine, sim_client, sim_settings
 from tests.graph.fakegraph import batch_shape_ok

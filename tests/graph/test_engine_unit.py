@@ -146,7 +146,7 @@ def test_retry_after_http_date_and_fractional_are_honoured(tmp_path: Path) -> No
 
 
 def test_retry_after_parsing() -> None:
-    from batch.graph.client import parse_retry_after
+    from batch.graph.answers import parse_retry_after
 
     assert parse_retry_after("2.128") == pytest.approx(2.128)
     assert parse_retry_after("0") == 0.0
