@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from batch.simulator.manage import describe_tenant, reset_tenant
 from batch.simulator.options import SimulatorOptions
-from batch.simulator.server import RunningSimulator, load_sample, start_simulator
+from batch.simulator.server import RunningSimulator, start_simulator
+from batch.simulator.state import load_sample
 
 __all__ = [
     "RunningSimulator",

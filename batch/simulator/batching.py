@@ -20,7 +20,7 @@ import json
 from typing import Any
 
 from batch.simulator.auth import Caller
-from batch.simulator.graph import Call, split_url
+from batch.simulator.calls import Call, split_url
 from batch.simulator.responses import GraphFault, Reply, error_body
 from batch.simulator.service import Service, new_request_id
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from batch.simulator.seed import generate_tenant
-from batch.simulator.server import load_sample, open_store
+from batch.simulator.state import load_sample, open_store
 
 
 def reset_tenant(

@@ -9,6 +9,7 @@ throttling errors nest ``innerError`` the way the throttling docs show (``code``
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,3 +87,10 @@ def fault_reply(fault: GraphFault, request_id: str, client_request_id: str) -> R
         error_body(fault.code, fault.message, request_id, client_request_id, status=fault.status),
         dict(fault.headers),
     )
+
+
+def dump_json(body: Any) -> bytes:
+    """Serialise a reply body."""
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -21,31 +21,24 @@ import struct
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
-from filelock import FileLock
-
-from batch.simulator import seed as seed_module
 from batch.simulator.auth import Authority, EntraError, certificate_record, dumps
 from batch.simulator.batching import handle_batch
-from batch.simulator.certs import ensure_tls_material
-from batch.simulator.graph import ALL_ROLES, Call, dump_json, split_url
+from batch.simulator.calls import Call, split_url
 from batch.simulator.options import SimulatorOptions
-from batch.simulator.responses import GraphFault, Reply, error_body, fault_reply
+from batch.simulator.responses import GraphFault, Reply, dump_json, error_body, fault_reply
 from batch.simulator.service import Counters, Service, new_request_id
+from batch.simulator.state import AppCredentials, open_state
 from batch.simulator.store import TenantStore
 
 log = logging.getLogger(__name__)
 
-DB_FILE = "tenant.db"
-APP_FILE = "app.json"
 MAX_BODY = 4 * 1024 * 1024
-SAMPLE_PATH = Path(__file__).resolve().parents[2] / "samples" / "tenant.json"
 _DISCOVERY = re.compile(r"^/([^/]+)/v2\.0/\.well-known/openid-configuration$")
 _TOKEN = re.compile(r"^/([^/]+)/oauth2/v2\.0/token$")
 _DEVICE = re.compile(r"^/([^/]+)/oauth2/v2\.0/devicecode$")
@@ -338,12 +331,6 @@ class _Core:
         self.graph_url = ""
 
 
-@dataclass
-class _AppCredentials:
-    client_id: str
-    client_secret: str
-
-
 class RunningSimulator:
     """A simulated tenant serving HTTPS on 127.0.0.1; stop it (or use ``with``) when done."""
 
@@ -354,7 +341,7 @@ class RunningSimulator:
         core: _Core,
         state_dir: Path,
         ca_path: Path,
-        app: _AppCredentials,
+        app: AppCredentials,
     ) -> None:
         self._server = server
         self._thread = thread
@@ -414,49 +401,6 @@ class RunningSimulator:
         self.stop()
 
 
-def open_store(state_dir: Path, seed_path: Path | None = None) -> TenantStore:
-    """Open the state in ``state_dir``, loading the sample tenant on first use."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(state_dir / "init.lock")):
-        store = TenantStore(state_dir / DB_FILE)
-        if not store.initialized:
-            store.load_tenant(load_sample(seed_path))
-    return store
-
-
-def load_sample(seed_path: Path | None = None) -> dict[str, Any]:
-    """The sample tenant: from ``seed_path``, else samples/tenant.json, else generated."""
-    for path in (seed_path, SAMPLE_PATH):
-        if path is not None and path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
-    return seed_module.generate_tenant()
-
-
-def _default_app(store: TenantStore, state_dir: Path) -> _AppCredentials:
-    path = state_dir / APP_FILE
-    with FileLock(str(state_dir / "init.lock")):
-        if path.is_file():
-            saved = json.loads(path.read_text(encoding="utf-8"))
-            creds = _AppCredentials(saved["client_id"], saved["client_secret"])
-        else:
-            creds = _AppCredentials(str(uuid.uuid4()), secrets.token_urlsafe(30))
-            path.touch(mode=0o600)
-            path.write_text(
-                json.dumps({"client_id": creds.client_id, "client_secret": creds.client_secret}),
-                encoding="utf-8",
-            )
-        app = store.app(creds.client_id)
-        if app is None or app["secret"] != creds.client_secret:
-            store.save_app(
-                creds.client_id,
-                "m365batch (simulated default app)",
-                creds.client_secret,
-                [],
-                list(ALL_ROLES),
-            )
-    return creds
-
-
 def start_simulator(
     state_dir: Path,
     options: SimulatorOptions | None = None,
@@ -467,9 +411,8 @@ def start_simulator(
     """Start the simulated tenant on 127.0.0.1 in a background thread."""
     state_dir = Path(state_dir)
     options = options or SimulatorOptions()
-    tls = ensure_tls_material(state_dir)
-    store = open_store(state_dir, seed_path)
-    app = _default_app(store, state_dir)
+    opened = open_state(state_dir, seed_path)
+    tls, store = opened.tls, opened.store
     tenant_id = store.meta("tenant_id") or ""
     authority = Authority(store, tls.signing_key_path, options)
     core = _Core(store, authority, Service(store, options, tenant_id), options)
@@ -485,4 +428,4 @@ def start_simulator(
         daemon=True,
     )
     thread.start()
-    return RunningSimulator(server, thread, core, state_dir, tls.ca_path, app)
+    return RunningSimulator(server, thread, core, state_dir, tls.ca_path, opened.app)

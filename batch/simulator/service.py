@@ -18,8 +18,9 @@ from collections import Counter, deque
 from typing import Any
 
 from batch.simulator.auth import Caller
+from batch.simulator.calls import Call
 from batch.simulator.faults import FaultPlan
-from batch.simulator.graph import Call, GraphApi
+from batch.simulator.graph import GraphApi
 from batch.simulator.lag import ReadLag
 from batch.simulator.options import SimulatorOptions
 from batch.simulator.responses import (
