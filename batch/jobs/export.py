@@ -19,14 +19,13 @@ exact snapshot of such names prefer the XLSX form, where the text is stored as t
 from __future__ import annotations
 
 import csv
-import os
-import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from batch.errors import ReportError
+from batch.files import atomic_write
 from batch.reports.workbook import ReportWorkbook, needs_quote_prefix
 from batch.run.tenant import GROUP_SELECT, SkuSeats, UserState, seats_from_skus, user_state
 
@@ -225,35 +224,28 @@ def write_snapshot(snapshot: Snapshot, path: Path, *, as_csv: bool = False) -> P
     """Write the rows as XLSX (sheet ``Assignments``) or CSV, atomically; never overwrite."""
     if as_csv:
         return _write_csv(path, snapshot.headers, snapshot.rows)
-    book = ReportWorkbook(path)
-    try:
+    with ReportWorkbook(path) as book:
         book.add_table("Assignments", snapshot.headers, snapshot.rows, status_column=None)
-    except BaseException:
-        book.discard()
-        raise
-    return book.save()
+    return book.path
 
 
 def _write_csv(path: Path, headers: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> Path:
-    if path.exists():
-        raise ReportError(f"{path} already exists; choose another --output name.")
     if not path.parent.is_dir():
         raise ReportError(f"cannot write {path}: the folder {path.parent} does not exist.")
-    temp = path.parent / f".{path.stem}-{secrets.token_hex(6)}.csv.tmp"
+
+    def write(handle: IO[str]) -> None:
+        writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL)
+        writer.writerow(headers)
+        for row in rows:
+            writer.writerow(["'" + c if needs_quote_prefix(c) else c for c in row])
+
     try:
         # UTF-8 with a BOM: Excel opens it with the right encoding, and the reader accepts it
-        with temp.open("w", encoding="utf-8-sig", newline="") as handle:
-            writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL)
-            writer.writerow(headers)
-            for row in rows:
-                writer.writerow(["'" + c if needs_quote_prefix(c) else c for c in row])
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
+        return atomic_write(path, write, mode=None, encoding="utf-8-sig", newline="")
+    except FileExistsError as exc:
+        raise ReportError(f"{path} already exists; choose another --output name.") from exc
     except OSError as exc:
-        temp.unlink(missing_ok=True)
         raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    return path
 
 
 def _safe(text: str) -> bool:

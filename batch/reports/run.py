@@ -147,8 +147,7 @@ def write_run_report(
 ) -> Path:
     """Write the run workbook atomically; return its path."""
     after = {s.sku_id: s for s in seats_after} if seats_after is not None else None
-    book = ReportWorkbook(path, overwrite=overwrite)
-    try:
+    with ReportWorkbook(path, overwrite=overwrite) as book:
         pairs = _summary_pairs(facts, validation, plan, outcomes)
         summary = book.add_key_values("Summary", pairs, title="m365batch run report")
         headers, rows = _rows_table(validation, plan.rows, outcomes)
@@ -172,11 +171,8 @@ def write_run_report(
             kinds=CHANGE_KINDS,
             status_column=None,
         )
-    except BaseException:
-        book.discard()
-        raise
-    book.fit_for_print()
-    return book.save()
+        book.fit_for_print()
+    return book.path
 
 
 def _summary_pairs(

@@ -17,10 +17,12 @@ import csv
 import datetime as dt
 import sys
 from pathlib import Path
+from typing import IO
 
 import pycountry
 
 from batch.errors import ReportError
+from batch.files import atomic_write
 from batch.intake.catalog import COMMON_PART_NUMBERS, Catalog, Sku, subscribed_skus_from_catalog
 from batch.reports.workbook import ReportWorkbook
 
@@ -143,13 +145,9 @@ def write_template(
     rows = example_rows(catalog, today=today)
     if as_csv:
         return _write_csv(path, headers, rows, overwrite=overwrite)
-    book = ReportWorkbook(path, overwrite=overwrite)
-    try:
+    with ReportWorkbook(path, overwrite=overwrite) as book:
         _fill_workbook(book, catalog, headers, rows)
-    except BaseException:
-        book.discard()
-        raise
-    return book.save()
+    return book.path
 
 
 def _fill_workbook(
@@ -244,19 +242,20 @@ def _fill_workbook(
 
 
 def _write_csv(path: Path, headers: list[str], rows: list[list[str]], *, overwrite: bool) -> Path:
-    if path.exists() and not overwrite:
-        raise ReportError(f"{path} already exists; choose another --output name.")
+    def write(handle: IO[str]) -> None:
+        writer = csv.writer(handle)
+        writer.writerow(headers)
+        writer.writerows(rows)
+
     try:
         # UTF-8 with a BOM: Excel then opens it with the right encoding.
-        with path.open("w" if overwrite else "x", encoding="utf-8-sig", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(headers)
-            writer.writerows(rows)
+        return atomic_write(
+            path, write, overwrite=overwrite, mode=None, encoding="utf-8-sig", newline=""
+        )
     except FileExistsError as exc:
         raise ReportError(f"{path} already exists; choose another --output name.") from exc
     except OSError as exc:
         raise ReportError(f"cannot write {path}: {exc.strerror}.") from exc
-    return path
 
 
 def write_generic_templates(folder: Path) -> list[Path]:

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import re
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,8 @@ from xlsxwriter.exceptions import XlsxWriterException
 
 from batch.crashpoints import crashpoint
 from batch.errors import ReportError
+from batch.files import AtomicFile
+from batch.status import RowStatus
 
 __all__ = [
     "CELL_LIMIT",
@@ -50,17 +50,18 @@ CUT_MARKER = " [... cut: {n:,} more characters]"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 WIDTH_SAMPLE = 500  #: rows looked at to fit column widths
+EXISTS = "{path} already exists; choose another --output name."
 
 #: fill and font colours per status (Excel's "good / neutral / bad" palette)
 STATUS_COLOURS: dict[str, tuple[str, str]] = {
-    "Applied": ("#C6EFCE", "#006100"),
-    "NoChange": ("#E2EFDA", "#375623"),
-    "Ready": ("#DDEBF7", "#1F4E78"),
-    "Planned": ("#DDEBF7", "#1F4E78"),
-    "Deferred": ("#FFEB9C", "#9C5700"),
-    "Skipped": ("#EDEDED", "#505050"),
-    "Invalid": ("#FFC7CE", "#9C0006"),
-    "Failed": ("#FFC7CE", "#9C0006"),
+    RowStatus.APPLIED: ("#C6EFCE", "#006100"),
+    RowStatus.NO_CHANGE: ("#E2EFDA", "#375623"),
+    RowStatus.READY: ("#DDEBF7", "#1F4E78"),
+    RowStatus.PLANNED: ("#DDEBF7", "#1F4E78"),
+    RowStatus.DEFERRED: ("#FFEB9C", "#9C5700"),
+    RowStatus.SKIPPED: ("#EDEDED", "#505050"),
+    RowStatus.INVALID: ("#FFC7CE", "#9C0006"),
+    RowStatus.FAILED: ("#FFC7CE", "#9C0006"),
 }
 
 #: column kind -> Excel number format
@@ -129,24 +130,27 @@ class ReportWorkbook:
 
     Usage::
 
-        book = ReportWorkbook(path)
-        book.add_table("Rows", headers, rows, kinds={"Row": "int"}, status_column="Status")
-        book.save()
+        with ReportWorkbook(path) as book:
+            book.add_table("Rows", headers, rows, kinds={"Row": "int"}, status_column="Status")
+        # saved here; on an exception the temporary file is dropped instead
     """
 
     def __init__(self, path: Path | str, *, overwrite: bool = False) -> None:
         self.path = Path(path)
         self.overwrite = overwrite
         if self.path.exists() and not overwrite:
-            raise ReportError(f"{self.path} already exists; choose another --output name.")
+            raise ReportError(EXISTS.format(path=self.path))
         folder = self.path.parent
         if not folder.is_dir():
             raise ReportError(f"cannot write {self.path}: the folder {folder} does not exist.")
         # Same folder, so the final move is a rename; created by the writer with the
         # user's umask (mkstemp would leave it private).
-        self._temp = folder / f".{self.path.stem}-{secrets.token_hex(6)}.xlsx.tmp"
+        try:
+            self._file = AtomicFile(self.path, overwrite=overwrite)
+        except FileExistsError as exc:
+            raise ReportError(EXISTS.format(path=self.path)) from exc
         self.book = xlsxwriter.Workbook(
-            str(self._temp),
+            str(self._file.temp),
             {
                 # Never let a string become a formula, a number or a link.
                 "strings_to_formulas": False,
@@ -238,7 +242,11 @@ class ReportWorkbook:
             f'#,##0.00 "{currency}"' if (k == "currency" and currency) else NUMBER_FORMATS.get(k)
             for k in col_kinds
         ]
-        status_index = list(headers).index(status_column) if status_column in headers else -1
+        status_index = (
+            list(headers).index(status_column)
+            if status_column is not None and status_column in headers
+            else -1
+        )
         widths = [len(str(h)) for h in headers]
         count = 0
         write_value, write_text = self.write_value, self.write_text
@@ -376,32 +384,22 @@ class ReportWorkbook:
         """Close the workbook and move it into place atomically; return the final path."""
         if self._closed:
             return self.path
+        self._closed = True
         try:
             self.book.close()
-            with self._temp.open("rb+") as handle:
-                os.fsync(handle.fileno())
-            crashpoint("report.save")
-            if self.overwrite:
-                os.replace(self._temp, self.path)
-            else:
-                # link() fails if the name was taken meanwhile: no silent overwrite.
-                os.link(self._temp, self.path)
-                self._temp.unlink()
-            _fsync_dir(self.path.parent)
+            self._file.commit(before_move=lambda: crashpoint("report.save"))
         except FileExistsError as exc:
-            self.discard()
-            raise ReportError(f"{self.path} already exists; choose another --output name.") from exc
+            self._file.discard()
+            raise ReportError(EXISTS.format(path=self.path)) from exc
         except (OSError, XlsxWriterException) as exc:
-            self.discard()
+            self._file.discard()
             raise ReportError(f"cannot write {self.path}: {exc}.") from exc
-        self._closed = True
         return self.path
 
     def discard(self) -> None:
         """Drop the temporary file (after a failure)."""
         self._closed = True
-        with contextlib.suppress(FileNotFoundError):
-            self._temp.unlink()
+        self._file.discard()
 
     def __enter__(self) -> ReportWorkbook:
         return self
@@ -428,16 +426,3 @@ def _display_width(value: object) -> int:
     if "\n" in text:
         return max(len(line) for line in text.split("\n"))
     return len(text)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -11,7 +11,6 @@ import base64
 import datetime as dt
 import hashlib
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from filelock import FileLock
+
+from batch.files import atomic_write
 
 CA_FILE = "ca.pem"
 SERVER_CERT_FILE = "server.pem"
@@ -153,10 +154,4 @@ def _create_ca_and_server_cert(material: TlsMaterial) -> None:
 
 
 def _write_atomic(path: Path, data: bytes, *, private: bool = False) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, data, overwrite=True, mode=0o600 if private else 0o644)

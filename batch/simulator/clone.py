@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from batch.errors import GraphStatusError, ReportError
+from batch.files import atomic_write
 from batch.simulator.seed import FORMAT
 
 __all__ = ["CLONE_USER_SELECT", "clone_tenant", "pseudonymise_tenant", "write_seed"]
@@ -308,16 +308,14 @@ def write_seed(tenant: Mapping[str, Any], path: Path) -> Path:
         raise ReportError(f"{path} already exists; choose another --output name.")
     if not path.parent.is_dir():
         raise ReportError(f"cannot write {path}: the folder {path.parent} does not exist.")
-    temp = path.parent / f".{path.stem}-{secrets.token_hex(6)}.json.tmp"
+
+    def write(handle: IO[str]) -> None:
+        json.dump(tenant, handle, indent=1, ensure_ascii=False)
+        handle.write("\n")
+
     try:
-        descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(tenant, handle, indent=1, ensure_ascii=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
+        return atomic_write(path, write, mode=0o600)
+    except FileExistsError as exc:
+        raise ReportError(f"{path} already exists; choose another --output name.") from exc
     except OSError as exc:
-        temp.unlink(missing_ok=True)
         raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    return path

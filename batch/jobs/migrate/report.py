@@ -55,8 +55,7 @@ ROW_HEADERS = (
 
 def write_migration_report(migration: Migration, path: Path, *, tenant: str) -> Path:
     """Write the migration workbook atomically; return its path."""
-    book = ReportWorkbook(path)
-    try:
+    with ReportWorkbook(path) as book:
         pairs = _summary(migration, tenant)
         summary = book.add_key_values("Summary", pairs, title="m365batch migration report")
         book.add_table("Rows", ROW_HEADERS, _rows(migration), kinds={"Wave": "int"})
@@ -202,11 +201,8 @@ def write_migration_report(migration: Migration, path: Path, *, tenant: str) -> 
             kinds={"Wave": "int", **CHANGE_KINDS},
             status_column=None,
         )
-    except BaseException:
-        book.discard()
-        raise
-    book.fit_for_print()
-    return book.save()
+        book.fit_for_print()
+    return book.path
 
 
 def _summary(migration: Migration, tenant: str) -> list[tuple[str, object]]:

@@ -54,8 +54,7 @@ def _local(moment: dt.datetime | None) -> dt.datetime | None:
 
 def write_trueup_workbook(trueup: TrueUp, path: Path | str) -> Path:
     """Write the true-up workbook atomically to ``path`` (never over an existing file)."""
-    book = ReportWorkbook(path)
-    try:
+    with ReportWorkbook(path) as book:
         _summary(book, trueup)
         _users(book, trueup)
         _reclaim(book, trueup)
@@ -64,10 +63,7 @@ def write_trueup_workbook(trueup: TrueUp, path: Path | str) -> Path:
         if trueup.changes is not None:
             _changes(book, trueup)
         book.fit_for_print(no_repeat=("Summary", "Cost"))
-    except BaseException:
-        book.discard()
-        raise
-    return book.save()
+    return book.path
 
 
 # ------------------------------------------------------------------------------ Summary

@@ -1,0 +1,134 @@
+"""Files: write a file atomically, so a reader never sees half of it.
+
+The data goes to a temporary file in the target's folder (same file system, so the final
+move is a rename), is flushed and fsynced, then moved into place; the folder is fsynced
+too. A crash at any moment leaves either the old file (or none) or the complete new one,
+plus at worst a hidden ``.name-xxxx.tmp`` file.
+
+Without ``overwrite`` the move is ``os.link``, which fails when the name was taken
+meanwhile: an existing file is never replaced unless asked (``FileExistsError``).
+
+:class:`AtomicFile` gives the temporary path to writers that want a file name (XlsxWriter);
+:func:`atomic_write` writes bytes, text or whatever a callback writes to an open handle.
+Errors are the operating system's (``OSError``); callers say what they mean to the user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["AtomicFile", "atomic_write", "fsync_dir"]
+
+
+class AtomicFile:
+    """A file being written under a temporary name beside ``path``, then moved into place.
+
+    Usage::
+
+        with AtomicFile(path) as target:
+            write_somehow(target.temp)
+        # moved into place here; on an exception the temporary file is removed instead
+
+    or, when writing spans several calls (a workbook being built), call :meth:`commit` or
+    :meth:`discard` yourself.
+
+    :param mode: create the temporary file at once with these permissions (``0o600`` for
+        personal data); ``None``: the writer creates it, with the user's umask.
+    :raises FileExistsError: ``path`` exists and not ``overwrite``.
+    """
+
+    def __init__(self, path: Path | str, *, overwrite: bool = False, mode: int | None = None):
+        self.path = Path(path)
+        self.overwrite = overwrite
+        if not overwrite and self.path.exists():
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(self.path))
+        self.temp = (
+            self.path.parent / f".{self.path.stem}-{secrets.token_hex(6)}{self.path.suffix}.tmp"
+        )
+        if mode is not None:
+            os.close(os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
+
+    def commit(self, *, before_move: Callable[[], None] | None = None) -> Path:
+        """fsync the temporary file and move it into place; return the final path.
+
+        :param before_move: called after the fsync, before the move (a crash point).
+        :raises FileExistsError: without ``overwrite``, when the name was taken meanwhile.
+        On any failure the temporary file is removed.
+        """
+        try:
+            with self.temp.open("rb+") as handle:
+                os.fsync(handle.fileno())
+            if before_move is not None:
+                before_move()
+            if self.overwrite:
+                os.replace(self.temp, self.path)
+            else:
+                os.link(self.temp, self.path)  # fails if the name was taken: no overwrite
+                self.temp.unlink()
+        except BaseException:
+            self.discard()
+            raise
+        fsync_dir(self.path.parent)
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temporary file (after a failure)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.temp.unlink()
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+def atomic_write(
+    path: Path | str,
+    data: bytes | str | Callable[[IO[Any]], object],
+    *,
+    overwrite: bool = False,
+    mode: int | None = 0o600,
+    encoding: str = "utf-8",
+    newline: str | None = None,
+) -> Path:
+    """Write ``data`` to ``path`` atomically; return the path.
+
+    ``data`` is bytes (written as they are), text (encoded with ``encoding``), or a callable
+    that writes to the open text handle (``csv.writer(handle)``, ``json.dump(..., handle)``).
+    The file is private (``0o600``) unless ``mode`` says otherwise (``None``: the umask).
+    """
+    path = Path(path)
+    with AtomicFile(path, overwrite=overwrite, mode=mode) as target:
+        if isinstance(data, bytes):
+            target.temp.write_bytes(data)
+        else:
+            with target.temp.open("w", encoding=encoding, newline=newline) as handle:
+                if isinstance(data, str):
+                    handle.write(data)
+                else:
+                    data(handle)
+    return path
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the platform allows opening a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
