@@ -32,6 +32,7 @@ from typing import Any
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from batch.simulator.options import SimulatorOptions
 from batch.simulator.responses import GraphFault
@@ -92,8 +93,11 @@ class Authority:
         self.store = store
         self.options = options
         pem = signing_key_path.read_bytes()
-        self._private_key = serialization.load_pem_private_key(pem, password=None)
-        self._public_key = self._private_key.public_key()  # type: ignore[union-attr]
+        key = serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):  # tokens are RS256, as Entra signs them
+            raise ValueError(f"{signing_key_path} does not hold an RSA private key")
+        self._private_key = key
+        self._public_key = key.public_key()
         self._kid = uuid.uuid5(uuid.NAMESPACE_OID, pem.decode()).hex
         # device-code sign-ins in progress: device_code -> its state (memory only)
         self._devices: dict[str, dict[str, Any]] = {}
@@ -351,7 +355,7 @@ class Authority:
         return jwt.encode(
             claims,
             self._private_key,
-            algorithm="RS256",  # type: ignore[arg-type]
+            algorithm="RS256",
             headers={"kid": self._kid, "typ": "JWT"},
         )
 
@@ -366,7 +370,7 @@ class Authority:
             claims = jwt.decode(
                 token,
                 self._public_key,
-                algorithms=["RS256"],  # type: ignore[arg-type]
+                algorithms=["RS256"],
                 audience=[GRAPH_AUDIENCE, GRAPH_APP_ID],
                 options={"require": ["exp", "iat", "aud", "tid"]},
             )
@@ -415,6 +419,10 @@ class Authority:
                 f"key used by client: '{x5t256 or x5t}']",
             )
         public_key = x509.load_pem_x509_certificate(cert["pem"].encode()).public_key()
+        if not isinstance(public_key, rsa.RSAPublicKey):  # RS256 and PS256 need an RSA key
+            raise EntraError(
+                "invalid_client", 700027, "Client assertion failed signature validation."
+            )
         tid = self.tenant_id
         audiences = [f"{host}/{t}/oauth2/v2.0/token" for t in {tenant, tid}]
         audiences += [f"{host}/{t}/oauth2/token" for t in {tenant, tid}]
@@ -422,7 +430,7 @@ class Authority:
             claims = jwt.decode(
                 assertion,
                 public_key,
-                algorithms=["RS256", "PS256"],  # type: ignore[arg-type]
+                algorithms=["RS256", "PS256"],
                 audience=audiences,
                 options={"require": ["exp", "aud", "iss", "sub"]},
                 leeway=300,

@@ -310,7 +310,8 @@ class TenantStore:
 
 def _user_row(user: dict[str, Any], started: float) -> tuple[Any, ...]:
     # "signIn": {...days ago...}; None or absent: never signed in; "missing": unknown
-    sign_in = user.get("signIn") if isinstance(user.get("signIn"), dict) else {}
+    raw = user.get("signIn")
+    sign_in: dict[str, Any] = raw if isinstance(raw, dict) else {}
 
     def ago(key: str) -> str | None:
         days = sign_in.get(key)

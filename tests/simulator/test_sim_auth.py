@@ -10,7 +10,7 @@ import pytest
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from simhelpers import FLOW_FREE, Graph, acquire_token, error_of
 
@@ -87,6 +87,33 @@ def test_certificate_signed_by_another_key_fails_signature(sim: RunningSimulator
     other_key, _, _ = _certificate()
     client_id, _ = sim.add_app(["User.Read.All"], certificate_pem=cert_pem.encode())
     result = acquire_token(sim, client_id, {"private_key": other_key, "thumbprint": thumb})
+    assert result["error"] == "invalid_client"
+    assert (
+        "AADSTS700027: Client assertion failed signature validation." in result["error_description"]
+    )
+
+
+def test_certificate_without_an_rsa_key_fails_signature(sim: RunningSimulator) -> None:
+    """Client assertions are RS256 or PS256: a certificate whose key is not RSA validates none."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "m365batch test app")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    thumb = hashlib.sha1(cert.public_bytes(serialization.Encoding.DER)).hexdigest()  # noqa: S324
+    client_id, _ = sim.add_app(
+        ["User.Read.All"], certificate_pem=cert.public_bytes(serialization.Encoding.PEM)
+    )
+    rsa_key, _, _ = _certificate()
+    result = acquire_token(sim, client_id, {"private_key": rsa_key, "thumbprint": thumb})
     assert result["error"] == "invalid_client"
     assert (
         "AADSTS700027: Client assertion failed signature validation." in result["error_description"]
