@@ -30,6 +30,8 @@ from typing import Any
 
 __all__ = [
     "COMMON_PART_NUMBERS",
+    "EXCLUSIVE_PLANS",
+    "MUTUALLY_EXCLUSIVE_PLANS",
     "Catalog",
     "ServicePlan",
     "Sku",
@@ -62,6 +64,38 @@ COMMON_PART_NUMBERS = (
     "PROJECTPREMIUM",
     "Microsoft_365_Copilot",
 )
+
+
+EXCLUSIVE_PLANS: dict[str, tuple[str, str]] = {
+    "4a82b400-a79f-41a4-b4e2-e94f5787b113": ("EXCHANGE_S_DESKLESS", "Exchange Online Kiosk"),
+    "9aaf7827-d63c-4b61-89c3-182f06f82e5c": ("EXCHANGE_S_STANDARD", "Exchange Online (Plan 1)"),
+    "efb87545-963c-4e0d-99df-69c6916d9eb0": ("EXCHANGE_S_ENTERPRISE", "Exchange Online (Plan 2)"),
+}
+"""servicePlanId -> (servicePlanName, name shown to people) of the plans in
+:data:`MUTUALLY_EXCLUSIVE_PLANS` (Microsoft's own capitalisation varies from row to row of
+its reference, so the names shown are kept here)."""
+
+MUTUALLY_EXCLUSIVE_PLANS: tuple[tuple[str, str], ...] = (
+    ("9aaf7827-d63c-4b61-89c3-182f06f82e5c", "efb87545-963c-4e0d-99df-69c6916d9eb0"),
+    ("4a82b400-a79f-41a4-b4e2-e94f5787b113", "9aaf7827-d63c-4b61-89c3-182f06f82e5c"),
+    ("4a82b400-a79f-41a4-b4e2-e94f5787b113", "efb87545-963c-4e0d-99df-69c6916d9eb0"),
+)
+"""Pairs of service plans Entra never lets be on together for one user.
+
+Entra does not stack the Exchange Online mailbox plans: Exchange Online Kiosk
+(EXCHANGE_S_DESKLESS), Plan 1 (EXCHANGE_S_STANDARD) and Plan 2 (EXCHANGE_S_ENTERPRISE)
+exclude one another. ``assignLicense`` refuses (400, "License assignment failed because
+service plans <a>, <b> are mutually exclusive.") a change whose result would enable two
+of them from different licenses, whether the other license is held directly or inherited
+from a group; a plan switched off in ``disabledPlans`` does not count. Group-based
+licensing puts such a license in error (``MutuallyExclusiveViolation``) instead.
+
+This is the product's own list, from Microsoft's documentation of these plans and
+Graph's answers; Graph offers no way to read it. It is deliberately not the simulator's
+copy (``batch.simulator.catalog.MUTUALLY_EXCLUSIVE``, which plays Graph in tests): the
+product never reads the simulator. The planner refuses such a row before sending it
+(:func:`batch.run.changes.plan_clash`). Add a pair here when Microsoft documents another.
+"""
 
 
 def normalise_guid(text: str) -> str | None:

@@ -17,13 +17,23 @@ minimal :class:`LicenseChange`. Rules an experienced admin expects:
   unlicensed.
 - A usage location is needed before a license can be assigned: the row's, else the user's,
   else the ``default_usage_location``; without one the row cannot be applied.
+- Graph refuses an assignLicense whose result enables two mutually exclusive service plans
+  (:data:`batch.intake.catalog.MUTUALLY_EXCLUSIVE_PLANS`) from different licenses, one of
+  them a license the call adds: :func:`plan_clash` finds that before anything is sent,
+  counting what the user keeps directly and inherits from groups, and the plans disabled.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from batch.intake.catalog import MUTUALLY_EXCLUSIVE_PLANS
 from batch.run.tenant import UserState
+
+#: licenseAssignmentStates states whose license is in force (Error and Disabled are not)
+_ACTIVE_STATES = frozenset({"active", "activewitherror"})
+_EXCLUSIVE = frozenset(plan for pair in MUTUALLY_EXCLUSIVE_PLANS for plan in pair)
 
 
 @dataclass(frozen=True)
@@ -150,3 +160,94 @@ def _target_plans(
     if wanted is None:  # the row says nothing about plans: keep the user's
         return current
     return wanted if exact else current | wanted
+
+
+@dataclass(frozen=True)
+class PlanClash:
+    """Two mutually exclusive plans a change would enable together, and where each is from.
+
+    ``sku_id``/``plan_id`` are the side of a license the change adds; the other side is held
+    directly (``other_group`` None, ``other_added`` False), inherited from ``other_group``,
+    or added by the same change (``other_added``).
+    """
+
+    sku_id: str
+    plan_id: str
+    other_sku_id: str
+    other_plan_id: str
+    other_group: str | None = None
+    other_added: bool = False
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One assignment of a SKU to the user: direct (``group`` None) or through a group."""
+
+    sku_id: str
+    group: str | None
+    disabled: frozenset[str]
+
+
+def plan_clash(
+    state: UserState, change: LicenseChange, sku_plans: Mapping[str, Iterable[str]]
+) -> PlanClash | None:
+    """The mutually exclusive pair Graph would refuse ``change`` for, or None.
+
+    The user's licenses after the change are every assignment kept (inherited ones always:
+    leaving a group takes its licenses away only later, when Entra processes the group),
+    the direct ones the change removes gone and those it adds or re-adds as sent. A plan
+    is on when some assignment of its SKU leaves it enabled. The change is refused when an
+    exclusive pair is on from two different SKUs, one of them a SKU the change adds (or
+    re-adds with other disabled plans), as Graph checks it.
+
+    :param sku_plans: SKU id -> its servicePlanIds (the tenant's ``subscribedSkus``).
+    """
+    if not change.add:
+        return None
+    replaced = set(change.add) | set(change.remove)
+    after = [s for s in _sources(state) if s.group is not None or s.sku_id not in replaced]
+    after += [_Source(sku, None, frozenset(plans)) for sku, plans in change.add.items()]
+    # plan -> the assignments that leave it on, existing ones first (they make the clearer
+    # "other side"), in the order the user holds them
+    enabled: dict[str, list[_Source]] = {}
+    for source in sorted(after, key=lambda s: s.group is None and s.sku_id in change.add):
+        for plan in {p.lower() for p in sku_plans.get(source.sku_id, ())} & _EXCLUSIVE:
+            if plan not in source.disabled:
+                enabled.setdefault(plan, []).append(source)
+    for first, second in MUTUALLY_EXCLUSIVE_PLANS:
+        for ours, theirs in ((first, second), (second, first)):
+            for mine in enabled.get(ours, []):
+                if mine.sku_id not in change.add:
+                    continue
+                for other in enabled.get(theirs, []):
+                    if other.sku_id != mine.sku_id:
+                        return PlanClash(
+                            sku_id=mine.sku_id,
+                            plan_id=ours,
+                            other_sku_id=other.sku_id,
+                            other_plan_id=theirs,
+                            other_group=other.group,
+                            other_added=other.group is None and other.sku_id in change.add,
+                        )
+    return None
+
+
+def _sources(state: UserState) -> list[_Source]:
+    """Every assignment in force, from ``licenseAssignmentStates`` when the state has them."""
+    raw = state.raw.get("licenseAssignmentStates") if state.raw else None
+    if raw:
+        return [
+            _Source(
+                str(entry["skuId"]).lower(),
+                str(entry["assignedByGroup"]) if entry.get("assignedByGroup") else None,
+                frozenset(str(p).lower() for p in entry.get("disabledPlans") or []),
+            )
+            for entry in raw
+            if str(entry.get("state") or "Active").casefold() in _ACTIVE_STATES
+        ]
+    sources = []
+    for sku, held in state.licenses.items():
+        if held.direct:
+            sources.append(_Source(sku, None, held.disabled_plans))
+        sources += [_Source(sku, group, held.disabled_plans) for group in held.groups]
+    return sources

@@ -7,6 +7,12 @@ status:
 - ``Planned``: changes are needed and will be sent;
 - ``NoChange``: the user already is as the row asks;
 - ``Invalid`` / ``Deferred`` / ``Skipped``: from validation (a duplicate row is Skipped);
+- ``Invalid`` also for a row whose licenses would enable two mutually exclusive service
+  plans (Exchange Online Kiosk, Plan 1, Plan 2:
+  :data:`batch.intake.catalog.MUTUALLY_EXCLUSIVE_PLANS`), counting what the user keeps
+  directly and inherits from groups: Graph refuses that assignLicense, so nothing of the
+  row is sent (ErrorCode ``MutuallyExclusiveViolation``) and its Detail says which
+  products clash and how to resolve it;
 - ``Failed``: cannot be applied: user not found, no free seat, no usage location, a group
   that does not exist or is dynamic;
 - ``Skipped`` also for rows that ask only for what Graph cannot do directly (removing a
@@ -28,21 +34,29 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from batch.intake.catalog import EXCLUSIVE_PLANS, Catalog, product_name
 from batch.intake.validate import Action, RowRequest, ValidationResult
-from batch.run.changes import Desire, LicenseChange, LicenseWant, license_change
+from batch.run.changes import (
+    Desire,
+    LicenseChange,
+    LicenseWant,
+    PlanClash,
+    license_change,
+    plan_clash,
+)
 from batch.run.tenant import GroupInfo, SkuSeats, UserState
 from batch.status import RowStatus
 
 #: the statuses of the report's Rows sheet
 PLANNED, NO_CHANGE, INVALID, FAILED, DEFERRED, SKIPPED = (
-    "Planned",
-    "NoChange",
-    "Invalid",
-    "Failed",
-    "Deferred",
-    "Skipped",
+    RowStatus.PLANNED,
+    RowStatus.NO_CHANGE,
+    RowStatus.INVALID,
+    RowStatus.FAILED,
+    RowStatus.DEFERRED,
+    RowStatus.SKIPPED,
 )
-APPLIED = "Applied"
+APPLIED = RowStatus.APPLIED
 
 #: waves: writes that only give seats back go first, then swaps (which give one SKU's seat
 #: back as they take another's), then writes that only take seats
@@ -238,11 +252,14 @@ def build_plan(
     group_problems: Mapping[str, str] | None = None,
     options: PlanOptions | None = None,
     graph_url: str = "https://graph.microsoft.com/v1.0",
+    group_names: Mapping[str, str] | None = None,
 ) -> Plan:
     """Plan every row of ``validation`` against the tenant's state. Reads nothing, writes nothing.
 
     :param users: ``{casefolded UPN or object id: state}`` for the sheet's users.
     :param groups: ``{casefolded name or id: group}`` for the groups the sheet names.
+    :param group_names: group id -> display name of other groups, to name the group a
+        clashing license is inherited from (its id otherwise).
     """
     options = options or PlanOptions()
     groups = groups or {}
@@ -250,6 +267,7 @@ def build_plan(
     forecast = {s.sku_id: SeatForecast(s) for s in seats}
     names = {s.sku_id: s.part_number for s in forecast.values()}
     planner = _Planner(options, users, groups, group_problems, forecast, names, graph_url)
+    planner.group_names.update(group_names or {})
     rows = [
         planner.plan_row(request, validation.detail(request.row)) for request in validation.rows
     ]
@@ -288,6 +306,8 @@ class _Planner:
         # per row: seats it takes and frees, settled in sheet order once all rows are planned
         self.takes: dict[int, list[tuple[int, str]]] = {}  # row -> (wave, sku)
         self.frees: dict[int, list[tuple[int, str]]] = {}
+        self.sku_plans = _sku_plans(forecast.values())
+        self.group_names = {g.id: g.display_name for g in groups.values()}
 
     def label(self, sku: str) -> str:
         return self.names.get(sku, sku)
@@ -324,6 +344,11 @@ class _Planner:
         if change.blocked:
             plan.status, plan.error_code, plan.detail = FAILED, "NoUsageLocation", change.blocked
             return plan
+        clash = plan_clash(state, change, self.sku_plans)
+        if clash:
+            plan.status, plan.error_code = INVALID, "MutuallyExclusiveViolation"
+            plan.detail = "; ".join(filter(None, [findings, self._clash_detail(clash)]))
+            return plan
         # joining a licensed group takes a seat of each of its SKUs the user does not hold yet
         group_takes = [
             sku
@@ -351,6 +376,27 @@ class _Planner:
             plan.status = SKIPPED if any("cannot be removed" in n for n in notes) else NO_CHANGE
         plan.detail = "; ".join(filter(None, [findings, *notes]))
         return plan
+
+    def _clash_detail(self, clash: PlanClash) -> str:
+        """The clash in words, with what resolves it."""
+
+        def product(sku: str) -> str:
+            return product_name(sku) or self.label(sku)
+
+        def plan(plan_id: str) -> str:
+            return EXCLUSIVE_PLANS.get(plan_id, (plan_id, plan_id))[1]
+
+        if clash.other_group is not None:
+            name = self.group_names.get(clash.other_group, clash.other_group)
+            source = f"inherited from group '{name}'"
+        else:
+            source = "also added by this row" if clash.other_added else "held directly"
+        plan_name = EXCLUSIVE_PLANS.get(clash.plan_id, (clash.plan_id, ""))[0]
+        return (
+            f"{product(clash.sku_id)}'s {plan(clash.plan_id)} cannot be on together with "
+            f"{plan(clash.other_plan_id)} from {product(clash.other_sku_id)} ({source}): "
+            f"add {plan_name} to DisabledPlans, or remove the other license."
+        )
 
     def _group_changes(
         self, request: RowRequest, state: UserState
@@ -537,6 +583,20 @@ class _Planner:
         row.detail = "no free seat of " + ", ".join(self.label(s) for s in short)
         row.ops = []
         row.added, row.removed = [], []
+
+
+def _sku_plans(seats: Iterable[SeatForecast]) -> dict[str, frozenset[str]]:
+    """SKU id -> its servicePlanIds: the tenant's, else Microsoft's reference."""
+    result: dict[str, frozenset[str]] = {}
+    reference: Catalog | None = None
+    for seat in seats:
+        plans = frozenset(plan_id.lower() for plan_id, _ in seat.before.service_plans)
+        if not plans:
+            reference = reference or Catalog.load()
+            sku = reference.get(seat.sku_id)
+            plans = frozenset(p.id for p in sku.plans) if sku else frozenset()
+        result[seat.sku_id] = plans
+    return result
 
 
 def _license_wave(change: LicenseChange) -> int:
