@@ -28,6 +28,7 @@ from batch.reports.validation import problems_table
 from batch.reports.workbook import ReportWorkbook
 from batch.run.plan import Plan, RowPlan
 from batch.run.tenant import SkuSeats
+from batch.status import STATUS_ORDER, RowStatus
 
 ROW_COLUMNS = (
     "Row",
@@ -40,20 +41,19 @@ ROW_COLUMNS = (
     "Verified",
     "LicensesAfter",
 )
-STATUS_ORDER = ("Applied", "NoChange", "Planned", "Invalid", "Failed", "Deferred", "Skipped")
 
 
 @dataclass
 class RowOutcome:
     """A row's final line in the report (from the plan, the journal and the read-back)."""
 
-    status: str
+    status: RowStatus
     detail: str = ""
     added: str = ""
     removed: str = ""
     error_code: str = ""
     request_id: str = ""
-    verified: str = ""  # "Yes", "No" or "" (not checked)
+    verified: bool | None = None  #: the read-back's answer; None: not checked
     licenses_after: str = ""
 
 
@@ -120,11 +120,16 @@ class RunFacts:
     notes: Sequence[str] = ()
 
 
+def yes_no(value: bool | None) -> str:
+    """A yes/no cell: ``Yes``, ``No``, or empty when it was not checked."""
+    return "" if value is None else ("Yes" if value else "No")
+
+
 def plan_outcomes(plan: Plan) -> dict[int, RowOutcome]:
     """Row outcomes for a plan that has not been applied."""
     return {
         row.row: RowOutcome(
-            status=row.status,
+            status=RowStatus(row.status),
             detail=row.detail,
             added=", ".join(row.added),
             removed=", ".join(row.removed),
@@ -178,7 +183,7 @@ def write_run_report(
 def _summary_pairs(
     facts: RunFacts, validation: ValidationResult, plan: Plan, outcomes: Mapping[int, RowOutcome]
 ) -> list[tuple[str, object]]:
-    counts: dict[str, int] = {}
+    counts: dict[RowStatus, int] = {}
     for outcome in outcomes.values():
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
     pairs: list[tuple[str, object]] = [
@@ -233,7 +238,7 @@ def _rows_table(
                 outcome.detail,
                 outcome.error_code,
                 outcome.request_id,
-                outcome.verified,
+                yes_no(outcome.verified),
                 outcome.licenses_after,
             )
         )

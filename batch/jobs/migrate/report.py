@@ -26,9 +26,16 @@ from pathlib import Path
 
 from batch.jobs.migrate.mapping import MapRule
 from batch.jobs.migrate.model import Migration, reconcile_text
-from batch.reports.run import CHANGE_HEADERS, CHANGE_KINDS, add_licenses_sheet, seat_line
+from batch.reports.run import (
+    CHANGE_HEADERS,
+    CHANGE_KINDS,
+    add_licenses_sheet,
+    seat_line,
+    yes_no,
+)
 from batch.reports.workbook import ReportWorkbook
 from batch.run.tenant import SkuSeats
+from batch.status import RowStatus
 
 __all__ = ["write_migration_report"]
 
@@ -50,6 +57,51 @@ ROW_HEADERS = (
     "Verified",
     "LicensesAfter",
     "RunId",
+)
+
+
+WAVE_HEADERS = (
+    "Wave",
+    "RunId",
+    "Started",
+    "Finished",
+    "Users",
+    "Applied",
+    "NoChange",
+    "Failed",
+    "Other",
+    "ToSku free before",
+    "ToSku free after",
+    "Report",
+)
+#: the statuses the Waves sheet counts in their own columns (the rest is "Other")
+WAVE_STATUSES = (RowStatus.APPLIED, RowStatus.NO_CHANGE, RowStatus.FAILED)
+GROUP_HEADERS = (
+    "Group",
+    "GroupId",
+    "Members",
+    "FromSku",
+    "ToSku",
+    "Status",
+    "SeatsNeeded",
+    "Step 1",
+    "Step 2",
+    "Detail",
+    "RunId",
+    "Change needed",
+)
+RECONCILE_HEADERS = (
+    "SKU",
+    "SkuId",
+    "Enabled",
+    "Warning",
+    "Suspended",
+    "LockedOut",
+    "Purchased",
+    "Assigned",
+    "Free",
+    "Shortfall",
+    "Detail",
 )
 
 
@@ -85,113 +137,29 @@ def write_migration_report(migration: Migration, path: Path, *, tenant: str) -> 
         )
         book.add_table(
             "Waves",
-            (
-                "Wave",
-                "RunId",
-                "Started",
-                "Finished",
-                "Users",
-                "Applied",
-                "NoChange",
-                "Failed",
-                "Other",
-                "ToSku free before",
-                "ToSku free after",
-                "Report",
-            ),
-            [
-                (
-                    w.number,
-                    w.run_id,
-                    w.started.replace(microsecond=0),
-                    w.finished.replace(microsecond=0),
-                    w.users,
-                    w.counts.get("Applied", 0),
-                    w.counts.get("NoChange", 0),
-                    w.counts.get("Failed", 0),
-                    w.users - sum(w.counts.get(s, 0) for s in ("Applied", "NoChange", "Failed")),
-                    _pairs(w.free_before),
-                    _pairs(w.free_after),
-                    str(w.report),
-                )
-                for w in migration.waves
-            ],
+            WAVE_HEADERS,
+            _waves(migration),
             kinds={h: "int" for h in ("Wave", "Users", "Applied", "NoChange", "Failed", "Other")}
             | {"Started": "datetime", "Finished": "datetime"},
             status_column=None,
         )
         book.add_table(
             "Groups",
-            (
-                "Group",
-                "GroupId",
-                "Members",
-                "FromSku",
-                "ToSku",
-                "Status",
-                "SeatsNeeded",
-                "Step 1",
-                "Step 2",
-                "Detail",
-                "RunId",
-                "Change needed",
-            ),
-            [
-                (
-                    g.name,
-                    g.group_id,
-                    g.members,
-                    g.rule.from_part,
-                    g.rule.to_part,
-                    g.status or "NotChanged",
-                    g.need,
-                    g.step_one,
-                    g.step_two,
-                    g.detail,
-                    g.run_id,
-                    f"POST /groups/{g.group_id}/assignLicense adding {g.rule.to_part}; once "
-                    f"Entra has processed every member without error, the same call removing "
-                    f"{g.rule.from_part} (migrate --groups does both)",
-                )
-                for g in migration.groups
-            ],
+            GROUP_HEADERS,
+            _groups(migration),
             kinds={"Members": "int", "SeatsNeeded": "int"},
             status_column="Status",
         )
         book.add_table(
             "Reconciliation",
-            (
-                "SKU",
-                "SkuId",
-                "Enabled",
-                "Warning",
-                "Suspended",
-                "LockedOut",
-                "Purchased",
-                "Assigned",
-                "Free",
-                "Shortfall",
-                "Detail",
-            ),
+            RECONCILE_HEADERS,
             [
                 _reconcile(rule, migration.seats_before)
                 for rule in (
                     line.rule for line in migration.lines if line.rule and line.rule.same_sku
                 )
             ],
-            kinds={
-                h: "int"
-                for h in (
-                    "Enabled",
-                    "Warning",
-                    "Suspended",
-                    "LockedOut",
-                    "Purchased",
-                    "Assigned",
-                    "Free",
-                    "Shortfall",
-                )
-            },
+            kinds={h: "int" for h in RECONCILE_HEADERS[2:-1]},
             status_column=None,
         )
         book.add_table(
@@ -203,6 +171,46 @@ def write_migration_report(migration: Migration, path: Path, *, tenant: str) -> 
         )
         book.fit_for_print()
     return book.path
+
+
+def _waves(migration: Migration) -> list[tuple[object, ...]]:
+    return [
+        (
+            w.number,
+            w.run_id,
+            w.started.replace(microsecond=0),
+            w.finished.replace(microsecond=0),
+            w.users,
+            *(w.counts.get(s, 0) for s in WAVE_STATUSES),
+            w.users - sum(w.counts.get(s, 0) for s in WAVE_STATUSES),
+            _pairs(w.free_before),
+            _pairs(w.free_after),
+            str(w.report),
+        )
+        for w in migration.waves
+    ]
+
+
+def _groups(migration: Migration) -> list[tuple[object, ...]]:
+    return [
+        (
+            g.name,
+            g.group_id,
+            g.members,
+            g.rule.from_part,
+            g.rule.to_part,
+            g.status or "NotChanged",
+            g.need,
+            g.step_one,
+            g.step_two,
+            g.detail,
+            g.run_id,
+            f"POST /groups/{g.group_id}/assignLicense adding {g.rule.to_part}; once "
+            f"Entra has processed every member without error, the same call removing "
+            f"{g.rule.from_part} (migrate --groups does both)",
+        )
+        for g in migration.groups
+    ]
 
 
 def _summary(migration: Migration, tenant: str) -> list[tuple[str, object]]:
@@ -260,7 +268,7 @@ def _rows(migration: Migration) -> list[tuple[object, ...]]:
                 move.detail,
                 move.error_code,
                 move.request_id,
-                move.verified,
+                yes_no(move.verified),
                 move.licenses_after,
                 move.run_id,
             )
