@@ -48,9 +48,9 @@ from batch.graph.engine import (
     EngineStats,
     Operation,
     _Batch,
-    _Unit,
     assign_license,
 )
+from batch.graph.policy import Unit as _Unit
 from batch.simulator import SimulatorOptions, start_simulator
 from batch.simulator.seed import generate_tenant
 
