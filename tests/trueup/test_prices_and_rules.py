@@ -9,16 +9,12 @@ import pytest
 
 from batch.errors import InputError
 from batch.intake.catalog import Catalog, subscribed_skus_from_catalog
-from batch.jobs.trueup.prices import parse_price, read_prices
-from batch.jobs.trueup.reckon import (
-    LicensedUser,
-    Snapshot,
-    compute_trueup,
-    overlap_table,
-    plan_coverage,
-)
+from batch.jobs.trueup.previous import Previous
+from batch.jobs.trueup.prices import PriceList, parse_price, read_prices
+from batch.jobs.trueup.reckon import compute_trueup, overlap_table, plan_coverage
+from batch.jobs.trueup.snapshot import LicensedUser, Snapshot
 from batch.reports.workbook import ReportWorkbook
-from batch.run.tenant import HeldLicense
+from batch.run.tenant import HeldLicense, seats_from_skus
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -156,3 +152,38 @@ def test_reclaimable_seats_are_counted_once(catalog: Catalog) -> None:
         ("Overlapping license", True),
     ]
     assert result.reclaimable() == (2, {"EUR": 93.0})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("12.50EUR", (12.5, "EUR")), ("EUR12", (12.0, "EUR")), ("EUR€10", (10.0, "EUR"))],
+)
+def test_a_currency_code_next_to_the_amount_is_read(text: str, expected: tuple[float, str]) -> None:
+    # Regression: the code was only found between word boundaries, so "12.50EUR" was no price.
+    assert parse_price(text) == expected
+
+
+def test_changes_compare_seats_and_licenses_with_the_previous_workbook(catalog: Catalog) -> None:
+    skus = subscribed_skus_from_catalog(["SPE_E3", "SPE_E5"])
+    seats = seats_from_skus(skus)
+    e3 = next(s for s in seats if s.part_number == "SPE_E3")
+    now = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+    user = LicensedUser(
+        "u1", "a@x.example", "A", "IT", "US", True, None, now,
+        (HeldLicense(e3.sku_id, frozenset(), True),),
+    )  # fmt: skip
+    snapshot = Snapshot("T", "t", now, skus, seats, [user], {}, [], True)
+    previous = Previous(
+        path=Path("before.xlsx"),
+        users={"gone@x.example": ("gone@x.example", "Gone", "Office 365 E1")},
+        seats={"SPE_E3": ("Microsoft 365 E3", e3.enabled + 5, e3.consumed), "OLD": ("Old", 3, 1)},
+    )
+    changes = compute_trueup(snapshot, catalog, PriceList(), previous=previous).changes
+    assert changes is not None
+    by_item = {(c[0], c[1], c[3]): c[4:] for c in changes}
+    assert by_item[("Seats removed", "SPE_E3", "Purchased")] == (e3.enabled + 5, e3.enabled, -5)
+    assert by_item[("SKU gone", "OLD", "Purchased")] == (3, 0, -3)
+    assert by_item[("SKU gone", "OLD", "Assigned")] == (1, 0, -1)
+    assert ("Seats removed", "SPE_E3", "Assigned") not in by_item
+    assert by_item[("User removed", "gone@x.example", "Licenses")] == ("Office 365 E1", "", None)
+    assert [c[0] for c in changes if c[1] == "a@x.example"] == ["User added"]

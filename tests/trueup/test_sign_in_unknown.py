@@ -20,7 +20,7 @@ import requests
 
 from batch.config import Settings
 from batch.graph.client import GraphClient
-from batch.jobs.trueup.reckon import read_tenant
+from batch.jobs.trueup.snapshot import read_tenant
 from tests.trueup.conftest import run_cli, sim_env, summary_table, table
 
 

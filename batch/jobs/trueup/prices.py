@@ -61,6 +61,8 @@ PRICE_HEADERS = (
 CURRENCY_HEADERS = ("currency", "currencycode", "ccy")
 SYMBOLS = {"€": "EUR", "$": "USD", "£": "GBP", "¥": "JPY", "₹": "INR", "kr": "SEK", "CHF": "CHF"}
 
+_ISO_CODE = re.compile(r"(?<![A-Za-z])([A-Z]{3})(?![A-Za-z])")
+
 MSG_NO_COLUMNS = "has no {what} column (expected one of: {names})."
 HINT_COLUMNS = "Start from templates/prices-template.csv: columns Sku, MonthlyPrice, Currency."
 
@@ -103,10 +105,11 @@ def parse_price(text: str) -> tuple[float, str] | None:
         if symbol in raw:
             currency = code
             raw = raw.replace(symbol, "")
-    code = re.search(r"\b([A-Z]{3})\b", raw)
-    if code:
-        currency = code.group(1)
-        raw = raw.replace(code.group(1), "")
+    # An ISO code before or after the amount, with or without a space ("12.50EUR").
+    iso = _ISO_CODE.search(raw)
+    if iso:
+        currency = iso.group(1)
+        raw = raw.replace(iso.group(1), "")
     raw = raw.replace(" ", "")
     if not re.fullmatch(r"\d[\d.,]*", raw):
         return None
@@ -270,9 +273,9 @@ def read_prices(path: Path | str, catalog: Catalog) -> PriceList:
             )
             continue
         if len(in_tenant) > 1 or (not in_tenant and len(matches) > 1):
-            names = ", ".join(s.part_number for s in (in_tenant or matches))
+            meanings = ", ".join(s.part_number for s in (in_tenant or matches))
             result.warnings.append(
-                f"{where} row {number}: '{sku_text}' could mean {names}; "
+                f"{where} row {number}: '{sku_text}' could mean {meanings}; "
                 "write the part number instead. Its price is ignored."
             )
             continue

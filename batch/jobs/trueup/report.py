@@ -22,9 +22,9 @@ from batch.reports.workbook import NUMBER_FORMATS, ReportWorkbook
 __all__ = ["NO_PRICE", "write_trueup_workbook"]
 
 NO_PRICE = "no price"
-HEADER_STYLE = {"bold": True, "bg_color": "#D9E1F2", "bottom": 1}
-TOTAL_STYLE = {"bold": True, "top": 1}
-WARN_STYLE = {"font_color": "#9C5700", "align": "right"}
+HEADER_STYLE: dict[str, Any] = {"bold": True, "bg_color": "#D9E1F2", "bottom": 1}
+TOTAL_STYLE: dict[str, Any] = {"bold": True, "top": 1}
+WARN_STYLE: dict[str, Any] = {"font_color": "#9C5700", "align": "right"}
 
 
 def _money_format(currency: str) -> str:
@@ -247,7 +247,8 @@ def _seat_value(figures: Any, header: str) -> int:
 
 def _sign_in_cells(t: TrueUp, user: Any) -> tuple[Any, Any]:
     """Last sign-in and days since: a time, ``never``, ``unknown`` (Graph returned no sign-in
-    data for the user, see :mod:`batch.jobs.trueup.reckon`) or ``not available`` (no permission)."""
+    data for the user, see :mod:`batch.jobs.trueup.snapshot`) or ``not available`` (no
+    permission)."""
     if not t.snapshot.sign_in_available:
         return "not available", None
     if getattr(user, "sign_in_unknown", False):
@@ -482,9 +483,7 @@ def _write_money(
 def _changes(book: ReportWorkbook, t: TrueUp) -> None:
     headers = ["Change", "SKU or UPN", "Name", "Measure", "Before", "After", "Difference"]
     since = t.previous.path.name if t.previous else "the previous workbook"
-    rows = t.changes or [["No change", "", "", "", None, None, None]]
-    if not t.changes:
-        rows[0][2] = f"Nothing changed since {since}."
+    rows = t.changes or [("No change", "", f"Nothing changed since {since}.", "", None, None, None)]
     book.add_table(
         "Changes",
         headers,
@@ -510,13 +509,10 @@ def run_trueup(
 ) -> tuple[TrueUp, Path]:
     """Read the tenant, compute the true-up and write its workbook; returns both."""
     from batch.intake.catalog import Catalog
+    from batch.jobs.trueup.previous import read_previous
     from batch.jobs.trueup.prices import PriceList, read_prices
-    from batch.jobs.trueup.reckon import (
-        compute_trueup,
-        read_previous,
-        read_tenant,
-        trueup_output_path,
-    )
+    from batch.jobs.trueup.reckon import compute_trueup, trueup_output_path
+    from batch.jobs.trueup.snapshot import read_tenant
 
     # Files first: a bad price list or workbook fails before any Graph read.
     previous = read_previous(previous_path) if previous_path else None
