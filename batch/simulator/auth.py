@@ -252,20 +252,7 @@ class Authority:
                 900144,
                 "The request body must contain the following parameter: 'client_id'.",
             )
-        scopes = [s for s in form.get("scope", "").split() if s not in _RESERVED_SCOPES]
-        if (
-            len(scopes) != 1
-            or scopes[0].rstrip("/").removesuffix("/.default").rstrip("/")
-            not in (GRAPH_AUDIENCE, GRAPH_APP_ID)
-            or not scopes[0].endswith("/.default")
-        ):
-            raise EntraError(
-                "invalid_scope",
-                1002012,
-                f"The provided value for scope {form.get('scope', '')} is not valid. Client "
-                "credential flows must have a scope value with /.default suffixed to the "
-                "resource identifier (application ID URI).",
-            )
+        _check_client_credentials_scope(form)
         app = self.store.app(client_id)
         if app is None:
             raise EntraError(
@@ -276,6 +263,19 @@ class Authority:
                 "installed by the administrator of the tenant or consented to by any user in "
                 "the tenant. You may have sent your authentication request to the wrong tenant.",
             )
+        method = self._authenticate_client(app, form, tenant, host)
+        lifetime = int(self.options.token_lifetime)
+        return {
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+            "ext_expires_in": lifetime,
+            "access_token": self.issue(client_id, app["roles"], lifetime, method),
+        }
+
+    def _authenticate_client(
+        self, app: dict[str, Any], form: dict[str, str], tenant: str, host: str
+    ) -> str:
+        """Check the client's assertion or secret; the method ("2" or "1") for the token."""
         if "client_assertion" in form:
             if form.get("client_assertion_type") != ASSERTION_TYPE:
                 raise EntraError(
@@ -284,10 +284,9 @@ class Authority:
                     "The request body must contain the following parameter: "
                     "'client_assertion_type'.",
                 )
-            method = "2"
             self._check_assertion(app, form["client_assertion"], tenant, host)
-        elif "client_secret" in form:
-            method = "1"
+            return "2"
+        if "client_secret" in form:
             if not app["secret"] or not hmac.compare_digest(
                 app["secret"].encode(), form["client_secret"].encode()
             ):
@@ -296,22 +295,15 @@ class Authority:
                     7000215,
                     "Invalid client secret provided. Ensure the secret being sent in the "
                     "request is the client secret value, not the client secret ID, for a "
-                    f"secret added to app '{client_id}'.",
+                    f"secret added to app '{app['client_id']}'.",
                 )
-        else:
-            raise EntraError(
-                "invalid_client",
-                7000218,
-                "The request body must contain the following parameter: "
-                "'client_assertion' or 'client_secret'.",
-            )
-        lifetime = int(self.options.token_lifetime)
-        return {
-            "token_type": "Bearer",
-            "expires_in": lifetime,
-            "ext_expires_in": lifetime,
-            "access_token": self.issue(client_id, app["roles"], lifetime, method),
-        }
+            return "1"
+        raise EntraError(
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: "
+            "'client_assertion' or 'client_secret'.",
+        )
 
     def issue(
         self,
@@ -456,6 +448,24 @@ class Authority:
                 700023,
                 "Client assertion subject claim does not match the client_id parameter.",
             )
+
+
+def _check_client_credentials_scope(form: dict[str, str]) -> None:
+    """One scope, Graph's ``/.default`` (besides openid, profile, offline_access)."""
+    scopes = [s for s in form.get("scope", "").split() if s not in _RESERVED_SCOPES]
+    if (
+        len(scopes) != 1
+        or scopes[0].rstrip("/").removesuffix("/.default").rstrip("/")
+        not in (GRAPH_AUDIENCE, GRAPH_APP_ID)
+        or not scopes[0].endswith("/.default")
+    ):
+        raise EntraError(
+            "invalid_scope",
+            1002012,
+            f"The provided value for scope {form.get('scope', '')} is not valid. Client "
+            "credential flows must have a scope value with /.default suffixed to the "
+            "resource identifier (application ID URI).",
+        )
 
 
 def _invalid_token(message: str) -> GraphFault:

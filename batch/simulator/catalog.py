@@ -419,8 +419,3 @@ MUTUALLY_EXCLUSIVE: tuple[tuple[str, str], ...] = (
     (EXCHANGE_KIOSK, EXCHANGE_PLAN1),
     (EXCHANGE_KIOSK, EXCHANGE_PLAN2),
 )
-
-
-def sku_by_part_number(part_number: str) -> tuple[str, str, tuple[tuple[str, str], ...]]:
-    """The catalog entry for ``part_number``; KeyError when it is not in the catalog."""
-    return SKUS[part_number]

@@ -277,18 +277,8 @@ def process_group(
             (group_id,),
         )
     ]
-    member_set = set(members)
-    touched: set[str] = set()
     # Removals first, so seats they free are available to the additions below.
-    for row in list(db.execute("SELECT user_id, sku_id FROM licenses WHERE source=?", (group_id,))):
-        if only_user and row["user_id"] != only_user:
-            continue
-        if row["user_id"] not in member_set or row["sku_id"] not in licenses:
-            db.execute(
-                "DELETE FROM licenses WHERE user_id=? AND sku_id=? AND source=?",
-                (row["user_id"], row["sku_id"], group_id),
-            )
-            touched.add(row["user_id"])
+    touched = _remove_stale_rows(db, group_id, set(members), set(licenses), only_user)
     skus = _sku_table(db)
     plans = _plan_table(skus)
     consumed = consumed_units(db)
@@ -342,6 +332,27 @@ def process_group(
         db.execute("UPDATE groups SET due=NULL WHERE id=?", (group_id,))
     for user_id in touched:
         record_change(db, user_id, operation)
+
+
+def _remove_stale_rows(
+    db: sqlite3.Connection,
+    group_id: str,
+    members: set[str],
+    skus: set[str],
+    only_user: str | None,
+) -> set[str]:
+    """Delete the group's rows of users who left it or SKUs it no longer has; their users."""
+    touched: set[str] = set()
+    for row in list(db.execute("SELECT user_id, sku_id FROM licenses WHERE source=?", (group_id,))):
+        if only_user and row["user_id"] != only_user:
+            continue
+        if row["user_id"] not in members or row["sku_id"] not in skus:
+            db.execute(
+                "DELETE FROM licenses WHERE user_id=? AND sku_id=? AND source=?",
+                (row["user_id"], row["sku_id"], group_id),
+            )
+            touched.add(row["user_id"])
+    return touched
 
 
 def reprocess_user(db: sqlite3.Connection, user_id: str) -> None:

@@ -203,128 +203,10 @@ def generate_tenant(users: int = DEFAULT_USERS, seed: int = 0) -> dict[str, Any]
     """A tenant in the ``samples/tenant.json`` format; deterministic in (users, seed)."""
     rng = random.Random(f"m365batch-sample-{seed}-{users}")
     tenant_id = _uid(rng)
-    people: list[dict[str, Any]] = []
-    used: set[str] = set()
-
-    def add_user(
-        given: str,
-        surname: str,
-        *,
-        upn_local: str | None = None,
-        upn: str | None = None,
-        **extra: Any,
-    ) -> dict[str, Any]:
-        local = upn_local or f"{_ascii(given)}.{_ascii(surname)}".replace(" ", "")
-        base, n = local, 2
-        while f"{local}@{DOMAIN}".lower() in used:
-            local, n = f"{base}{n}", n + 1
-        address = upn or f"{local}@{DOMAIN}"
-        used.add(address.lower())
-        dept, titles = DEPARTMENTS[rng.randrange(len(DEPARTMENTS))]
-        code, country, _ = rng.choices(COUNTRIES, weights=[c[2] for c in COUNTRIES])[0]
-        created_days = rng.randrange(30, 1800)
-        person: dict[str, Any] = {
-            "id": _uid(rng),
-            "userPrincipalName": address,
-            "displayName": f"{given} {surname}",
-            "givenName": given,
-            "surname": surname,
-            "mail": None if "#EXT#" in address else address,
-            "accountEnabled": True,
-            "usageLocation": code,
-            "country": country,
-            "department": dept,
-            "jobTitle": rng.choice(titles),
-            "employeeId": f"E{len(people) + 10001:06d}",
-            "userType": "Member",
-            "createdDateTime": f"{2021 + created_days % 5}-{1 + created_days % 12:02d}-"
-            f"{1 + created_days % 28:02d}T09:{created_days % 60:02d}:00Z",
-            "signIn": _days_ago(rng, created_days),
-            "licenses": [],
-        }
-        person.update(extra)
-        people.append(person)
-        return person
-
-    def lic(part: str, disabled: list[str] | None = None) -> dict[str, Any]:
-        return {"skuId": SKUS[part][0], "disabledPlans": disabled or []}
-
-    # The users every sample has, whatever its size: the awkward cases.
-    specials = [
-        add_user("Zoë", "Ångström", licenses=[lic("SPE_E3")]),
-        add_user("José", "Núñez", licenses=[lic("SPE_E3")]),
-        add_user("Łukasz", "Żółć", licenses=[lic("SPB")]),
-        add_user("Siobhán", "O'Brien", upn_local="o'brien", licenses=[lic("ENTERPRISEPACK")]),
-        add_user(
-            "Jordan", "Plus", upn_local="jordan+sales", licenses=[lic("O365_BUSINESS_ESSENTIALS")]
-        ),
-        add_user(
-            "Backup",
-            "Service",
-            upn_local="$svc-backup",
-            userType="Member",
-            jobTitle="Service account",
-            licenses=[],
-        ),
-        add_user(
-            "Adele",
-            "Vance (Fabrikam)",
-            upn=f"adele.vance_fabrikam.example#EXT#@{DOMAIN}",
-            userType="Guest",
-            usageLocation=None,
-            licenses=[],
-        ),
-        add_user(
-            "Boardroom",
-            "Room",
-            upn_local="room-boardroom",
-            jobTitle="Meeting room",
-            licenses=[lic("Microsoft_Teams_Rooms_Pro")],
-            signIn=None,
-        ),
-        add_user(
-            "Huddle",
-            "Room",
-            upn_local="room-huddle",
-            jobTitle="Meeting room",
-            licenses=[lic("Microsoft_Teams_Rooms_Pro")],
-        ),
-        add_user(
-            "Nadia", "NoLocation", upn_local="nadia.nolocation", usageLocation=None, licenses=[]
-        ),
-        add_user(
-            "Victor",
-            "Leaver",
-            upn_local="victor.leaver",
-            accountEnabled=False,
-            licenses=[lic("SPE_E3"), lic("POWER_BI_PRO")],
-        ),
-    ]
-    # Ordinary staff.
-    for _ in range(max(0, users - len(specials))):
-        given, surname = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-        person = add_user(given, surname)
-        roll = rng.random()
-        acc = 0.0
-        for part, share in BASE_MIX:
-            acc += share
-            if roll < acc:
-                disabled = []
-                if part == "SPE_E3" and rng.random() < 0.1:
-                    disabled = [p for n, p in SKUS[part][2] if n in ("YAMMER_ENTERPRISE", "SWAY")]
-                person["licenses"].append(lic(part, disabled))
-                break
-        if person["licenses"] and rng.random() < 0.15:
-            person["licenses"].append(lic("FLOW_FREE"))
-        if person["licenses"] and person["department"] == "Operations" and rng.random() < 0.2:
-            person["licenses"].append(lic("PROJECTPREMIUM"))
-        extra = rng.random()
-        if extra < 0.02:
-            person["usageLocation"] = None
-            person["licenses"] = []
-        elif extra < 0.06:
-            person["accountEnabled"] = False  # leavers who still hold licenses
-
+    directory = _Directory(rng)
+    specials = _add_special_users(directory)
+    _add_staff(directory, max(0, users - specials))
+    people = directory.people
     groups = _groups(rng, people)
     return {
         "format": FORMAT,
@@ -339,6 +221,152 @@ def generate_tenant(users: int = DEFAULT_USERS, seed: int = 0) -> dict[str, Any]
         "users": people,
         "groups": groups,
     }
+
+
+class _Directory:
+    """The users of a tenant being generated, with unique userPrincipalNames."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.people: list[dict[str, Any]] = []
+        self._used: set[str] = set()
+
+    def add(
+        self,
+        given: str,
+        surname: str,
+        *,
+        upn_local: str | None = None,
+        upn: str | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """Add a user with a random department, country and sign-in; ``extra`` overrides."""
+        local = upn_local or f"{_ascii(given)}.{_ascii(surname)}".replace(" ", "")
+        base, n = local, 2
+        while f"{local}@{DOMAIN}".lower() in self._used:
+            local, n = f"{base}{n}", n + 1
+        address = upn or f"{local}@{DOMAIN}"
+        self._used.add(address.lower())
+        dept, titles = DEPARTMENTS[self.rng.randrange(len(DEPARTMENTS))]
+        code, country, _ = self.rng.choices(COUNTRIES, weights=[c[2] for c in COUNTRIES])[0]
+        created_days = self.rng.randrange(30, 1800)
+        person: dict[str, Any] = {
+            "id": _uid(self.rng),
+            "userPrincipalName": address,
+            "displayName": f"{given} {surname}",
+            "givenName": given,
+            "surname": surname,
+            "mail": None if "#EXT#" in address else address,
+            "accountEnabled": True,
+            "usageLocation": code,
+            "country": country,
+            "department": dept,
+            "jobTitle": self.rng.choice(titles),
+            "employeeId": f"E{len(self.people) + 10001:06d}",
+            "userType": "Member",
+            "createdDateTime": f"{2021 + created_days % 5}-{1 + created_days % 12:02d}-"
+            f"{1 + created_days % 28:02d}T09:{created_days % 60:02d}:00Z",
+            "signIn": _days_ago(self.rng, created_days),
+            "licenses": [],
+        }
+        person.update(extra)
+        self.people.append(person)
+        return person
+
+
+def _license(part: str, disabled: list[str] | None = None) -> dict[str, Any]:
+    return {"skuId": SKUS[part][0], "disabledPlans": disabled or []}
+
+
+def _add_special_users(directory: _Directory) -> int:
+    """The users every sample has, whatever its size: the awkward cases. Returns their count."""
+    specials = [
+        directory.add("Zoë", "Ångström", licenses=[_license("SPE_E3")]),
+        directory.add("José", "Núñez", licenses=[_license("SPE_E3")]),
+        directory.add("Łukasz", "Żółć", licenses=[_license("SPB")]),
+        directory.add(
+            "Siobhán", "O'Brien", upn_local="o'brien", licenses=[_license("ENTERPRISEPACK")]
+        ),
+        directory.add(
+            "Jordan",
+            "Plus",
+            upn_local="jordan+sales",
+            licenses=[_license("O365_BUSINESS_ESSENTIALS")],
+        ),
+        directory.add(
+            "Backup",
+            "Service",
+            upn_local="$svc-backup",
+            userType="Member",
+            jobTitle="Service account",
+            licenses=[],
+        ),
+        directory.add(
+            "Adele",
+            "Vance (Fabrikam)",
+            upn=f"adele.vance_fabrikam.example#EXT#@{DOMAIN}",
+            userType="Guest",
+            usageLocation=None,
+            licenses=[],
+        ),
+        directory.add(
+            "Boardroom",
+            "Room",
+            upn_local="room-boardroom",
+            jobTitle="Meeting room",
+            licenses=[_license("Microsoft_Teams_Rooms_Pro")],
+            signIn=None,
+        ),
+        directory.add(
+            "Huddle",
+            "Room",
+            upn_local="room-huddle",
+            jobTitle="Meeting room",
+            licenses=[_license("Microsoft_Teams_Rooms_Pro")],
+        ),
+        directory.add(
+            "Nadia", "NoLocation", upn_local="nadia.nolocation", usageLocation=None, licenses=[]
+        ),
+        directory.add(
+            "Victor",
+            "Leaver",
+            upn_local="victor.leaver",
+            accountEnabled=False,
+            licenses=[_license("SPE_E3"), _license("POWER_BI_PRO")],
+        ),
+    ]
+    return len(specials)
+
+
+def _add_staff(directory: _Directory, count: int) -> None:
+    """Ordinary staff, licensed by ``BASE_MIX`` with a few extras, leavers and gaps."""
+    for _ in range(count):
+        given, surname = directory.rng.choice(FIRST_NAMES), directory.rng.choice(LAST_NAMES)
+        person = directory.add(given, surname)
+        roll = directory.rng.random()
+        acc = 0.0
+        for part, share in BASE_MIX:
+            acc += share
+            if roll < acc:
+                disabled = []
+                if part == "SPE_E3" and directory.rng.random() < 0.1:
+                    disabled = [p for n, p in SKUS[part][2] if n in ("YAMMER_ENTERPRISE", "SWAY")]
+                person["licenses"].append(_license(part, disabled))
+                break
+        if person["licenses"] and directory.rng.random() < 0.15:
+            person["licenses"].append(_license("FLOW_FREE"))
+        if (
+            person["licenses"]
+            and person["department"] == "Operations"
+            and directory.rng.random() < 0.2
+        ):
+            person["licenses"].append(_license("PROJECTPREMIUM"))
+        extra = directory.rng.random()
+        if extra < 0.02:
+            person["usageLocation"] = None
+            person["licenses"] = []
+        elif extra < 0.06:
+            person["accountEnabled"] = False  # leavers who still hold licenses
 
 
 def _groups(rng: random.Random, people: list[dict[str, Any]]) -> list[dict[str, Any]]:
