@@ -50,11 +50,20 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import enum
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field, replace
+from collections import defaultdict
+from dataclasses import replace
 
 from batch.intake.catalog import Catalog, Sku, normalise_guid
+from batch.intake.licenses import Issue, LicenseCells
+from batch.intake.model import (
+    Action,
+    Finding,
+    LicenseAdd,
+    RowRequest,
+    Severity,
+    ValidationResult,
+    summary_lines,
+)
 from batch.intake.sheet import FIELD_ALIASES, Sheet, SourceRow
 from batch.intake.sources import paused_gc
 from batch.intake.values import parse_date, parse_usage_location, split_list, upn_problem
@@ -75,25 +84,6 @@ __all__ = [
 ]
 
 
-class Severity(enum.StrEnum):
-    """How much a finding matters: errors make the row Invalid."""
-
-    ERROR = "error"
-    WARNING = "warning"
-    INFO = "info"
-
-
-#: the statuses a row can have after validation alone
-VALIDATION_STATUSES = (RowStatus.READY, RowStatus.INVALID, RowStatus.DEFERRED, RowStatus.SKIPPED)
-
-
-class Action(enum.StrEnum):
-    """What a row asks for."""
-
-    ASSIGN = "assign"  #: make the user hold these licenses, plans, groups, location
-    OFFBOARD = "offboard"  #: remove every direct license and leave the listed groups
-
-
 _ACTIONS = {
     "": Action.ASSIGN,
     "assign": Action.ASSIGN,
@@ -103,114 +93,6 @@ _ACTIONS = {
     "offboard": Action.OFFBOARD,
     "leaver": Action.OFFBOARD,
 }
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One validation problem, located as the user sees it in Excel."""
-
-    row: int
-    column: str
-    value: str
-    rule: str
-    message: str
-    severity: Severity = Severity.ERROR
-
-
-@dataclass(frozen=True)
-class LicenseAdd:
-    """A license to hold, with the service plans to disable in it (GUIDs, sorted)."""
-
-    sku_id: str
-    part_number: str
-    disabled_plans: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RowRequest:
-    """What one input row asks for, cleaned; the planner consumes these."""
-
-    row: int  #: Excel row number in the input
-    status: RowStatus
-    action: Action
-    upn: str | None
-    object_id: str | None  #: lower-case GUID
-    add_licenses: tuple[LicenseAdd, ...] = ()
-    remove_licenses: tuple[str, ...] = ()  #: skuIds, lower-case
-    usage_location: str | None = None  #: ISO 3166-1 alpha-2
-    join_groups: tuple[str, ...] = ()  #: names or ids, as written
-    leave_groups: tuple[str, ...] = ()
-    effective_date: dt.date | None = None
-    values: tuple[str, ...] = ()  #: the original cells, aligned with the sheet's headers
-    same_as: int | None = None  #: for a Skipped duplicate: the row it repeats
-
-    @property
-    def deferred(self) -> bool:
-        """True when the row waits for its effective date."""
-        return self.status is RowStatus.DEFERRED
-
-    @property
-    def ready(self) -> bool:
-        """True when the planner should take the row."""
-        return self.status is RowStatus.READY
-
-    @property
-    def user(self) -> str:
-        """How the row names its user: the UPN, else the ObjectId."""
-        return self.upn or self.object_id or ""
-
-    def signature(self) -> tuple[object, ...]:
-        """Everything the row asks, for comparing rows of the same user."""
-        return (
-            self.action,
-            frozenset(self.add_licenses),
-            frozenset(self.remove_licenses),
-            self.usage_location,
-            frozenset(g.casefold() for g in self.join_groups),
-            frozenset(g.casefold() for g in self.leave_groups),
-            self.effective_date,
-        )
-
-
-@dataclass
-class ValidationResult:
-    """Every row as a request, every finding, and the date rows were judged against."""
-
-    sheet: Sheet
-    rows: list[RowRequest]
-    findings: list[Finding]
-    as_of: dt.date
-    _by_row: dict[int, list[Finding]] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        for finding in self.findings:
-            self._by_row.setdefault(finding.row, []).append(finding)
-
-    def with_status(self, status: RowStatus) -> list[RowRequest]:
-        """The rows in ``status``."""
-        return [r for r in self.rows if r.status is status]
-
-    @property
-    def ready(self) -> list[RowRequest]:
-        """Rows the planner takes."""
-        return self.with_status(RowStatus.READY)
-
-    def counts(self) -> Counter[str]:
-        """Rows per status."""
-        return Counter(r.status.value for r in self.rows)
-
-    def counts_by_rule(self) -> Counter[str]:
-        """Findings per rule."""
-        return Counter(f.rule for f in self.findings)
-
-    def findings_for(self, row: int) -> list[Finding]:
-        """The findings of one Excel row."""
-        return self._by_row.get(row, [])
-
-    def detail(self, row: int) -> str:
-        """One line for the report's Detail column: errors first, then warnings."""
-        found = sorted(self.findings_for(row), key=lambda f: list(Severity).index(f.severity))
-        return "; ".join(f.message for f in found)
 
 
 # --------------------------------------------------------------------------- the validator
@@ -232,8 +114,6 @@ _REQUEST_FIELDS = (
 _DATE_ORDER_ASSIGN = ("effective_date", "start_date", "leave_date")
 _DATE_ORDER_OFFBOARD = ("effective_date", "leave_date", "start_date")
 
-#: a finding without its row: (field, value, rule, message, severity), cached per cell text
-_Issue = tuple[str, str, str, str, Severity]
 #: (action, licenses to add, skuIds to remove, usage location, groups to join, to leave, date)
 _Analysis = tuple[
     Action,
@@ -257,11 +137,11 @@ class _Validator:
         self._row_errors = False
         self._fields = tuple(sheet.fields.items())
         self._blank = dict.fromkeys(FIELD_ALIASES, "")
-        self._sku_cache: dict[str, tuple[Sku | None, str | None, str | None]] = {}
-        self._license_cache: dict[tuple[str, str], tuple[tuple[Sku, ...], tuple[_Issue, ...]]] = {}
-        self._request_cache: dict[tuple[str, ...], tuple[_Analysis, tuple[_Issue, ...], bool]] = {}
+        self.cells = LicenseCells(catalog)
+        self._license_cache: dict[tuple[str, str], tuple[tuple[Sku, ...], tuple[Issue, ...]]] = {}
+        self._request_cache: dict[tuple[str, ...], tuple[_Analysis, tuple[Issue, ...], bool]] = {}
         self._plan_cache: dict[
-            tuple[object, ...], tuple[tuple[LicenseAdd, ...], tuple[_Issue, ...]]
+            tuple[object, ...], tuple[tuple[LicenseAdd, ...], tuple[Issue, ...]]
         ] = {}
 
     # -- helpers
@@ -281,48 +161,9 @@ class _Validator:
         if severity is Severity.ERROR:
             self._row_errors = True
 
-    def resolve_sku(self, text: str) -> tuple[Sku | None, str | None, str | None]:
-        """(sku, rule, message) for one license as written, cached per distinct text."""
-        cached = self._sku_cache.get(text)
-        if cached is not None:
-            return cached
-        result = self._resolve_sku(text)
-        self._sku_cache[text] = result
-        return result
-
-    def _resolve_sku(self, text: str) -> tuple[Sku | None, str | None, str | None]:
-        candidates = self.catalog.find_skus(text)
-        if not candidates:
-            suggestion = self.catalog.suggest(text)
-            hint = f" Did you mean '{suggestion}'?" if suggestion else ""
-            return (
-                None,
-                "unknown-license",
-                f"'{text}' is not a license part number, product name or skuId.{hint}",
-            )
-        in_tenant = [s for s in candidates if s.in_tenant]
-        if not in_tenant:
-            sku = candidates[0]
-            return (
-                sku,
-                "license-not-in-tenant",
-                (
-                    f"'{text}' ({sku.part_number}, {sku.name}) is not one of the tenant's "
-                    "subscriptions."
-                ),
-            )
-        if len(in_tenant) > 1:
-            options = ", ".join(f"{s.part_number} {s.id}" for s in in_tenant)
-            return (
-                None,
-                "ambiguous-license",
-                f"'{text}' means several of the tenant's SKUs ({options}): write the skuId.",
-            )
-        return in_tenant[0], None, None
-
     # -- one row
 
-    def replay(self, number: int, issues: tuple[_Issue, ...]) -> None:
+    def replay(self, number: int, issues: tuple[Issue, ...]) -> None:
         """Flag the findings a cached cell analysis produced, on this row."""
         for field_name, value, rule, message, severity in issues:
             self.flag(number, field_name, value, rule, message, severity)
@@ -460,7 +301,7 @@ class _Validator:
         key = (plans_text, tuple(s.id for s in adds), action)
         cached = self._plan_cache.get(key)
         if cached is None:
-            cached = self._plan_cache[key] = self._disabled_plans(plans_text, adds, action)
+            cached = self._plan_cache[key] = self.cells.disabled_plans(plans_text, adds, action)
         add_licenses, plan_issues = cached
         self.replay(number, plan_issues)
         if action is Action.OFFBOARD and (adds or cell["disabled_plans"]):
@@ -526,140 +367,10 @@ class _Validator:
         key = (field_name, text)
         cached = self._license_cache.get(key)
         if cached is None:
-            cached = self._license_cache[key] = self._analyse_licenses(text, field_name)
+            cached = self._license_cache[key] = self.cells.analyse_licenses(text, field_name)
         found, issues = cached
         self.replay(number, issues)
         return found
-
-    def _analyse_licenses(
-        self, text: str, field_name: str
-    ) -> tuple[tuple[Sku, ...], tuple[_Issue, ...]]:
-        """The SKUs one license cell names, and its findings (cached per distinct cell)."""
-        found: list[Sku] = []
-        issues: list[_Issue] = []
-        adding = field_name == "add_licenses"
-        for item in split_list(text, whole=lambda t: bool(self.catalog.find_skus(t))):
-            sku, rule, message = self.resolve_sku(item)
-            if rule == "license-not-in-tenant" and not adding:
-                issues.append(
-                    (
-                        field_name,
-                        item,
-                        "remove-not-in-tenant",
-                        f"{message} There is nothing to remove.",
-                        Severity.WARNING,
-                    )
-                )
-                continue
-            if rule:
-                issues.append((field_name, item, rule, message or "", Severity.ERROR))
-                continue
-            assert sku is not None
-            if adding and sku.applies_to and sku.applies_to.casefold() == "company":
-                issues.append(
-                    (
-                        field_name,
-                        item,
-                        "company-license",
-                        f"{sku.part_number} ({sku.name}) applies to the whole company and cannot "
-                        "be assigned to a user.",
-                        Severity.ERROR,
-                    )
-                )
-                continue
-            if (
-                adding
-                and sku.capability_status
-                and sku.capability_status.casefold() in ("suspended", "lockedout", "deleted")
-            ):
-                issues.append(
-                    (
-                        field_name,
-                        item,
-                        "license-not-enabled",
-                        f"The tenant's {sku.part_number} subscription is {sku.capability_status}: "
-                        "it cannot take new assignments.",
-                        Severity.ERROR,
-                    )
-                )
-                continue
-            if sku not in found:
-                found.append(sku)
-        return tuple(found), tuple(issues)
-
-    def _disabled_plans(
-        self, text: str, adds: tuple[Sku, ...], action: Action
-    ) -> tuple[tuple[LicenseAdd, ...], tuple[_Issue, ...]]:
-        """The licenses to add with their plans to disable, and the findings (cached)."""
-        disabled: dict[str, set[str]] = defaultdict(set)
-        issues: list[_Issue] = []
-
-        def result() -> tuple[tuple[LicenseAdd, ...], tuple[_Issue, ...]]:
-            licenses = tuple(
-                LicenseAdd(s.id, s.part_number, tuple(sorted(disabled.get(s.id, ())))) for s in adds
-            )
-            return licenses, tuple(issues)
-
-        if not text:
-            return result()
-        if not adds:
-            if action is not Action.OFFBOARD:  # offboard rows get their own finding
-                issues.append(
-                    (
-                        "disabled_plans",
-                        text,
-                        "plan-without-license",
-                        "DisabledPlans needs a license in AddLicenses to disable them in.",
-                        Severity.ERROR,
-                    )
-                )
-            return result()
-        for item in split_list(text):
-            sku_part, _, plan_text = item.rpartition(":")
-            targets: list[Sku] = list(adds)
-            if sku_part:
-                sku, _, _ = self.resolve_sku(sku_part)
-                targets = [s for s in adds if sku is not None and s.id == sku.id]
-                if not targets:
-                    issues.append(
-                        (
-                            "disabled_plans",
-                            item,
-                            "plan-not-in-license",
-                            f"'{item}': {sku_part} is not among the licenses this row adds.",
-                            Severity.ERROR,
-                        )
-                    )
-                    continue
-            hits = [(sku, plan) for sku in targets if (plan := sku.find_plan(plan_text))]
-            if hits:
-                for sku, plan in hits:
-                    disabled[sku.id].add(plan.id)
-                continue
-            known = any(s.find_plan(plan_text) for s in self.catalog.skus.values())
-            names = ", ".join(s.part_number for s in targets)
-            if known:
-                issues.append(
-                    (
-                        "disabled_plans",
-                        item,
-                        "plan-not-in-license",
-                        f"Service plan '{plan_text}' is not part of {names}.",
-                        Severity.ERROR,
-                    )
-                )
-            else:
-                issues.append(
-                    (
-                        "disabled_plans",
-                        item,
-                        "unknown-plan",
-                        f"'{plan_text}' is not a service plan name or id (licenses on this row: "
-                        f"{names}).",
-                        Severity.ERROR,
-                    )
-                )
-        return result()
 
     def _effective_date(self, number: int, cell: dict[str, str], action: Action) -> dt.date | None:
         order = _DATE_ORDER_OFFBOARD if action is Action.OFFBOARD else _DATE_ORDER_ASSIGN
@@ -747,30 +458,3 @@ def _replace_status(
     request: RowRequest, status: RowStatus, *, same_as: int | None = None
 ) -> RowRequest:
     return replace(request, status=status, same_as=same_as)
-
-
-def summary_lines(result: ValidationResult) -> list[str]:
-    """A short plain-text summary: rows read, per status, findings by rule."""
-    counts = result.counts()
-    lines = [
-        f"Rows read: {len(result.rows)} ({result.sheet.path.name}"
-        + (f", sheet '{result.sheet.sheet_name}'" if result.sheet.sheet_name else "")
-        + (
-            f", {result.sheet.encoding}, {result.sheet.delimiter}-separated"
-            if result.sheet.encoding
-            else ""
-        )
-        + ")",
-        "  "
-        + ", ".join(
-            f"{status.value.lower()}: {counts.get(status.value, 0)}"
-            for status in VALIDATION_STATUSES
-            for status in VALIDATION_STATUSES
-        ),
-    ]
-    by_rule = result.counts_by_rule()
-    if by_rule:
-        lines.append("Findings by rule:")
-        lines.extend(f"  {rule}: {count}" for rule, count in by_rule.most_common())
-    lines.extend(f"Note: {note}" for note in result.sheet.notes)
-    return lines

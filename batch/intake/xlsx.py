@@ -283,7 +283,7 @@ def _as_text(value: Any) -> str:
     """A calamine cell value as the text Excel shows in a General-formatted cell."""
     kind = type(value)
     if kind is str:
-        return value  # type: ignore[no-any-return]
+        return value
     if kind is float:
         return _general_number(value)
     if kind is int:
@@ -292,12 +292,12 @@ def _as_text(value: Any) -> str:
         return "TRUE" if value else "FALSE"
     if kind is dt.datetime:
         if value.time() == dt.time():
-            return value.date().isoformat()  # type: ignore[no-any-return]
-        return value.isoformat(sep=" ", timespec="seconds")  # type: ignore[no-any-return]
+            return value.date().isoformat()
+        return value.isoformat(sep=" ", timespec="seconds")
     if kind is dt.date:
-        return value.isoformat()  # type: ignore[no-any-return]
+        return value.isoformat()
     if kind is dt.time:
-        return value.isoformat(timespec="seconds")  # type: ignore[no-any-return]
+        return value.isoformat(timespec="seconds")
     if kind is dt.timedelta:
         seconds = int(value.total_seconds())
         return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

@@ -16,6 +16,7 @@ from batch.intake.validate import (
     Severity,
     parse_date,
     parse_usage_location,
+    summary_lines,
     upn_problem,
     validate_sheet,
 )
@@ -321,3 +322,16 @@ def test_invalid_rows_never_stop_the_others(
     assert len(result.rows) == 30
     assert result.counts() == {"Ready": 20, "Invalid": 10}
     assert [r.row for r in result.rows] == list(range(2, 32))
+
+
+def test_summary_counts_each_status_once(write_csv: Callable[..., Path], catalog: Catalog) -> None:
+    # Regression: the status counts were repeated four times on the summary line.
+    result = _validate(
+        write_csv,
+        catalog,
+        _row(upn="ada@contoso.com"),
+        _row(upn="ada@contoso.com"),
+        _row(upn="not a upn"),
+    )
+    line = summary_lines(result)[1]
+    assert line == "  ready: 1, invalid: 1, deferred: 0, skipped: 1"
