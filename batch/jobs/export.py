@@ -171,20 +171,20 @@ def export_rows(
     for group in groups:
         for member in group.members:
             member_of.setdefault(member, []).append(group)
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for user in sorted(users, key=lambda u: (u.upn.casefold(), u.id)):
         its_groups = member_of.get(user.id, [])
         if not user.licenses and not its_groups:
             continue
         direct = sorted(
             (sku for sku, held in user.licenses.items() if held.direct),
-            key=lambda s: skus.get(s, s).casefold(),
+            key=lambda s: _label(skus, s).casefold(),
         )
         disabled = []
         for sku in direct:
             names = plans.get(sku, {})
             for plan in sorted(
-                user.licenses[sku].disabled_plans, key=lambda p: names.get(p, p).casefold()
+                user.licenses[sku].disabled_plans, key=lambda p: _label(names, p).casefold()
             ):
                 name = names.get(plan, plan)
                 disabled.append(
@@ -246,6 +246,11 @@ def _write_csv(path: Path, headers: tuple[str, ...], rows: Iterable[tuple[str, .
         raise ReportError(f"{path} already exists; choose another --output name.") from exc
     except OSError as exc:
         raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _label(labels: Mapping[str, str], key: str) -> str:
+    """The label of ``key``, or ``key`` itself when it has none."""
+    return labels.get(key, key)
 
 
 def _safe(text: str) -> bool:

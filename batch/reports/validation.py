@@ -25,7 +25,9 @@ def rows_table(result: ValidationResult) -> tuple[tuple[str, ...], list[tuple[ob
     taken = {h.casefold() for h in result.sheet.headers}
     extra = tuple(f"{h} (m365batch)" if h.casefold() in taken else h for h in ROW_EXTRA_HEADERS)
     headers = tuple(result.sheet.headers) + extra
-    rows = [(*r.values, r.row, r.status.value, result.detail(r.row)) for r in result.rows]
+    rows: list[tuple[object, ...]] = [
+        (*r.values, r.row, r.status.value, result.detail(r.row)) for r in result.rows
+    ]
     return headers, rows
 
 
