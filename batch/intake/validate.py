@@ -186,38 +186,7 @@ class _Validator:
                 "unquoted delimiter; quote it or remove the stray values.",
             )
 
-        upn_text, oid_text = cell["upn"], cell["object_id"]
-        upn = object_id = None
-        if upn_text:
-            problem = upn_problem(upn_text)
-            if problem:
-                self.flag(
-                    number,
-                    "upn",
-                    upn_text,
-                    "invalid-upn",
-                    f"'{upn_text}' is not a valid user principal name: {problem}.",
-                )
-            else:
-                upn = upn_text
-        if oid_text:
-            object_id = normalise_guid(oid_text)
-            if object_id is None:
-                self.flag(
-                    number,
-                    "object_id",
-                    oid_text,
-                    "invalid-object-id",
-                    f"'{oid_text}' is not an object id (a GUID).",
-                )
-        if not upn_text and not oid_text:
-            self.flag(
-                number,
-                "upn",
-                "",
-                "missing-user",
-                "No user: fill in UserPrincipalName (or ObjectId).",
-            )
+        upn, object_id = self._user(number, cell)
 
         # Everything but the user depends only on these cells, and HR sheets repeat them:
         # analyse each distinct combination once, then replay its findings on later rows.
@@ -269,6 +238,42 @@ class _Validator:
             values=source.values,
         )
 
+    def _user(self, number: int, cell: dict[str, str]) -> tuple[str | None, str | None]:
+        """(UPN, object id) of a row; findings for a bad or missing user."""
+        upn_text, oid_text = cell["upn"], cell["object_id"]
+        upn = object_id = None
+        if upn_text:
+            problem = upn_problem(upn_text)
+            if problem:
+                self.flag(
+                    number,
+                    "upn",
+                    upn_text,
+                    "invalid-upn",
+                    f"'{upn_text}' is not a valid user principal name: {problem}.",
+                )
+            else:
+                upn = upn_text
+        if oid_text:
+            object_id = normalise_guid(oid_text)
+            if object_id is None:
+                self.flag(
+                    number,
+                    "object_id",
+                    oid_text,
+                    "invalid-object-id",
+                    f"'{oid_text}' is not an object id (a GUID).",
+                )
+        if not upn_text and not oid_text:
+            self.flag(
+                number,
+                "upn",
+                "",
+                "missing-user",
+                "No user: fill in UserPrincipalName (or ObjectId).",
+            )
+        return upn, object_id
+
     def _analyse(self, number: int, cell: dict[str, str]) -> _Analysis:
         """Everything a row asks apart from its user; findings are flagged on ``number``."""
         action_text = cell["action"]
@@ -313,28 +318,7 @@ class _Validator:
                 "An offboard row removes every license: leave AddLicenses and DisabledPlans empty.",
             )
 
-        location = None
-        location_text = cell["usage_location"]
-        if location_text:
-            location, from_name = parse_usage_location(location_text)
-            if location is None:
-                self.flag(
-                    number,
-                    "usage_location",
-                    location_text,
-                    "invalid-usage-location",
-                    f"'{location_text}' is not a usage location: use a two-letter ISO country code "
-                    "such as US, GB or DE.",
-                )
-            elif from_name:
-                self.flag(
-                    number,
-                    "usage_location",
-                    location_text,
-                    "usage-location-name",
-                    f"'{location_text}' read as {location}.",
-                    Severity.INFO,
-                )
+        location = self._location(number, cell["usage_location"])
 
         join = split_list(cell["groups"])
         leave = split_list(cell["remove_groups"])
@@ -360,6 +344,31 @@ class _Validator:
             tuple(leave),
             effective,
         )
+
+    def _location(self, number: int, location_text: str) -> str | None:
+        """The usage location of a row as an ISO code; findings when it is not one."""
+        location = None
+        if location_text:
+            location, from_name = parse_usage_location(location_text)
+            if location is None:
+                self.flag(
+                    number,
+                    "usage_location",
+                    location_text,
+                    "invalid-usage-location",
+                    f"'{location_text}' is not a usage location: use a two-letter ISO country code "
+                    "such as US, GB or DE.",
+                )
+            elif from_name:
+                self.flag(
+                    number,
+                    "usage_location",
+                    location_text,
+                    "usage-location-name",
+                    f"'{location_text}' read as {location}.",
+                    Severity.INFO,
+                )
+        return location
 
     def _licenses(self, number: int, text: str, field_name: str) -> tuple[Sku, ...]:
         if not text:
