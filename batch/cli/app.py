@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,6 +22,9 @@ from batch.config import GRAPH_CLI_CLIENT_ID, Settings, load_settings
 from batch.errors import BatchError, ExitCode
 from batch.graph.connect import open_tenant
 from batch.logs import configure_logging, redact
+
+if TYPE_CHECKING:
+    from batch.graph.client import GraphClient
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,14 @@ class AppContext:
         with open_tenant(self.settings) as settings:
             click.echo(f"Tenant: {settings.describe()}", err=True)
             yield settings
+
+    @contextmanager
+    def connect(self) -> Iterator[tuple[Settings, GraphClient]]:
+        """Open the tenant, as :meth:`tenant`, with a Graph client for it."""
+        from batch.graph.client import GraphClient  # requests and msal: only when needed
+
+        with self.tenant() as settings:
+            yield settings, GraphClient(settings)
 
 
 class BatchGroup(click.Group):

@@ -242,13 +242,12 @@ def clone(app: AppContext, output: Path | None, pseudonymise: bool) -> None:
         m365batch simulator reset --seed-file clone.json
         env -u AZURE_CLIENT_SECRET m365batch migrate --map map.csv --yes
     """
-    from batch.graph.client import GraphClient
     from batch.reports.workbook import output_path
     from batch.simulator.clone import clone_tenant, write_seed
 
-    with app.tenant() as settings:
+    with app.connect() as (_, client):
         seed = clone_tenant(
-            GraphClient(settings),
+            client,
             pseudonymise=pseudonymise,
             progress=lambda message: click.echo(f"  {message}", err=True),
         )

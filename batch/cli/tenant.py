@@ -10,6 +10,7 @@ import click
 
 from batch.cli.app import FILE_PATH, AppContext, cli, text_table
 from batch.errors import ExitCode
+from batch.status import RowStatus
 
 
 @cli.command()
@@ -23,27 +24,28 @@ def skus(app: AppContext, as_json: bool) -> None:
         m365batch skus
         m365batch skus --json
     """
-    from batch.graph.client import GraphClient
-    from batch.run.tenant import read_seats
+    from batch.jobs.checks import read_skus
 
-    with app.tenant() as settings:
-        seats = read_seats(GraphClient(settings))
+    with app.connect() as (_, client):
+        lines = read_skus(client)
     if as_json:
-        click.echo(json.dumps([_seat_dict(s) for s in seats], indent=2))
+        click.echo(json.dumps([_sku_dict(line) for line in lines], indent=2))
         return
     header = ("SKU", "Product", "Purchased", "Warning", "Suspended", "Assigned", "Free")
-    rows = [
-        (s.part_number, _product_name(s), s.enabled, s.warning, s.suspended, s.consumed, s.free)
-        for s in seats
-    ]
+    rows = [_sku_row(line.seats, line.product) for line in lines]
     click.echo(text_table(header, rows))
 
 
-def _seat_dict(seats: Any) -> dict[str, Any]:
+def _sku_row(s: Any, product: str) -> tuple[object, ...]:
+    return (s.part_number, product, s.enabled, s.warning, s.suspended, s.consumed, s.free)
+
+
+def _sku_dict(line: Any) -> dict[str, Any]:
+    seats = line.seats
     return {
         "skuId": seats.sku_id,
         "skuPartNumber": seats.part_number,
-        "productName": _product_name(seats),
+        "productName": line.product,
         "appliesTo": seats.applies_to,
         "purchased": seats.enabled,
         "warning": seats.warning,
@@ -52,14 +54,6 @@ def _seat_dict(seats: Any) -> dict[str, Any]:
         "assigned": seats.consumed,
         "free": seats.free,
     }
-
-
-def _product_name(seats: Any) -> str:
-    try:
-        from batch.intake.catalog import product_name
-    except ImportError:
-        return ""
-    return str(product_name(seats.sku_id) or "")
 
 
 @cli.command()
@@ -93,23 +87,17 @@ def validate(
         m365batch validate hires.xlsx
         m365batch validate hires.csv --as-of 2025-04-01 --output checked.xlsx
     """
-    from batch.graph.client import GraphClient
-    from batch.intake.catalog import Catalog
     from batch.intake.sources import read_sheet
-    from batch.intake.validate import summary_lines, validate_sheet
-    from batch.reports.validation import write_validation_workbook
-    from batch.reports.workbook import output_path
+    from batch.jobs.checks import check_sheet
 
     _ = app.settings  # configures logging before anything can fail
     data = read_sheet(file, sheet=sheet)
-    with app.tenant() as settings:
-        skus = list(GraphClient(settings).get_all("/subscribedSkus"))
-    result = validate_sheet(data, Catalog.load(skus), as_of=as_of.date() if as_of else None)
-    written = write_validation_workbook(result, output or output_path("validate", input_path=file))
-    click.echo("\n".join(summary_lines(result)))
-    click.echo(f"Workbook: {written}")
-    counts = result.counts()
-    if counts.get("Invalid") or counts.get("Deferred"):
+    with app.connect() as (_, client):
+        check = check_sheet(client, data, as_of=as_of.date() if as_of else None, output=output)
+    click.echo("\n".join(check.summary_lines))
+    click.echo(f"Workbook: {check.workbook}")
+    counts = check.result.counts()
+    if counts.get(RowStatus.INVALID) or counts.get(RowStatus.DEFERRED):
         click.get_current_context().exit(int(ExitCode.ROWS_FAILED))
 
 
@@ -130,15 +118,10 @@ def template(app: AppContext, as_csv: bool, output: Path | None) -> None:
         m365batch template
         m365batch template --csv --output hires.csv
     """
-    from batch.graph.client import GraphClient
-    from batch.intake.catalog import Catalog
-    from batch.reports.template import write_template
-    from batch.reports.workbook import output_path
+    from batch.jobs.checks import write_tenant_template
 
-    with app.tenant() as settings:
-        skus = list(GraphClient(settings).get_all("/subscribedSkus"))
-    target = output or output_path("template", suffix=".csv" if as_csv else ".xlsx")
-    written = write_template(target, Catalog.load(skus), as_csv=as_csv)
+    with app.connect() as (_, client):
+        written = write_tenant_template(client, output, as_csv=as_csv)
     click.echo(f"Template: {written}")
 
 
@@ -183,12 +166,11 @@ def true_up(
         m365batch true-up
         m365batch true-up --prices prices.csv --previous true-up-contoso-20250301-0900.xlsx
     """
-    from batch.graph.client import GraphClient
     from batch.jobs.trueup.report import run_trueup, summary_lines
 
-    with app.tenant() as settings:
+    with app.connect() as (settings, client):
         trueup, path = run_trueup(
-            GraphClient(settings),
+            client,
             prices_path=prices,
             previous_path=previous,
             inactive_days=inactive_days,
@@ -202,7 +184,7 @@ def true_up(
     click.echo(f"Workbook: {path}")
 
 
-# -- export and migrate -------------------------------------------------------------------------
+# -- export -------------------------------------------------------------------------------
 
 
 @cli.command()
@@ -228,12 +210,11 @@ def export(app: AppContext, output: Path | None, as_csv: bool) -> None:
         m365batch export --csv
         m365batch apply before.xlsx --exact      # put the tenant back as it was
     """
-    from batch.graph.client import GraphClient
     from batch.jobs.export import read_snapshot, write_snapshot
     from batch.reports.workbook import output_path
 
-    with app.tenant() as settings:
-        snapshot = read_snapshot(GraphClient(settings))
+    with app.connect() as (_, client):
+        snapshot = read_snapshot(client)
     target = output or output_path("export", suffix=".csv" if as_csv else ".xlsx")
     path = write_snapshot(snapshot, target, as_csv=as_csv)
     click.echo(

@@ -1,4 +1,4 @@
-"""Migrate, the map: read and check the SKU mapping file of ``migrate``.
+"""Migrate, the inputs: read and check the SKU mapping file of ``migrate``, and its users sheet.
 
 The map is a small CSV or XLSX table, one row per SKU to move (headers matched ignoring case,
 spaces and underscores): ``FromSku``, ``ToSku`` (required; part number, product name or skuId
@@ -7,6 +7,8 @@ disable for everyone, ``;``-separated names or GUIDs) and ``DisableNewPlans`` (y
 default no). A row naming a SKU the catalog does not know, a SKU the tenant has no
 subscription to, a ToSku that applies to the company, a FromSku mapped twice or a chain
 (a ToSku that is itself moved) is Invalid, with the reason; the other rows still run.
+
+The users sheet of ``--users`` names the users to move, by UserPrincipalName or ObjectId.
 """
 
 from __future__ import annotations
@@ -21,17 +23,11 @@ from typing import Any
 from batch.errors import InputError
 from batch.intake.catalog import Catalog
 from batch.intake.sheet import normalise_header
+from batch.intake.sources import read_sheet
+from batch.status import RowStatus
 
-__all__ = ["MapLine", "MapRule", "read_map", "read_table"]
+__all__ = ["MapLine", "MapRule", "read_map", "read_table", "users_from_sheet"]
 
-PLANNED, APPLIED, NO_CHANGE, INVALID, FAILED, SKIPPED = (
-    "Planned",
-    "Applied",
-    "NoChange",
-    "Invalid",
-    "Failed",
-    "Skipped",
-)
 #: map header (normalised) per option
 _MAP_COLUMNS = {
     "from": ("fromsku", "from", "oldsku", "sourcesku", "fromlicense"),
@@ -104,10 +100,10 @@ def read_map(path: Path, catalog: Catalog) -> tuple[tuple[str, ...], list[MapLin
             index = columns.get(name)
             return _values[index].strip() if index is not None and index < len(_values) else ""
 
-        line = MapLine(number, tuple(values), PLANNED)
+        line = MapLine(number, tuple(values), RowStatus.PLANNED)
         lines.append(line)
         if not cell("from") and not cell("to"):
-            line.status, line.detail = SKIPPED, "empty row"
+            line.status, line.detail = RowStatus.SKIPPED, "empty row"
             continue
         problems: list[str] = []
         source_sku = _tenant_sku(catalog, cell("from"), "FromSku", problems)
@@ -134,7 +130,7 @@ def read_map(path: Path, catalog: Catalog) -> tuple[tuple[str, ...], list[MapLin
                 f"{target.part_number} is itself moved on another row: chains are not supported"
             )
         if problems or source_sku is None or target is None:
-            line.status, line.detail = INVALID, "; ".join(problems)
+            line.status, line.detail = RowStatus.INVALID, "; ".join(problems)
             continue
         seen[source_sku.id] = number
         line.rule = MapRule(
@@ -148,6 +144,24 @@ def read_map(path: Path, catalog: Catalog) -> tuple[tuple[str, ...], list[MapLin
             disable_new,
         )
     return headers, lines
+
+
+def users_from_sheet(path: Path) -> list[str]:
+    """The users of a ``--users`` sheet (its UserPrincipalName or ObjectId column), once each."""
+    sheet = read_sheet(path)
+    field_name = (
+        "upn" if "upn" in sheet.fields else "object_id" if "object_id" in sheet.fields else None
+    )
+    if field_name is None:
+        raise InputError(
+            "the users sheet has no UserPrincipalName (or ObjectId) column.",
+            path=path,
+            sheet=sheet.sheet_name,
+            row=sheet.header_row,
+            hint="Add one, one user per row.",
+        )
+    names = [sheet.value(row, field_name) for row in sheet.rows]
+    return list(dict.fromkeys(n for n in names if n))
 
 
 def read_table(path: Path) -> tuple[tuple[str, ...], list[tuple[int, list[str]]]]:
@@ -186,7 +200,7 @@ def _csv_rows(path: Path) -> list[tuple[int, list[str]]]:
 
 
 def _xlsx_rows(path: Path) -> list[tuple[int, list[str]]]:
-    import openpyxl
+    import openpyxl  # type: ignore[import-untyped, unused-ignore]
 
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)

@@ -13,15 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batch.errors import BatchError, ExitCode
-from batch.jobs.migrate.mapping import (
-    FAILED,
-    INVALID,
-    PLANNED,
-    MapLine,
-    MapRule,
-)
+from batch.jobs.migrate.mapping import MapLine, MapRule
 from batch.reports.run import ChangeLine
 from batch.run.tenant import SkuSeats
+from batch.status import RowStatus
 
 
 @dataclass
@@ -44,7 +39,7 @@ class Move:
     user_id: str | None
     display_name: str
     steps: list[Step] = field(default_factory=list)
-    status: str = PLANNED
+    status: str = RowStatus.PLANNED
     detail: str = ""
     error_code: str = ""
     wave: int | None = None
@@ -52,7 +47,7 @@ class Move:
     added: str = ""
     removed: str = ""
     request_id: str = ""
-    verified: str = ""
+    verified: bool | None = None  #: the read-back's answer; None: not checked
     licenses_after: str = ""
 
     @property
@@ -147,7 +142,7 @@ class Migration:
         """ToSku seats the planned moves take, by skuId."""
         total: Counter[str] = Counter()
         for move in self.moves:
-            if move.status == PLANNED:
+            if move.status == RowStatus.PLANNED:
                 total.update(move.needs())
         return total
 
@@ -162,9 +157,12 @@ class Migration:
 
     @property
     def exit_code(self) -> ExitCode:
-        bad = any(m.status in (FAILED, PLANNED) for m in self.moves) and self.mode != "plan"
-        bad = bad or any(line.status == INVALID for line in self.lines)
-        bad = bad or (self.mode == "plan" and any(m.status == FAILED for m in self.moves))
+        bad = (
+            any(m.status in (RowStatus.FAILED, RowStatus.PLANNED) for m in self.moves)
+            and self.mode != "plan"
+        )
+        bad = bad or any(line.status == RowStatus.INVALID for line in self.lines)
+        bad = bad or (self.mode == "plan" and any(m.status == RowStatus.FAILED for m in self.moves))
         return ExitCode.ROWS_FAILED if bad else ExitCode.SUCCESS
 
     def summary_lines(self) -> list[str]:

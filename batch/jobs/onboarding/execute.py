@@ -1,0 +1,83 @@
+"""Onboarding, the run: send what is still to send, read back, report; under the tenant lock.
+
+    (journal -> execute) -> read back -> report
+
+Used by ``apply`` (a new journal) and ``resume`` (the run's own journal, planned again from
+the tenant's state): either way only what the journal does not show as done is sent.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from batch.crashpoints import crashpoint
+from batch.errors import BatchError
+from batch.jobs.onboarding.context import RunContext, RunResult, exit_code_for
+from batch.jobs.onboarding.outcomes import change_lines, engine_counters, read_back, row_outcomes
+from batch.jobs.onboarding.prepare import Prepared
+from batch.jobs.onboarding.report import write_run_workbook
+from batch.run.execute import execute_plan
+from batch.run.journal import FINISHED, INTERRUPTED, tenant_lock
+
+__all__ = ["run_prepared"]
+
+RESUMED_NOTE = "Resumed from the journal: the plan was made again from the tenant's state."
+
+
+def run_prepared(ctx: RunContext, prepared: Prepared) -> RunResult:
+    """Run a prepared plan whose operations are in ``ctx.journal``; raise what stopped it.
+
+    A :class:`BatchError` that stops the writes (breaker, permissions) is raised only after
+    the read-back and the report, so that the report says how far the run got.
+    """
+    settings, journal = ctx.settings, ctx.journal
+    with tenant_lock(settings.home, str(settings.tenant_id), journal.run_id):
+        journal.set(state="running")
+        try:
+            result, stop = _execute_and_report(ctx, prepared)
+        except KeyboardInterrupt:
+            # whenever it comes (writes, read-back, report), resume takes the run up again
+            journal.finish(INTERRUPTED)
+            raise
+    if stop is not None:
+        raise stop
+    return result
+
+
+def _execute_and_report(ctx: RunContext, prepared: Prepared) -> tuple[RunResult, BatchError | None]:
+    """Send what is still to send, read back, write the report; the error that stopped it."""
+    journal = ctx.journal
+    stop: BatchError | None = None
+    planned_keys = {op.key for op in prepared.plan.ops}
+    try:
+        _, stats = execute_plan(
+            ctx.client,
+            prepared.plan.ops,
+            journal,
+            settings=ctx.engine,
+            on_progress=ctx.on_progress,
+        )
+    except BatchError as exc:  # breaker, permissions: report what happened, then stop
+        journal.set(stop_reason=str(exc))
+        stop, stats = exc, []
+    crashpoint("readback")
+    journal_ops = list(journal.ops())
+    outcomes = row_outcomes(prepared, journal_ops, planned_keys, stopped=stop is not None)
+    readback = read_back(ctx.client, prepared, outcomes, stopped=stop is not None)
+    counters = engine_counters(stats)
+    counters["Read-back waited (s)"] = readback.waited
+    counters["Rows re-read (not yet as asked)"] = readback.reread_rows
+    notes = [f"Stopped: {stop}"] if stop else []
+    if ctx.resumed:
+        notes.append(RESUMED_NOTE)
+    changes = change_lines(journal_ops)
+    report = write_run_workbook(ctx, prepared, outcomes, changes, counters=counters, notes=notes)
+    counts: Counter[str] = Counter(o.status for o in outcomes.values())
+    if stop is None:
+        journal.finish(FINISHED, report=str(report), counts=dict(counts))
+    else:
+        journal.set(report=str(report), state=INTERRUPTED)
+    result = RunResult(
+        journal.run_id, report, counts, exit_code_for(counts), notes, counters, outcomes, changes
+    )
+    return result, stop
