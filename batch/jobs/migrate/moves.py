@@ -57,7 +57,7 @@ from batch.jobs.migrate.model import (
     translate_plans,
 )
 from batch.run.journal import file_sha256
-from batch.run.tenant import UserState, seats_from_skus
+from batch.run.tenant import HeldLicense, UserState, seats_from_skus
 from batch.status import RowStatus
 
 __all__ = ["plan_migration"]
@@ -167,29 +167,7 @@ def _plan_user(
         to_held = user.licenses.get(rule.to_id)
         if to_held is not None or rule.to_id in taken:
             move.steps.append(Step(rule, "remove"))
-            if to_held is None:
-                move.note(
-                    f"{rule.to_part} comes with another license of this move: "
-                    f"only {rule.from_part} is removed"
-                )
-            elif not to_held.direct:
-                move.note(
-                    f"{rule.to_part} already held through a group: only {rule.from_part} is removed"
-                )
-            elif to_held.disabled_plans != disabled:
-                names = plans.get(rule.to_id, {})
-                have = ", ".join(sorted(names.get(p, p) for p in to_held.disabled_plans)) or "none"
-                would = ", ".join(sorted(names.get(p, p) for p in disabled)) or "none"
-                move.note(
-                    f"{rule.to_part} already held: only {rule.from_part} is removed; its disabled "
-                    f"plans ({have}) are kept, though {rule.from_part}'s would translate "
-                    f"to ({would})"
-                )
-            else:
-                move.note(
-                    f"{rule.to_part} already held with the same plans: "
-                    f"only {rule.from_part} is removed"
-                )
+            move.note(_only_removed(rule, to_held, disabled, plans.get(rule.to_id, {})))
             continue
         taken.add(rule.to_id)
         move.steps.append(Step(rule, "swap", disabled, kept, untranslated, newly))
@@ -210,3 +188,25 @@ def _plan_user(
     elif not move.writes:
         move.status, move.error_code = RowStatus.SKIPPED, "InheritedFromGroup"
     return move
+
+
+def _only_removed(
+    rule: MapRule, to_held: HeldLicense | None, disabled: frozenset[str], names: Mapping[str, str]
+) -> str:
+    """Why a user already holding ToSku (or getting it from another rule) only loses FromSku."""
+    if to_held is None:
+        return (
+            f"{rule.to_part} comes with another license of this move: "
+            f"only {rule.from_part} is removed"
+        )
+    if not to_held.direct:
+        return f"{rule.to_part} already held through a group: only {rule.from_part} is removed"
+    if to_held.disabled_plans != disabled:
+        have = ", ".join(sorted(names.get(p, p) for p in to_held.disabled_plans)) or "none"
+        would = ", ".join(sorted(names.get(p, p) for p in disabled)) or "none"
+        return (
+            f"{rule.to_part} already held: only {rule.from_part} is removed; its disabled "
+            f"plans ({have}) are kept, though {rule.from_part}'s would translate "
+            f"to ({would})"
+        )
+    return f"{rule.to_part} already held with the same plans: only {rule.from_part} is removed"
