@@ -25,7 +25,6 @@ import secrets
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from batch.simulator.calls import Caller
 from batch.simulator.options import SimulatorOptions
 from batch.simulator.responses import GraphFault
 from batch.simulator.store import TenantStore
@@ -45,15 +45,6 @@ DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 #: the signed-in admin of a device-code sign-in (the simulator has one admin account)
 DEVICE_USER = "admin@contoso.example"
 _RESERVED_SCOPES = {"openid", "profile", "offline_access"}
-
-
-@dataclass(frozen=True)
-class Caller:
-    """The app behind a verified access token."""
-
-    client_id: str
-    roles: frozenset[str]
-    issued_at: float
 
 
 class EntraError(Exception):

@@ -19,8 +19,7 @@ import base64
 import json
 from typing import Any
 
-from batch.simulator.auth import Caller
-from batch.simulator.calls import Call, split_url
+from batch.simulator.calls import Call, Caller, split_url
 from batch.simulator.responses import GraphFault, Reply, error_body
 from batch.simulator.service import Service, new_request_id
 

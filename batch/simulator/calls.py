@@ -1,4 +1,5 @@
-"""Simulated tenant, Graph operations as values: a :class:`Call` and how a URL becomes one.
+"""Simulated tenant, Graph operations as values: who calls (:class:`Caller`), what is called
+(:class:`Call`), and how a URL becomes a call.
 
 The raw path is split on ``/`` first and each segment is percent-decoded exactly once, so
 ``%23EXT%23`` is a ``#`` and ``%2523`` stays ``%23``. A key may also be given as
@@ -20,6 +21,15 @@ from batch.simulator.responses import bad_request
 _KEY_SYNTAX = re.compile(
     r"^(users|groups|subscribedSkus)\((?:id=)?'((?:[^']|'')*)'\)$", re.IGNORECASE
 )
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The app behind a verified access token."""
+
+    client_id: str
+    roles: frozenset[str]
+    issued_at: float
 
 
 @dataclass

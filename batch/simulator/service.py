@@ -17,8 +17,7 @@ import uuid
 from collections import Counter, deque
 from typing import Any
 
-from batch.simulator.auth import Caller
-from batch.simulator.calls import Call
+from batch.simulator.calls import Call, Caller
 from batch.simulator.faults import FaultPlan
 from batch.simulator.graph import GraphApi
 from batch.simulator.lag import ReadLag
