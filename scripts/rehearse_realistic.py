@@ -71,9 +71,12 @@ def realistic_seed() -> tuple[dict[str, Any], list[list[str]]]:
 
 def verified_counts(report: Path) -> dict[str, int]:
     """How many rows of a run report are Applied, and of those how many are Verified Yes."""
-    sheet = load_workbook(report, read_only=True)["Rows"]
-    rows = sheet.iter_rows(values_only=True)
-    header = list(next(rows))
+    book = load_workbook(report, read_only=True)
+    try:
+        rows = list(book["Rows"].iter_rows(values_only=True))
+    finally:
+        book.close()
+    header = list(rows.pop(0))
     status, verified = header.index("Status"), header.index("Verified")
     counts = {"rows": 0, "applied": 0, "verified": 0}
     for row in rows:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import openpyxl
+
 from batch.simulator import load_sample
 
 SAMPLE = load_sample()
@@ -135,3 +137,17 @@ def onboarding_rows() -> tuple[list[str], list[list[str]]]:
 
 def upns_of(rows: Sequence[Sequence[str]]) -> list[str]:
     return [row[0] for row in rows]
+
+
+def report_rows(path: Path) -> list[dict[str, str]]:
+    """The ``Rows`` sheet of a report workbook as dicts of text (the workbook is closed)."""
+    book = openpyxl.load_workbook(path, read_only=True)
+    try:
+        values = list(book["Rows"].iter_rows(values_only=True))
+    finally:
+        book.close()
+    headers = [str(h) for h in values[0]]
+    return [
+        {h: ("" if v is None else str(v)) for h, v in zip(headers, row, strict=False)}
+        for row in values[1:]
+    ]

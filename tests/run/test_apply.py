@@ -11,19 +11,13 @@ from click.testing import CliRunner
 
 from batch.cli import cli
 from batch.run.journal import Journal, list_runs, tenant_lock
-from tests.run.runkit import SKU, Tenant, onboarding_rows, upns_of, write_csv
+from tests.run.runkit import SKU, Tenant, onboarding_rows, report_rows, upns_of, write_csv
 
 STATUSES = {"Applied", "NoChange", "Planned", "Invalid", "Failed", "Deferred", "Skipped"}
 
 
 def rows_sheet(path: Path) -> list[dict[str, str]]:
-    book = openpyxl.load_workbook(path, read_only=True)
-    values = list(book["Rows"].iter_rows(values_only=True))
-    headers = [str(h) for h in values[0]]
-    return [
-        {h: ("" if v is None else str(v)) for h, v in zip(headers, row, strict=False)}
-        for row in values[1:]
-    ]
+    return report_rows(path)
 
 
 def test_apply_then_again_changes_nothing(tenant: Tenant, tmp_path: Path) -> None:

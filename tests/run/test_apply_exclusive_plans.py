@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import openpyxl
 from click.testing import CliRunner
 
 from batch.cli import cli
-from tests.run.runkit import SKU, Tenant, write_csv
+from tests.run.runkit import SKU, Tenant, report_rows, write_csv
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "onboarding.xlsx"
 UPN = "daniel.o'brien@contoso.example"  # inherits Microsoft 365 E3 from a group
@@ -25,15 +24,7 @@ def apply(sheet: Path, output: Path) -> dict[int, dict[str, str]]:
         cli, ["apply", str(sheet), "--yes", "--output", str(output)], catch_exceptions=False
     )
     assert result.exit_code in (0, 3), result.output
-    values = list(
-        openpyxl.load_workbook(output, read_only=True)["Rows"].iter_rows(values_only=True)
-    )
-    headers = [str(h) for h in values[0]]
-    rows = [
-        {h: ("" if v is None else str(v)) for h, v in zip(headers, row, strict=False)}
-        for row in values[1:]
-    ]
-    return {int(r["Row"]): r for r in rows}
+    return {int(r["Row"]): r for r in report_rows(output)}
 
 
 def test_sample_clash_is_invalid_and_never_sent(tenant: Tenant, tmp_path: Path) -> None:

@@ -46,9 +46,12 @@ def assert_converged(tenant: Tenant, reference: dict[str, Any], report: Path) ->
     twice = {key: n for key, n in tenant.sim.store.applied_writes().items() if n > 1}
     assert not twice, f"applied more than once: {twice}"
     book = openpyxl.load_workbook(report, read_only=True)
-    rows = list(book["Rows"].iter_rows(min_row=2, values_only=True))
+    try:
+        rows = list(book["Rows"].iter_rows(min_row=2, values_only=True))
+        status_col = [c.value for c in next(book["Rows"].iter_rows(max_row=1))].index("Status")
+    finally:
+        book.close()
     assert [r[0] for r in rows] == UPNS
-    status_col = [c.value for c in next(book["Rows"].iter_rows(max_row=1))].index("Status")
     assert {r[status_col] for r in rows} == {"Applied"}
 
 
