@@ -1,5 +1,8 @@
 """The package's shape: stages import only the stages below them, no circles, small modules.
 
+Small means at most 600 lines a module and 80 lines a function (from its ``def`` to its last
+line, docstring included).
+
 Every ``import`` counts, at the top of a module or inside a function. The stage order is the
 pipeline's: the foundation modules at the top of ``batch`` (errors, config, logs, status,
 files, crashpoints), then intake, graph, run, reports, jobs, cli. The simulator is a server
@@ -17,6 +20,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "batch"
 STAGES = ("intake", "graph", "run", "reports", "jobs", "cli")
 MAX_SIBLINGS = 8
+MAX_MODULE_LINES = 600
+MAX_FUNCTION_LINES = 80
 
 
 def _modules() -> dict[str, Path]:
@@ -117,3 +122,23 @@ def test_the_simulator_is_reached_only_to_start_it() -> None:
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_no_module_imports_more_than_eight_others(name: str) -> None:
     assert len(EDGES[name]) <= MAX_SIBLINGS, sorted(EDGES[name])
+
+
+def test_no_module_over_600_lines() -> None:
+    long = {
+        name: lines
+        for name, path in sorted(MODULES.items())
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}, long
+
+
+def test_no_function_over_80_lines() -> None:
+    long = []
+    for name, path in sorted(MODULES.items()):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{name}.{node.name} (line {node.lineno}): {lines} lines")
+    assert long == [], "\n".join(long)

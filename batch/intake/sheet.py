@@ -9,6 +9,7 @@ ignoring case, spaces, underscores and dashes, with the aliases popular tools us
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -251,98 +252,14 @@ def build_sheet(
 ) -> Sheet:
     """Find the header, number and trim the rows, match the columns."""
     rows_iter = iter(raw_rows)
-    header: list[str] | None = None
-    header_row = 0
     notes: list[str] = []
-    pending: list[tuple[int, list[str]]] = []
-    for number, cells in rows_iter:
-        if not any(cell.strip() for cell in cells):
-            continue
-        first = cells[0].strip().lower() if cells else ""
-        # Entra's bulk templates start with a "version:v1.0" line above the headers.
-        if (
-            header is None
-            and first.startswith("version:")
-            and not any(c.strip() for c in cells[1:])
-        ):
-            notes.append(f"row {number} ('{cells[0].strip()}') skipped: a template version line")
-            continue
-        header = [cell.strip() for cell in cells]
-        header_row = number
-        break
-    if header is None:
-        raise InputError(
-            "has no header row: the sheet is empty.",
-            path=path,
-            sheet=sheet_name,
-            hint="Put the column names (e.g. UserPrincipalName, AddLicenses) in row 1.",
-        )
-    while header and not header[-1]:
-        header.pop()
-
-    fields = match_columns(header, path=path, sheet=sheet_name)
-    if "upn" not in fields and "object_id" not in fields:
-        non_empty = [h for h in header if h]
-        # A headerless list of UPNs (AdminDroid style): the "header" is itself a UPN.
-        if len(non_empty) == 1 and "@" in non_empty[0] and " " not in non_empty[0]:
-            pending.append((header_row, list(header)))
-            header = ["UserPrincipalName"] + header[1:]
-            fields = {"upn": 0}
-            notes.append("no header row: the single column was read as UserPrincipalName")
-            header_row = header_row - 1
-        else:
-            raise InputError(
-                "no UserPrincipalName or ObjectId column.",
-                path=path,
-                sheet=sheet_name,
-                row=header_row,
-                hint=(
-                    "Name the user column UserPrincipalName (or UPN, User, Email, SignInName), "
-                    "or ObjectId. Columns found: "
-                    f"{', '.join(repr(h) for h in non_empty) or 'none'}."
-                ),
-            )
-
-    width = len(header)
-    rows: list[SourceRow] = []
-    max_chars = limits.max_cell_chars
-
-    def _chain() -> Iterator[tuple[int, list[str]]]:
-        yield from pending
-        yield from rows_iter
-
-    for number, cells in _chain():
-        joined = "".join(cells)
-        if not joined or joined.isspace():
-            continue  # blank row: skipped, its number kept by the rows around it
-        if len(joined) > max_chars and max(map(len, cells)) > max_chars:
-            position = next(i for i, cell in enumerate(cells) if len(cell) > max_chars)
-            column = header[position] if position < width else ""
-            raise InputError(
-                f"a cell holds {len(cells[position]):,} characters, more than the {max_chars:,} a "
-                "cell can hold.",
-                path=path,
-                sheet=sheet_name,
-                row=number,
-                column=column or _column_letter(position),
-                hint="Shorten or remove that value and try again.",
-            )
-        if len(rows) >= limits.max_rows:
-            raise InputError(
-                f"has more than {limits.max_rows:,} data rows (the limit for one file).",
-                path=path,
-                sheet=sheet_name,
-                row=number,
-                hint=HINT_SPLIT,
-            )
-        if len(cells) < width:
-            cells = cells + [""] * (width - len(cells))
-        extra: tuple[str, ...] = ()
-        if len(cells) > width:
-            extra = tuple(c for c in cells[width:] if c.strip())
-            cells = cells[:width]
-        rows.append(SourceRow(number, tuple(cells), extra))
-
+    header, header_row = _find_header(rows_iter, notes, path=path, sheet=sheet_name)
+    header, header_row, fields, pending = _match_user_columns(
+        header, header_row, notes, path=path, sheet=sheet_name
+    )
+    rows = _data_rows(
+        itertools.chain(pending, rows_iter), header, limits, path=path, sheet=sheet_name
+    )
     return Sheet(
         path=path,
         format=fmt,
@@ -355,4 +272,121 @@ def build_sheet(
         encoding=encoding,
         delimiter=delimiter,
         notes=notes,
+    )
+
+
+def _find_header(
+    rows: Iterator[tuple[int, list[str]]], notes: list[str], *, path: Path, sheet: str | None
+) -> tuple[list[str], int]:
+    """Read up to the first non-blank row: the header (trailing empty cells dropped) and its number.
+
+    The rows after it stay in ``rows`` for :func:`_data_rows`.
+    """
+    for number, cells in rows:
+        if not any(cell.strip() for cell in cells):
+            continue
+        first = cells[0].strip().lower() if cells else ""
+        # Entra's bulk templates start with a "version:v1.0" line above the headers.
+        if first.startswith("version:") and not any(c.strip() for c in cells[1:]):
+            notes.append(f"row {number} ('{cells[0].strip()}') skipped: a template version line")
+            continue
+        header = [cell.strip() for cell in cells]
+        while header and not header[-1]:
+            header.pop()
+        return header, number
+    raise InputError(
+        "has no header row: the sheet is empty.",
+        path=path,
+        sheet=sheet,
+        hint="Put the column names (e.g. UserPrincipalName, AddLicenses) in row 1.",
+    )
+
+
+def _match_user_columns(
+    header: list[str], header_row: int, notes: list[str], *, path: Path, sheet: str | None
+) -> tuple[list[str], int, dict[str, int], list[tuple[int, list[str]]]]:
+    """Match the columns, requiring a user column; a lone UPN "header" is read as data.
+
+    Returns the header, its row number, the fields and the rows to read before the rest
+    (the header row itself when it turned out to be data).
+    """
+    fields = match_columns(header, path=path, sheet=sheet)
+    if "upn" in fields or "object_id" in fields:
+        return header, header_row, fields, []
+    non_empty = [h for h in header if h]
+    # A headerless list of UPNs (AdminDroid style): the "header" is itself a UPN.
+    if len(non_empty) == 1 and "@" in non_empty[0] and " " not in non_empty[0]:
+        notes.append("no header row: the single column was read as UserPrincipalName")
+        pending = [(header_row, list(header))]
+        return ["UserPrincipalName"] + header[1:], header_row - 1, {"upn": 0}, pending
+    raise InputError(
+        "no UserPrincipalName or ObjectId column.",
+        path=path,
+        sheet=sheet,
+        row=header_row,
+        hint=(
+            "Name the user column UserPrincipalName (or UPN, User, Email, SignInName), "
+            "or ObjectId. Columns found: "
+            f"{', '.join(repr(h) for h in non_empty) or 'none'}."
+        ),
+    )
+
+
+def _data_rows(
+    raw_rows: Iterable[tuple[int, list[str]]],
+    header: list[str],
+    limits: Limits,
+    *,
+    path: Path,
+    sheet: str | None,
+) -> list[SourceRow]:
+    """The non-blank rows under the header, fitted to its width, within the file's limits."""
+    width = len(header)
+    rows: list[SourceRow] = []
+    for number, cells in raw_rows:
+        joined = "".join(cells)
+        if not joined or joined.isspace():
+            continue  # blank row: skipped, its number kept by the rows around it
+        _check_cell_lengths(cells, joined, header, limits.max_cell_chars, number, path, sheet)
+        if len(rows) >= limits.max_rows:
+            raise InputError(
+                f"has more than {limits.max_rows:,} data rows (the limit for one file).",
+                path=path,
+                sheet=sheet,
+                row=number,
+                hint=HINT_SPLIT,
+            )
+        if len(cells) < width:
+            cells = cells + [""] * (width - len(cells))
+        extra: tuple[str, ...] = ()
+        if len(cells) > width:
+            extra = tuple(c for c in cells[width:] if c.strip())
+            cells = cells[:width]
+        rows.append(SourceRow(number, tuple(cells), extra))
+    return rows
+
+
+def _check_cell_lengths(
+    cells: list[str],
+    joined: str,
+    header: list[str],
+    max_chars: int,
+    number: int,
+    path: Path,
+    sheet: str | None,
+) -> None:
+    """Refuse a row with a cell longer than an Excel cell can hold, naming the cell."""
+    # the joined length is a cheap first test: most rows are far below the limit
+    if len(joined) <= max_chars or max(map(len, cells)) <= max_chars:
+        return
+    position = next(i for i, cell in enumerate(cells) if len(cell) > max_chars)
+    column = header[position] if position < len(header) else ""
+    raise InputError(
+        f"a cell holds {len(cells[position]):,} characters, more than the {max_chars:,} a "
+        "cell can hold.",
+        path=path,
+        sheet=sheet,
+        row=number,
+        column=column or _column_letter(position),
+        hint="Shorten or remove that value and try again.",
     )

@@ -17,7 +17,7 @@ import csv
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pycountry
 
@@ -65,6 +65,17 @@ INSTRUCTIONS = (
     "Deferred...",
     "The Lists sheet holds the tenant's licenses (part number, product name, free seats) and the "
     "usage location codes the dropdowns offer.",
+)
+
+#: the Lists sheet that feeds the dropdowns
+LISTS_HEADERS = (
+    "License",
+    "Product name",
+    "Part number",
+    "Free seats",
+    "UsageLocation",
+    "Country",
+    "Action",
 )
 
 
@@ -161,18 +172,16 @@ def _fill_workbook(
     for col, (_, note) in enumerate(TEMPLATE_COLUMNS):
         if note:
             sheet.write_comment(0, col, note, {"x_scale": 2, "y_scale": 1.2})
+    license_count, country_count = _add_lists(book, catalog)
+    _add_dropdowns(book, sheet, license_count, country_count)
+    _add_instructions(book)
+    sheet.activate()
 
+
+def _add_lists(book: ReportWorkbook, catalog: Catalog) -> tuple[int, int]:
+    """The Lists sheet the dropdowns read; return how many licenses and countries it lists."""
     # Company-only SKUs cannot be assigned to users, so they are not offered.
     skus = [s for s in catalog.tenant_skus if (s.applies_to or "User").casefold() != "company"]
-    lists_headers = [
-        "License",
-        "Product name",
-        "Part number",
-        "Free seats",
-        "UsageLocation",
-        "Country",
-        "Action",
-    ]
     license_items = [s.part_number for s in skus] + [
         s.name for s in skus if s.name != s.part_number
     ]
@@ -194,12 +203,18 @@ def _fill_workbook(
             ]
         )
     book.add_table(
-        "Lists", lists_headers, list_rows, kinds={"Free seats": "int"}, status_column=None
+        "Lists", LISTS_HEADERS, list_rows, kinds={"Free seats": "int"}, status_column=None
     )
+    return len(license_items), len(countries)
 
+
+def _add_dropdowns(
+    book: ReportWorkbook, sheet: Any, license_count: int, country_count: int
+) -> None:
+    """Dropdowns on the Users sheet for the licenses, the usage location and the action."""
     last = 5000
-    if license_items:
-        source = f"=Lists!$A$2:$A${len(license_items) + 1}"
+    if license_count:
+        source = f"=Lists!$A$2:$A${license_count + 1}"
         for col in (1, 2):
             book.add_list_validation(
                 sheet,
@@ -212,7 +227,7 @@ def _fill_workbook(
     book.add_list_validation(
         sheet,
         4,
-        f"=Lists!$E$2:$E${len(countries) + 1}",
+        f"=Lists!$E$2:$E${country_count + 1}",
         last_row=last,
         title="Usage location",
         message="Two-letter ISO country code.",
@@ -227,6 +242,9 @@ def _fill_workbook(
         strict=True,
     )
 
+
+def _add_instructions(book: ReportWorkbook) -> None:
+    """The Instructions sheet: the steps, then what to write in each column."""
     info = book.add_key_values(
         "Instructions",
         [(f"{i}.", line) for i, line in enumerate(INSTRUCTIONS, 1)],
@@ -238,7 +256,6 @@ def _fill_workbook(
     for offset, (name, note) in enumerate(TEMPLATE_COLUMNS, start=1):
         book.write_text(info, row + offset, 0, name)
         book.write_text(info, row + offset, 1, note)
-    sheet.activate()
 
 
 def _write_csv(path: Path, headers: list[str], rows: list[list[str]], *, overwrite: bool) -> Path:

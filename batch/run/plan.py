@@ -12,7 +12,7 @@ status:
   :data:`batch.intake.catalog.MUTUALLY_EXCLUSIVE_PLANS`), counting what the user keeps
   directly and inherits from groups: Graph refuses that assignLicense, so nothing of the
   row is sent (ErrorCode ``MutuallyExclusiveViolation``) and its Detail says which
-  products clash and how to resolve it;
+  products clash and how to resolve it (:mod:`batch.run.clashes`);
 - ``Failed``: cannot be applied: user not found, no free seat, no usage location, a group
   that does not exist or is dynamic;
 - ``Skipped`` also for rows that ask only for what Graph cannot do directly (removing a
@@ -34,16 +34,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from batch.intake.catalog import EXCLUSIVE_PLANS, Catalog, product_name
 from batch.intake.validate import Action, RowRequest, ValidationResult
 from batch.run.changes import (
     Desire,
     LicenseChange,
     LicenseWant,
-    PlanClash,
     license_change,
     plan_clash,
 )
+from batch.run.clashes import clash_detail, sku_plans
 from batch.run.tenant import GroupInfo, SkuSeats, UserState
 from batch.status import RowStatus
 
@@ -306,7 +305,7 @@ class _Planner:
         # per row: seats it takes and frees, settled in sheet order once all rows are planned
         self.takes: dict[int, list[tuple[int, str]]] = {}  # row -> (wave, sku)
         self.frees: dict[int, list[tuple[int, str]]] = {}
-        self.sku_plans = _sku_plans(forecast.values())
+        self.sku_plans = sku_plans(f.before for f in forecast.values())
         self.group_names = {g.id: g.display_name for g in groups.values()}
 
     def label(self, sku: str) -> str:
@@ -347,7 +346,9 @@ class _Planner:
         clash = plan_clash(state, change, self.sku_plans)
         if clash:
             plan.status, plan.error_code = INVALID, "MutuallyExclusiveViolation"
-            plan.detail = "; ".join(filter(None, [findings, self._clash_detail(clash)]))
+            plan.detail = "; ".join(
+                filter(None, [findings, clash_detail(clash, self.label, self.group_names)])
+            )
             return plan
         # joining a licensed group takes a seat of each of its SKUs the user does not hold yet
         group_takes = [
@@ -376,27 +377,6 @@ class _Planner:
             plan.status = SKIPPED if any("cannot be removed" in n for n in notes) else NO_CHANGE
         plan.detail = "; ".join(filter(None, [findings, *notes]))
         return plan
-
-    def _clash_detail(self, clash: PlanClash) -> str:
-        """The clash in words, with what resolves it."""
-
-        def product(sku: str) -> str:
-            return product_name(sku) or self.label(sku)
-
-        def plan(plan_id: str) -> str:
-            return EXCLUSIVE_PLANS.get(plan_id, (plan_id, plan_id))[1]
-
-        if clash.other_group is not None:
-            name = self.group_names.get(clash.other_group, clash.other_group)
-            source = f"inherited from group '{name}'"
-        else:
-            source = "also added by this row" if clash.other_added else "held directly"
-        plan_name = EXCLUSIVE_PLANS.get(clash.plan_id, (clash.plan_id, ""))[0]
-        return (
-            f"{product(clash.sku_id)}'s {plan(clash.plan_id)} cannot be on together with "
-            f"{plan(clash.other_plan_id)} from {product(clash.other_sku_id)} ({source}): "
-            f"add {plan_name} to DisabledPlans, or remove the other license."
-        )
 
     def _group_changes(
         self, request: RowRequest, state: UserState
@@ -435,98 +415,67 @@ class _Planner:
         plan: RowPlan,
         wave: int,
     ) -> None:
-        row, uid = request.row, state.id
-        before = {
-            "usageLocation": state.usage_location,
-            "licenses": {
-                sku: sorted(state.licenses[sku].disabled_plans)
-                for sku in [*change.add, *change.remove]
-                if sku in state.licenses and state.licenses[sku].direct
-            },
-        }
+        """Add the row's writes: its licenses (or only its usage location), leaves, joins."""
+        row = request.row
+        before = _before(state, change)
         if change.writes_license:
-            adds = {sku: sorted(plans) for sku, plans in change.add.items()}
-            body = {
-                "addLicenses": [
-                    {"skuId": sku, "disabledPlans": plans} for sku, plans in adds.items()
-                ],
-                "removeLicenses": list(change.remove),
-            }
-            parts = [
-                f"+{self.label(s)}" + (f" (disabled: {len(p)})" if p else "")
-                for s, p in adds.items()
-            ]
-            parts += [f"-{self.label(s)}" for s in change.remove]
-            if change.usage_location:
-                parts.insert(0, f"usageLocation={change.usage_location}")
-            self._add(
-                plan,
-                PlannedOp(
-                    key=f"row {row}: assignLicense {state.upn}",
-                    row=row,
-                    user_id=uid,
-                    upn=state.upn,
-                    kind="assignLicense",
-                    method="POST",
-                    url=f"/users/{uid}/assignLicense",
-                    body=body,
-                    wave=wave,
-                    summary=" ".join(parts),
-                    usage_location=change.usage_location,
-                    before=before,
-                ),
-            )
+            self._add(plan, self._license_op(row, state, change, wave, before))
         elif change.usage_location:
-            self._add(
-                plan,
-                PlannedOp(
-                    key=f"row {row}: usageLocation {state.upn}",
-                    row=row,
-                    user_id=uid,
-                    upn=state.upn,
-                    kind="usageLocation",
-                    method="PATCH",
-                    url=f"/users/{uid}",
-                    body={"usageLocation": change.usage_location},
-                    wave=FREE_WAVE,
-                    summary=f"usageLocation={change.usage_location}",
-                    before=before,
-                ),
-            )
+            self._add(plan, _usage_location_op(row, state, change.usage_location, before))
         for group in leaves:
-            self._add(
-                plan,
-                PlannedOp(
-                    key=f"row {row}: leaveGroup {group.display_name} {state.upn}",
-                    row=row,
-                    user_id=uid,
-                    upn=state.upn,
-                    kind="leaveGroup",
-                    method="DELETE",
-                    url=f"/groups/{group.id}/members/{uid}/$ref",
-                    body=None,
-                    wave=FREE_WAVE,
-                    summary=f"leave group {group.display_name}",
-                    before={"group": group.id},
-                ),
-            )
+            self._add(plan, _leave_op(row, state, group))
         for group in joins:
-            self._add(
-                plan,
-                PlannedOp(
-                    key=f"row {row}: joinGroup {group.display_name} {state.upn}",
-                    row=row,
-                    user_id=uid,
-                    upn=state.upn,
-                    kind="joinGroup",
-                    method="POST",
-                    url=f"/groups/{group.id}/members/$ref",
-                    body={"@odata.id": f"{self.graph_url}/directoryObjects/{uid}"},
-                    wave=TAKE_WAVE,
-                    summary=f"join group {group.display_name}",
-                    before={"group": group.id},
-                ),
-            )
+            self._add(plan, self._join_op(row, state, group))
+
+    def _license_op(
+        self,
+        row: int,
+        state: UserState,
+        change: LicenseChange,
+        wave: int,
+        before: Mapping[str, Any],
+    ) -> PlannedOp:
+        """The user's one assignLicense: every add and remove, with the usage location first."""
+        adds = {sku: sorted(plans) for sku, plans in change.add.items()}
+        body = {
+            "addLicenses": [{"skuId": sku, "disabledPlans": plans} for sku, plans in adds.items()],
+            "removeLicenses": list(change.remove),
+        }
+        parts = [
+            f"+{self.label(s)}" + (f" (disabled: {len(p)})" if p else "") for s, p in adds.items()
+        ]
+        parts += [f"-{self.label(s)}" for s in change.remove]
+        if change.usage_location:
+            parts.insert(0, f"usageLocation={change.usage_location}")
+        return PlannedOp(
+            key=f"row {row}: assignLicense {state.upn}",
+            row=row,
+            user_id=state.id,
+            upn=state.upn,
+            kind="assignLicense",
+            method="POST",
+            url=f"/users/{state.id}/assignLicense",
+            body=body,
+            wave=wave,
+            summary=" ".join(parts),
+            usage_location=change.usage_location,
+            before=before,
+        )
+
+    def _join_op(self, row: int, state: UserState, group: GroupInfo) -> PlannedOp:
+        return PlannedOp(
+            key=f"row {row}: joinGroup {group.display_name} {state.upn}",
+            row=row,
+            user_id=state.id,
+            upn=state.upn,
+            kind="joinGroup",
+            method="POST",
+            url=f"/groups/{group.id}/members/$ref",
+            body={"@odata.id": f"{self.graph_url}/directoryObjects/{state.id}"},
+            wave=TAKE_WAVE,
+            summary=f"join group {group.display_name}",
+            before={"group": group.id},
+        )
 
     def _add(self, plan: RowPlan, op: PlannedOp) -> None:
         """Keep an operation and tie it to its row."""
@@ -585,22 +534,55 @@ class _Planner:
         row.added, row.removed = [], []
 
 
-def _sku_plans(seats: Iterable[SeatForecast]) -> dict[str, frozenset[str]]:
-    """SKU id -> its servicePlanIds: the tenant's, else Microsoft's reference."""
-    result: dict[str, frozenset[str]] = {}
-    reference: Catalog | None = None
-    for seat in seats:
-        plans = frozenset(plan_id.lower() for plan_id, _ in seat.before.service_plans)
-        if not plans:
-            reference = reference or Catalog.load()
-            sku = reference.get(seat.sku_id)
-            plans = frozenset(p.id for p in sku.plans) if sku else frozenset()
-        result[seat.sku_id] = plans
-    return result
-
-
 def _license_wave(change: LicenseChange) -> int:
     """The wave of a user's assignLicense: only gives back, swaps, or only takes."""
     if change.add:
         return SWAP_WAVE if change.remove else TAKE_WAVE
     return FREE_WAVE
+
+
+def _before(state: UserState, change: LicenseChange) -> dict[str, Any]:
+    """What undo needs: the usage location and the disabled plans of the direct licenses touched."""
+    return {
+        "usageLocation": state.usage_location,
+        "licenses": {
+            sku: sorted(state.licenses[sku].disabled_plans)
+            for sku in [*change.add, *change.remove]
+            if sku in state.licenses and state.licenses[sku].direct
+        },
+    }
+
+
+def _usage_location_op(
+    row: int, state: UserState, usage_location: str, before: Mapping[str, Any]
+) -> PlannedOp:
+    """Set the usage location alone, when the row writes no license."""
+    return PlannedOp(
+        key=f"row {row}: usageLocation {state.upn}",
+        row=row,
+        user_id=state.id,
+        upn=state.upn,
+        kind="usageLocation",
+        method="PATCH",
+        url=f"/users/{state.id}",
+        body={"usageLocation": usage_location},
+        wave=FREE_WAVE,
+        summary=f"usageLocation={usage_location}",
+        before=before,
+    )
+
+
+def _leave_op(row: int, state: UserState, group: GroupInfo) -> PlannedOp:
+    return PlannedOp(
+        key=f"row {row}: leaveGroup {group.display_name} {state.upn}",
+        row=row,
+        user_id=state.id,
+        upn=state.upn,
+        kind="leaveGroup",
+        method="DELETE",
+        url=f"/groups/{group.id}/members/{state.id}/$ref",
+        body=None,
+        wave=FREE_WAVE,
+        summary=f"leave group {group.display_name}",
+        before={"group": group.id},
+    )

@@ -46,6 +46,11 @@ DEFAULT_VERIFY_WAIT = 8.0
 #: the first pause before a re-read, doubled after each one up to the cap
 VERIFY_FIRST_DELAY = 0.25
 VERIFY_MAX_DELAY = 2.0
+#: added to the problems of a written row that still does not read back as asked
+STILL_NOT_AS_ASKED = (
+    "still not as asked after the read-back waited {wait:g} s for "
+    "Entra to show the change (check again later, or raise --verify-wait)"
+)
 
 
 @dataclass(frozen=True)
@@ -128,17 +133,9 @@ def reconcile_rows(
     group_names.update({g.id: g.display_name for g in groups.values()})
     users = read_users(client, [row.request.user for row in rows])
 
-    started, polled = clock(), False
-    deadline = started + wait_for_groups
-    while True:
-        waiting = [row for row in rows if _waits_for_group(row, users, groups)]
-        if not waiting or clock() >= deadline:
-            break
-        sleep(poll)
-        polled = True
-        users.update(read_users(client, [row.request.user for row in waiting]))
-    waited = clock() - started if polled else 0.0
-
+    waited = _wait_for_group_licensing(
+        client, rows, users, groups, timeout=wait_for_groups, poll=poll, sleep=sleep, clock=clock
+    )
     if written is None:
         written = {op.row for op in plan.ops}
     started = clock()
@@ -155,6 +152,48 @@ def reconcile_rows(
     if reread:
         waited += clock() - started
 
+    _name_licensing_groups(client, users, group_names)
+    checked = {
+        row.row: _check(
+            row, users.get(row.request.user.casefold()), groups, options, names, group_names
+        )
+        for row in rows
+    }
+    _note_still_not_as_asked(checked, reread, verify_wait)
+    return ReadBackResult(checked, round(max(0.0, waited), 1), len(reread))
+
+
+def _wait_for_group_licensing(
+    client: Any,
+    rows: list[RowPlan],
+    users: dict[str, UserState],
+    groups: Mapping[str, GroupInfo],
+    *,
+    timeout: float,
+    poll: float,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> float:
+    """Re-read users every ``poll`` seconds until Entra has applied their groups' licenses.
+
+    Updates ``users`` in place; returns the seconds waited (0 when nothing was waited for).
+    """
+    started, polled = clock(), False
+    deadline = started + timeout
+    while True:
+        waiting = [row for row in rows if _waits_for_group(row, users, groups)]
+        if not waiting or clock() >= deadline:
+            break
+        sleep(poll)
+        polled = True
+        users.update(read_users(client, [row.request.user for row in waiting]))
+    return clock() - started if polled else 0.0
+
+
+def _name_licensing_groups(
+    client: Any, users: Mapping[str, UserState], group_names: dict[str, str]
+) -> None:
+    """Add to ``group_names`` the groups the users inherit licenses from, read by id."""
     unnamed = {
         g for state in users.values() for held in state.licenses.values() for g in held.groups
     } - set(group_names)
@@ -165,25 +204,20 @@ def reconcile_rows(
             )
             or group_id
         )
-    checked = {
-        row.row: _check(
-            row, users.get(row.request.user.casefold()), groups, options, names, group_names
-        )
-        for row in rows
-    }
+
+
+def _note_still_not_as_asked(
+    checked: dict[int, ReadBack], reread: list[RowPlan], verify_wait: float
+) -> None:
+    """Say in the problems of a re-read row that is still unverified that the read-back waited."""
     for row in reread:
         back = checked[row.row]
         if not back.verified:
             checked[row.row] = ReadBack(
                 back.verified,
                 back.licenses_after,
-                (
-                    *back.problems,
-                    f"still not as asked after the read-back waited {verify_wait:g} s for "
-                    "Entra to show the change (check again later, or raise --verify-wait)",
-                ),
+                (*back.problems, STILL_NOT_AS_ASKED.format(wait=verify_wait)),
             )
-    return ReadBackResult(checked, round(max(0.0, waited), 1), len(reread))
 
 
 def _wait_until_consistent(

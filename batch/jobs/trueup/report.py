@@ -69,10 +69,42 @@ def write_trueup_workbook(trueup: TrueUp, path: Path | str) -> Path:
 # ------------------------------------------------------------------------------ Summary
 
 
+#: the Summary sheet's per-SKU table: (header, kind of value, column width)
+SUMMARY_COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("Product", "text", 34),
+    ("Part number", "text", 26),
+    ("Status", "text", 11),
+    ("Purchased", "int", 11),
+    ("Warning", "int", 9),
+    ("Suspended", "int", 10),
+    ("Assigned", "int", 10),
+    ("Free", "int", 9),
+    ("Utilization", "percent", 11),
+    ("Monthly price", "currency", 14),
+    ("Monthly cost", "currency", 16),
+    ("Cost of free seats", "currency", 17),
+)
+SUMMARY_HEADERS = tuple(header for header, _, _ in SUMMARY_COLUMNS)
+SUMMARY_KINDS = tuple(kind for _, kind, _ in SUMMARY_COLUMNS)
+SUMMARY_WIDTHS = tuple(width for _, _, width in SUMMARY_COLUMNS)
+
+
 def _summary(book: ReportWorkbook, t: TrueUp) -> None:
-    snap = t.snapshot
     sheet = book.book.add_worksheet("Summary")
     book.write_text(sheet, 0, 0, "Microsoft 365 license true-up", bold=True, font_size=14)
+    row = _write_facts(book, sheet, _summary_facts(t), 2)
+    top = row + 1
+    last_data = _write_sku_table(book, sheet, t, top)
+    row = _write_totals(book, sheet, t, last_data + 1)
+    row = _write_notes(book, sheet, t, row + 2)
+    _lay_out_summary(sheet, t, top, last_data)
+    if t.skus:
+        sheet.insert_chart(row + 2, 0, _seats_chart(book, t, top, last_data))
+
+
+def _summary_facts(t: TrueUp) -> list[tuple[str, Any]]:
+    """The label/value pairs at the top of the Summary sheet."""
+    snap = t.snapshot
     seats, saving = t.reclaimable()
     info: list[tuple[str, Any]] = [
         ("Tenant", snap.tenant),
@@ -100,12 +132,17 @@ def _summary(book: ReportWorkbook, t: TrueUp) -> None:
             f"units, {snap.throttled} throttled",
         )
     )
-    row = 2
+    return info
+
+
+def _write_facts(book: ReportWorkbook, sheet: Any, info: list[tuple[str, Any]], row: int) -> int:
+    """Write the label/value pairs from ``row`` down; return the row after the last."""
     for label, value in info:
         book.write_text(sheet, row, 0, label, bold=True)
         if isinstance(value, int):
             book.write_value(sheet, row, 1, value, "int", align="left")
         elif isinstance(value, float):
+            # the currency is in the label: "Monthly saving (EUR)"
             currency = label[label.find("(") + 1 : -1] if "(" in label else ""
             book.write_value(
                 sheet,
@@ -119,39 +156,14 @@ def _summary(book: ReportWorkbook, t: TrueUp) -> None:
         else:
             book.write_text(sheet, row, 1, value)
         row += 1
+    return row
 
-    headers = [
-        "Product",
-        "Part number",
-        "Status",
-        "Purchased",
-        "Warning",
-        "Suspended",
-        "Assigned",
-        "Free",
-        "Utilization",
-        "Monthly price",
-        "Monthly cost",
-        "Cost of free seats",
-    ]
-    kinds = [
-        "text",
-        "text",
-        "text",
-        "int",
-        "int",
-        "int",
-        "int",
-        "int",
-        "percent",
-        "currency",
-        "currency",
-        "currency",
-    ]
-    row += 1
-    top = row
-    for col, header in enumerate(headers):
+
+def _write_sku_table(book: ReportWorkbook, sheet: Any, t: TrueUp, top: int) -> int:
+    """Write the per-SKU header at ``top`` and one row per SKU; return the last row written."""
+    for col, header in enumerate(SUMMARY_HEADERS):
         book.write_text(sheet, top, col, header, **HEADER_STYLE)
+    row = top
     for figures in t.skus:
         row += 1
         s = figures.seats
@@ -171,7 +183,7 @@ def _summary(book: ReportWorkbook, t: TrueUp) -> None:
             figures.utilization,
             *money,
         ]
-        for col, (value, kind) in enumerate(zip(values, kinds, strict=True)):
+        for col, (value, kind) in enumerate(zip(values, SUMMARY_KINDS, strict=True)):
             if kind == "currency" and price is not None:
                 book.write_value(
                     sheet, row, col, value, kind, number_format=_money_format(price.currency)
@@ -180,12 +192,15 @@ def _summary(book: ReportWorkbook, t: TrueUp) -> None:
                 book.write_text(sheet, row, col, value, **WARN_STYLE)
             else:
                 book.write_value(sheet, row, col, value, kind)
-    last_data = row
-    row += 1
+    return row
+
+
+def _write_totals(book: ReportWorkbook, sheet: Any, t: TrueUp, row: int) -> int:
+    """Write the seat totals at ``row``, then one cost total per currency; return the last row."""
     book.write_text(sheet, row, 0, "Total seats", **TOTAL_STYLE)
-    for col in range(1, len(headers)):
-        if kinds[col] == "int":
-            total = sum(int(_seat_value(f, headers[col])) for f in t.skus)
+    for col in range(1, len(SUMMARY_HEADERS)):
+        if SUMMARY_KINDS[col] == "int":
+            total = sum(int(_seat_value(f, SUMMARY_HEADERS[col])) for f in t.skus)
             book.write_value(sheet, row, col, total, "int", **TOTAL_STYLE)
         else:
             sheet.write_blank(row, col, None, book.fmt(**TOTAL_STYLE))
@@ -197,7 +212,11 @@ def _summary(book: ReportWorkbook, t: TrueUp) -> None:
         book.write_value(
             sheet, row, 11, round(free_cost, 2), "currency", number_format=fmt, bold=True
         )
-    row += 2
+    return row
+
+
+def _write_notes(book: ReportWorkbook, sheet: Any, t: TrueUp, row: int) -> int:
+    """Write the Notes heading at ``row`` and the notes below it; return the last row."""
     book.write_text(sheet, row, 0, "Notes", bold=True)
     notes = t.notes or ["None: every figure is complete."]
     if t.previous is None:
@@ -205,30 +224,36 @@ def _summary(book: ReportWorkbook, t: TrueUp) -> None:
     for note in notes:
         row += 1
         book.write_text(sheet, row, 0, note)
+    return row
 
-    widths = [34, 26, 11, 11, 9, 10, 10, 9, 11, 14, 16, 17]
-    for col, width in enumerate(widths):
+
+def _lay_out_summary(sheet: Any, t: TrueUp, top: int, last_data: int) -> None:
+    """Column widths (the first fits the longest product name), frozen header, filter."""
+    for col, width in enumerate(SUMMARY_WIDTHS):
         sheet.set_column(col, col, width)
     sheet.set_column(0, 0, max(34, min(60, max((len(f.product) for f in t.skus), default=0) + 2)))
     sheet.freeze_panes(top + 1, 0)
-    sheet.autofilter(top, 0, max(last_data, top + 1), len(headers) - 1)
-    if t.skus:
-        chart = book.book.add_chart({"type": "bar", "subtype": "stacked"})
-        for col, colour in ((6, "#4472C4"), (7, "#A9D18E")):
-            chart.add_series(
-                {
-                    "name": ["Summary", top, col],
-                    "categories": ["Summary", top + 1, 1, last_data, 1],
-                    "values": ["Summary", top + 1, col, last_data, col],
-                    "fill": {"color": colour},
-                    "gap": 60,
-                }
-            )
-        chart.set_title({"name": "Seats per SKU: assigned and free"})
-        chart.set_legend({"position": "bottom"})
-        chart.set_y_axis({"reverse": True})
-        chart.set_size({"width": 640, "height": max(300, 22 * len(t.skus) + 110)})
-        sheet.insert_chart(row + 2, 0, chart)
+    sheet.autofilter(top, 0, max(last_data, top + 1), len(SUMMARY_HEADERS) - 1)
+
+
+def _seats_chart(book: ReportWorkbook, t: TrueUp, top: int, last_data: int) -> Any:
+    """A stacked bar per SKU of assigned against free seats, from the table's columns."""
+    chart = book.book.add_chart({"type": "bar", "subtype": "stacked"})
+    for col, colour in ((6, "#4472C4"), (7, "#A9D18E")):
+        chart.add_series(
+            {
+                "name": ["Summary", top, col],
+                "categories": ["Summary", top + 1, 1, last_data, 1],
+                "values": ["Summary", top + 1, col, last_data, col],
+                "fill": {"color": colour},
+                "gap": 60,
+            }
+        )
+    chart.set_title({"name": "Seats per SKU: assigned and free"})
+    chart.set_legend({"position": "bottom"})
+    chart.set_y_axis({"reverse": True})
+    chart.set_size({"width": 640, "height": max(300, 22 * len(t.skus) + 110)})
+    return chart
 
 
 def _seat_value(figures: Any, header: str) -> int:
