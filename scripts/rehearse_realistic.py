@@ -10,6 +10,10 @@ sheet of those 200 users (each gets EMS; the 60 get a usage location first). The
 applied again. What must hold: no ``$batch`` refused, no ``assignLicense`` refused except
 the usage-location lag (which the engine retries), every applied row ``Verified`` Yes, and
 the second applies write nothing.
+
+The second apply of a sheet starts once the read lag's window has passed since the first
+ended: inside it, Graph may still show a reader the state before a write (eventual
+consistency), and a plan made from such a read re-sends an add Graph then accepts as is.
 """
 
 from __future__ import annotations
@@ -115,6 +119,8 @@ def rehearse(workdir: Path, time_scale: float = 1.0) -> dict[str, Any]:
             ("ems-200", sheet),
         ):
             for attempt in ("first", "second"):
+                if attempt == "second":  # let the directory converge, as a person would
+                    time.sleep(options.scaled(options.read_lag_window))
                 writes_before = sim.counters["writes"]
                 report = workdir / f"{label}-{attempt}.xlsx"
                 started = time.perf_counter()
