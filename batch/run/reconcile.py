@@ -26,7 +26,13 @@ from typing import Any
 
 from batch.run.changes import license_change
 from batch.run.plan import Plan, PlanOptions, RowPlan, desire_for
-from batch.run.tenant import GroupInfo, UserState, read_groups, read_users
+from batch.run.tenant import (
+    GroupInfo,
+    UserState,
+    name_licensing_groups,
+    read_groups,
+    read_users,
+)
 
 #: plain words for licenseAssignmentState errors (Microsoft's meanings)
 GROUP_ERRORS = {
@@ -152,7 +158,7 @@ def reconcile_rows(
     if reread:
         waited += clock() - started
 
-    _name_licensing_groups(client, users, group_names)
+    name_licensing_groups(client, users, group_names)
     checked = {
         row.row: _check(
             row, users.get(row.request.user.casefold()), groups, options, names, group_names
@@ -188,22 +194,6 @@ def _wait_for_group_licensing(
         polled = True
         users.update(read_users(client, [row.request.user for row in waiting]))
     return clock() - started if polled else 0.0
-
-
-def _name_licensing_groups(
-    client: Any, users: Mapping[str, UserState], group_names: dict[str, str]
-) -> None:
-    """Add to ``group_names`` the groups the users inherit licenses from, read by id."""
-    unnamed = {
-        g for state in users.values() for held in state.licenses.values() for g in held.groups
-    } - set(group_names)
-    for group_id in sorted(unnamed):  # licensing groups are few; name them for the report
-        group_names[group_id] = str(
-            client.get(f"/groups/{group_id}", params={"$select": "id,displayName"}).get(
-                "displayName"
-            )
-            or group_id
-        )
 
 
 def _note_still_not_as_asked(

@@ -296,3 +296,27 @@ def read_groups(client: Any, names: Iterable[str]) -> tuple[dict[str, GroupInfo]
             members=members,
         )
     return groups, problems
+
+
+def name_licensing_groups(
+    client: Any, users: Mapping[str, UserState], group_names: dict[str, str]
+) -> dict[str, str]:
+    """Add to ``group_names`` the groups ``users`` inherit licenses from, read by id.
+
+    Licensing groups are few (one per product or bundle), so each is read on its own; a
+    group that cannot be read (gone, or no permission to read groups) is named by its id.
+    """
+    from batch.errors import GraphStatusError
+
+    unnamed = {
+        g for state in users.values() for held in state.licenses.values() for g in held.groups
+    } - set(group_names)
+    for group_id in sorted(unnamed):
+        try:
+            group = client.get(f"/groups/{group_id}", params={"$select": "id,displayName"})
+        except GraphStatusError as exc:
+            if exc.status not in (403, 404):
+                raise
+            group = {}
+        group_names[group_id] = str(group.get("displayName") or group_id)
+    return group_names

@@ -18,7 +18,13 @@ from batch.intake.sources import read_sheet
 from batch.intake.validate import ValidationResult, validate_sheet
 from batch.jobs.onboarding.options import RunOptions
 from batch.run.plan import Plan, build_plan
-from batch.run.tenant import SkuSeats, read_groups, read_users, seats_from_skus
+from batch.run.tenant import (
+    SkuSeats,
+    name_licensing_groups,
+    read_groups,
+    read_users,
+    seats_from_skus,
+)
 from batch.status import SETTLED_BAD, RowStatus
 
 __all__ = ["Prepared", "prepare"]
@@ -86,6 +92,7 @@ def prepare(client: GraphClient, path: Path, options: RunOptions) -> Prepared:
         group_problems=problems,
         options=options.plan_options,
         graph_url=client.graph_url,
+        group_names=name_licensing_groups(client, users, {}),
     )
     return Prepared(
         path=path,
