@@ -7,14 +7,13 @@ status:
 - ``Planned``: changes are needed and will be sent;
 - ``NoChange``: the user already is as the row asks;
 - ``Invalid`` / ``Deferred`` / ``Skipped``: from validation (a duplicate row is Skipped);
-- ``Invalid`` also for a row whose licenses would enable two mutually exclusive service
-  plans (Exchange Online Kiosk, Plan 1, Plan 2:
+- ``Failed``: cannot be applied: user not found, no free seat, no usage location, a group
+  that does not exist or is dynamic; and a row whose licenses would enable two mutually
+  exclusive service plans (Exchange Online Kiosk, Plan 1, Plan 2:
   :data:`batch.intake.catalog.MUTUALLY_EXCLUSIVE_PLANS`), counting what the user keeps
   directly and inherits from groups: Graph refuses that assignLicense, so nothing of the
   row is sent (ErrorCode ``MutuallyExclusiveViolation``) and its Detail says which
   products clash and how to resolve it (:mod:`batch.run.clashes`);
-- ``Failed``: cannot be applied: user not found, no free seat, no usage location, a group
-  that does not exist or is dynamic;
 - ``Skipped`` also for rows that ask only for what Graph cannot do directly (removing a
   license inherited from a group) and for licenses asked for a disabled account.
 
@@ -345,7 +344,7 @@ class _Planner:
             return plan
         clash = plan_clash(state, change, self.sku_plans)
         if clash:
-            plan.status, plan.error_code = INVALID, "MutuallyExclusiveViolation"
+            plan.status, plan.error_code = FAILED, "MutuallyExclusiveViolation"
             plan.detail = "; ".join(
                 filter(None, [findings, clash_detail(clash, self.label, self.group_names)])
             )

@@ -194,14 +194,14 @@ def test_the_planner_refuses_the_row_and_says_what_to_do(tmp_path: Path) -> None
         ["bob@contoso.example", "O365_BUSINESS_ESSENTIALS", "", ""],
     )
     ann, bob = plan.rows
-    assert ann.status is RowStatus.INVALID and ann.error_code == "MutuallyExclusiveViolation"
+    assert ann.status is RowStatus.FAILED and ann.error_code == "MutuallyExclusiveViolation"
     assert ann.detail == (
         "Microsoft 365 Business Basic's Exchange Online (Plan 1) cannot be on together with "
         "Exchange Online (Plan 2) from Microsoft 365 E3 (inherited from group 'E3 Users'): "
         "add EXCHANGE_S_STANDARD to DisabledPlans, or remove the other license."
     )
     assert ann.ops == [] and ann.added == [] and ann.removed == []
-    assert bob.status is RowStatus.INVALID and "(held directly)" in bob.detail
+    assert bob.status is RowStatus.FAILED and "(held directly)" in bob.detail
     assert plan.ops == [] and all(s.taken == 0 for s in plan.seats)
 
 

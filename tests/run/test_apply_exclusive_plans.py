@@ -34,7 +34,7 @@ def test_sample_clash_is_invalid_and_never_sent(tenant: Tenant, tmp_path: Path) 
     writes_first = tenant.sim.counters["writes"] - before
     row = first[20]
     assert row["Email"] == UPN
-    assert row["Status"] == "Invalid" and row["ErrorCode"] == "MutuallyExclusiveViolation"
+    assert row["Status"] == "Failed" and row["ErrorCode"] == "MutuallyExclusiveViolation"
     assert row["Detail"] == CLASH
     assert row["Added"] == "" and row["RequestId"] == ""
     assert SKU["O365_BUSINESS_ESSENTIALS"] not in tenant.licenses(UPN)
@@ -42,7 +42,7 @@ def test_sample_clash_is_invalid_and_never_sent(tenant: Tenant, tmp_path: Path) 
 
     second = apply(SAMPLE, tmp_path / "r2.xlsx")
     assert tenant.sim.counters["writes"] - before == writes_first  # nothing sent again
-    assert second[20]["Status"] == "Invalid"
+    assert second[20]["Status"] == "Failed"
     assert {r["Status"] for r in second.values()} <= {
         "NoChange",
         "Invalid",
