@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import textwrap
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from batch.config import GRAPH_CLI_CLIENT_ID, Settings, load_settings
 from batch.errors import BatchError, ExitCode
 from batch.graph.connect import open_tenant
 from batch.logs import configure_logging, redact
+from batch.status import RowStatus
 
 if TYPE_CHECKING:
     from batch.graph.client import GraphClient
@@ -167,9 +169,65 @@ def progress_bar(total: int | None) -> Iterator[Any]:
         bar.close()
 
 
+#: how many rows needing attention the console lists before pointing at the report
+ATTENTION_LIMIT = 20
+
+#: one row the console lists: (Excel row, user, status, reason)
+AttentionRow = tuple[int, str, str, str]
+
+
+def print_attention(
+    rows: Sequence[AttentionRow], *, limit: int = ATTENTION_LIMIT, width: int = 100
+) -> None:
+    """List the rows that need a person (first ``limit``), then how many more the report has.
+
+    The reason is wrapped so that every line fits ``width`` columns.
+    """
+    if not rows:
+        return
+    ordered = sorted(rows)
+    shown = [(str(r), user or "(no user)", status, why) for r, user, status, why in ordered[:limit]]
+    header = ("Row", "User", "Status", "Reason")
+    widths = [max(len(line[i]) for line in [header, *shown]) for i in range(3)]
+    room = max(width - 2 - sum(widths) - 6, 30)
+    click.echo(f"Rows that need attention ({len(ordered)}):")
+
+    def line(cells: tuple[str, ...], reason: str) -> str:
+        first = f"{cells[0].rjust(widths[0])}  {cells[1].ljust(widths[1])}  "
+        return f"  {first}{cells[2].ljust(widths[2])}  {reason}".rstrip()
+
+    click.echo(line(header[:3], header[3]))
+    for cells in shown:
+        parts = textwrap.wrap(cells[3], room, break_on_hyphens=False) or [""]
+        click.echo(line(cells[:3], parts[0]))
+        for part in parts[1:]:
+            click.echo(line(("", "", ""), part))
+    if len(ordered) > limit:
+        click.echo(f"  ... and {len(ordered) - limit} more in the report")
+
+
+def print_plan_attention(plan: Any) -> None:
+    """The plan's rows that will not be written as asked (not Planned, not NoChange)."""
+    fine = (RowStatus.PLANNED, RowStatus.NO_CHANGE)
+    print_attention(
+        [
+            (row.row, row.request.user, str(row.status), row.detail or row.error_code or "")
+            for row in plan.rows
+            if row.status not in fine
+        ]
+    )
+
+
 def print_run_result(result: Any) -> None:
     counts = ", ".join(f"{status} {n}" for status, n in sorted(result.counts.items()))
     click.echo(f"Run {result.run_id}: {counts}")
+    print_attention(
+        [
+            (row, outcome.user, str(outcome.status), outcome.reason)
+            for row, outcome in result.outcomes.items()
+            if outcome.needs_attention
+        ]
+    )
     for note in result.notes:
         click.echo(f"Note: {note}")
     click.echo(f"Report: {result.report}")

@@ -9,7 +9,15 @@ from typing import Any
 
 import click
 
-from batch.cli.app import FILE_PATH, AppContext, cli, print_run_result, progress_bar, text_table
+from batch.cli.app import (
+    FILE_PATH,
+    AppContext,
+    cli,
+    print_plan_attention,
+    print_run_result,
+    progress_bar,
+    text_table,
+)
 from batch.errors import ExitCode
 from batch.status import RowStatus
 
@@ -122,6 +130,7 @@ def plan(app: AppContext, file: Path, output: Path | None, **options: Any) -> No
     with app.connect() as (settings, client):
         prepared = onboarding.prepare(client, file, _options(**options))
     click.echo("\n".join(prepared.summary_lines()))
+    print_plan_attention(prepared.plan)
     report = onboarding.write_plan_report(prepared, settings.describe(), output)
     click.echo(f"Plan workbook: {report}")
     if prepared.has_bad_rows:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from batch.cli.app import FILE_PATH, AppContext, cli, text_table
+from batch.cli.app import FILE_PATH, AppContext, cli, print_attention, text_table
 from batch.errors import ExitCode
 from batch.status import RowStatus
 
@@ -95,6 +95,14 @@ def validate(
     with app.connect() as (_, client):
         check = check_sheet(client, data, as_of=as_of.date() if as_of else None, output=output)
     click.echo("\n".join(check.summary_lines))
+    result = check.result
+    print_attention(
+        [
+            (r.row, r.user, str(r.status), result.detail(r.row))
+            for r in result.rows
+            if r.status is not RowStatus.READY
+        ]
+    )
     click.echo(f"Workbook: {check.workbook}")
     counts = check.result.counts()
     if counts.get(RowStatus.INVALID) or counts.get(RowStatus.DEFERRED):

@@ -32,10 +32,12 @@ __all__ = [
     "COMMON_PART_NUMBERS",
     "EXCLUSIVE_PLANS",
     "MUTUALLY_EXCLUSIVE_PLANS",
+    "SHORT_NAMES",
     "Catalog",
     "ServicePlan",
     "Sku",
     "normalise_guid",
+    "short_key",
     "product_name",
     "subscribed_skus_from_catalog",
 ]
@@ -64,6 +66,51 @@ COMMON_PART_NUMBERS = (
     "PROJECTPREMIUM",
     "Microsoft_365_Copilot",
 )
+
+
+#: what people write for a license -> the part numbers they may mean (most likely first)
+SHORT_NAMES: dict[str, tuple[str, ...]] = {
+    "e1": ("STANDARDPACK",),
+    "e3": ("SPE_E3", "ENTERPRISEPACK"),
+    "e5": ("SPE_E5", "ENTERPRISEPREMIUM"),
+    "f1": ("M365_F1",),
+    "f3": ("SPE_F1", "DESKLESSPACK"),
+    "a1": ("M365EDU_A1",),
+    "a3": ("M365EDU_A3_FACULTY", "M365EDU_A3_STUDENT", "ENTERPRISEPACKPLUS_FACULTY"),
+    "a5": ("M365EDU_A5_FACULTY", "M365EDU_A5_STUDENT", "ENTERPRISEPREMIUM_FACULTY"),
+    "m365e3": ("SPE_E3",),
+    "m365e5": ("SPE_E5",),
+    "m365f3": ("SPE_F1",),
+    "o365e1": ("STANDARDPACK",),
+    "o365e3": ("ENTERPRISEPACK",),
+    "o365e5": ("ENTERPRISEPREMIUM",),
+    "o365f3": ("DESKLESSPACK",),
+    "businessbasic": ("O365_BUSINESS_ESSENTIALS",),
+    "businessstandard": ("O365_BUSINESS_PREMIUM",),
+    "businesspremium": ("SPB",),
+    "visio": ("VISIOCLIENT",),
+    "project": ("PROJECTPROFESSIONAL", "PROJECTPREMIUM"),
+    "powerbi": ("POWER_BI_PRO",),
+    "powerbipro": ("POWER_BI_PRO",),
+    "pbipro": ("POWER_BI_PRO",),
+    "ems": ("EMS",),
+    "copilot": ("Microsoft_365_Copilot",),
+}
+"""The common short names of licenses (E3, Business Basic, Visio...). Never accepted as a
+license on their own (E3 is two products): a cell that says "E3" is refused with these as
+"did you mean" suggestions. Keys are :func:`short_key` of what people write."""
+
+_SHORT_PREFIXES = ("microsoft365", "office365", "microsoft", "office", "ms")
+
+
+def short_key(text: str) -> str:
+    """``text`` without case, spaces, dashes and underscores, for :data:`SHORT_NAMES`."""
+    key = re.sub(r"[\s_\-]+", "", text.split(":", 1)[-1]).casefold()
+    for prefix in _SHORT_PREFIXES:
+        rest = key.removeprefix(prefix)
+        if rest != key and rest in SHORT_NAMES:
+            return rest
+    return key
 
 
 EXCLUSIVE_PLANS: dict[str, tuple[str, str]] = {
@@ -240,6 +287,51 @@ class Catalog:
             ids = self._by_part.get(_key(text.split(":", 1)[1]))
         found = [self.skus[i] for i in dict.fromkeys(ids or [])]
         return sorted(found, key=lambda s: not s.in_tenant)
+
+    def suggestions(self, text: str) -> list[Sku]:
+        """SKUs ``text`` may mean: a common short name's products, else the closest name.
+
+        Tenant SKUs come first; an empty list when nothing is close.
+        """
+        parts = SHORT_NAMES.get(short_key(text), ())
+        found = [self.skus[i] for p in parts for i in self._by_part.get(_key(p), [])[:1]]
+        if not found:
+            close = self.suggest(text)
+            found = self.find_skus(close)[:1] if close else []
+        return sorted(dict.fromkeys(found), key=lambda s: not s.in_tenant)
+
+    def did_you_mean(self, text: str) -> str:
+        """The sentence " Did you mean SPE_E3 (Microsoft 365 E3) or ...?", or "" if none."""
+        found = self.suggestions(text)
+        if not found:
+            return ""
+        named = [
+            f"{s.part_number} ({s.name}{'' if s.in_tenant else ', not in this tenant'})"
+            for s in found
+        ]
+        listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " or " + named[-1]
+        return f" Did you mean {listed}?"
+
+    @staticmethod
+    def plan_did_you_mean(text: str, skus: Iterable[Sku]) -> str:
+        """The sentence " Did you mean PLAN (Friendly name)?" from the plans of ``skus``, or ""."""
+        wanted = short_key(text)
+        plans: dict[str, ServicePlan] = {}
+        for sku in skus:
+            for plan in sku.plans:
+                plans.setdefault(plan.name, plan)
+        keys = {short_key(p.name): p for p in plans.values()}
+        keys.update({short_key(p.friendly_name): p for p in plans.values() if p.friendly_name})
+        contained = [k for k in keys if len(wanted) > 2 and wanted in k]
+        contained.sort(key=lambda k: (k != wanted, not k.startswith(wanted), len(k)))
+        hits = [keys[k] for k in contained]
+        hits += [keys[k] for k in difflib.get_close_matches(wanted, list(keys), n=3, cutoff=0.75)]
+        found = list(dict.fromkeys(hits))[:3]
+        if not found:
+            return ""
+        named = [f"{p.name} ({p.friendly_name})" if p.friendly_name else p.name for p in found]
+        listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " or " + named[-1]
+        return f" Did you mean {listed}?"
 
     def suggest(self, text: str) -> str | None:
         """The closest part number or product name to ``text`` (tenant SKUs preferred)."""

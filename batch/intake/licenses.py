@@ -37,8 +37,7 @@ class LicenseCells:
     def _resolve_sku(self, text: str) -> tuple[Sku | None, str | None, str | None]:
         candidates = self.catalog.find_skus(text)
         if not candidates:
-            suggestion = self.catalog.suggest(text)
-            hint = f" Did you mean '{suggestion}'?" if suggestion else ""
+            hint = self.catalog.did_you_mean(text)
             return (
                 None,
                 "unknown-license",
@@ -177,7 +176,8 @@ class LicenseCells:
                         "disabled_plans",
                         item,
                         "plan-not-in-license",
-                        f"Service plan '{plan_text}' is not part of {names}.",
+                        f"Service plan '{plan_text}' is not part of {names}."
+                        f"{self.catalog.plan_did_you_mean(plan_text, targets)}",
                         Severity.ERROR,
                     )
                 )
@@ -188,7 +188,7 @@ class LicenseCells:
                         item,
                         "unknown-plan",
                         f"'{plan_text}' is not a service plan name or id (licenses on this row: "
-                        f"{names}).",
+                        f"{names}).{self.catalog.plan_did_you_mean(plan_text, targets)}",
                         Severity.ERROR,
                     )
                 )

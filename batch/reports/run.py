@@ -55,6 +55,19 @@ class RowOutcome:
     request_id: str = ""
     verified: bool | None = None  #: the read-back's answer; None: not checked
     licenses_after: str = ""
+    user: str = ""  #: how the row names its user (UPN, else ObjectId)
+
+    @property
+    def needs_attention(self) -> bool:
+        """True unless the row ended as asked (Applied or NoChange)."""
+        return self.status not in (RowStatus.APPLIED, RowStatus.NO_CHANGE)
+
+    @property
+    def reason(self) -> str:
+        """The row's reason in words, with its error code when Graph gave one."""
+        if self.error_code and self.error_code not in self.detail:
+            return f"{self.detail} ({self.error_code})" if self.detail else self.error_code
+        return self.detail
 
 
 #: the Changes sheet: one line per write sent to Graph
@@ -134,6 +147,7 @@ def plan_outcomes(plan: Plan) -> dict[int, RowOutcome]:
             added=", ".join(row.added),
             removed=", ".join(row.removed),
             error_code=row.error_code or "",
+            user=row.request.user,
         )
         for row in plan.rows
     }

@@ -249,7 +249,7 @@ def test_findings_carry_the_cell(write_csv: Callable[..., Path], catalog: Catalo
         "Visio Plan 9",
         "unknown-license",
     )
-    assert "Did you mean 'Visio Plan 2'?" in finding.message
+    assert "Did you mean VISIOCLIENT (Visio Plan 2" in finding.message
     assert result.detail(3) == finding.message and result.detail(2) == ""
 
 
