@@ -27,6 +27,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import jwt
 from cryptography import x509
@@ -35,7 +36,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from batch.simulator.calls import Caller
 from batch.simulator.options import SimulatorOptions
-from batch.simulator.responses import GraphFault
+from batch.simulator.responses import GraphFault, Reply
+from batch.simulator.signin import SignIn, SignInError, id_token_claims
 from batch.simulator.store import TenantStore
 
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
@@ -93,6 +95,8 @@ class Authority:
         # device-code sign-ins in progress: device_code -> its state (memory only)
         self._devices: dict[str, dict[str, Any]] = {}
         self._devices_lock = threading.Lock()
+        # user sign-ins (authorization code + PKCE) in progress
+        self.signin = SignIn()
 
     @property
     def tenant_id(self) -> str:
@@ -230,6 +234,8 @@ class Authority:
             raise EntraError("invalid_request", 90002, f"Tenant '{tenant}' not found.")
         if form.get("grant_type") == DEVICE_CODE_GRANT:
             return self._device_token(form)
+        if form.get("grant_type") == "authorization_code":
+            return self._code_token(form, host)
         if form.get("grant_type") != "client_credentials":
             raise EntraError(
                 "unsupported_grant_type",
@@ -261,6 +267,42 @@ class Authority:
             "expires_in": lifetime,
             "ext_expires_in": lifetime,
             "access_token": self.issue(client_id, app["roles"], lifetime, method),
+        }
+
+    def authorize(self, method: str, query: str, body: bytes) -> Reply:
+        """The user sign-in: the account picker (GET) and the account picked (POST)."""
+        domain = str(self.store.organization().get("domain", ""))
+        try:
+            if method == "GET":
+                params = dict(parse_qsl(query, keep_blank_values=True))
+                known = self.store.app(params.get("client_id", "")) is not None
+                page = self.signin.picker(params, domain, known)
+                return Reply(200, page, {"Content-Type": "text/html; charset=utf-8"})
+            form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+            return Reply(302, None, {"Location": self.signin.pick(form, domain)})
+        except SignInError as exc:
+            return Reply(400, f"{exc.error}: {exc.description}", {"Content-Type": "text/plain"})
+
+    def _code_token(self, form: dict[str, str], host: str) -> dict[str, Any]:
+        """Redeem a user's authorization code: an ID token with the user's app roles."""
+        app = self.store.app(form.get("client_id", ""))
+        if app is None:
+            raise EntraError("unauthorized_client", 700016, "Application not found.")
+        self._authenticate_client(app, form, self.tenant_id, host)
+        try:
+            grant = self.signin.redeem(form)
+        except SignInError as exc:
+            raise EntraError(exc.error, 70008, exc.description) from exc
+        lifetime = int(self.options.token_lifetime)
+        claims = id_token_claims(grant, f"{host}/{self.tenant_id}/v2.0", self.tenant_id, lifetime)
+        id_token = jwt.encode(
+            claims, self._private_key, algorithm="RS256", headers={"kid": self._kid, "typ": "JWT"}
+        )
+        return {
+            "token_type": "Bearer",
+            "scope": "openid profile",
+            "expires_in": lifetime,
+            "id_token": id_token,
         }
 
     def _authenticate_client(

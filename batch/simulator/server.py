@@ -42,6 +42,7 @@ MAX_BODY = 4 * 1024 * 1024
 _DISCOVERY = re.compile(r"^/([^/]+)/v2\.0/\.well-known/openid-configuration$")
 _TOKEN = re.compile(r"^/([^/]+)/oauth2/v2\.0/token$")
 _DEVICE = re.compile(r"^/([^/]+)/oauth2/v2\.0/devicecode$")
+_AUTHORIZE = re.compile(r"^/([^/]+)/oauth2/v2\.0/authorize$")
 _JSON_TYPE = (
     "application/json;odata.metadata=minimal;odata.streaming=true;"
     "IEEE754Compatible=false;charset=utf-8"
@@ -200,6 +201,8 @@ class _Handler(BaseHTTPRequestHandler):
         if device and self.command == "POST":
             form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
             return self._entra(lambda: core.authority.device_code(device.group(1), form, host))
+        if _AUTHORIZE.match(path) and self.command in ("GET", "POST"):
+            return core.authority.authorize(self.command, query, body)
         if path == "/devicelogin" and self.command == "GET":
             code = dict(parse_qsl(query)).get("code", "")
             approved = bool(code) and core.authority.approve_device(code)

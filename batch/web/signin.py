@@ -1,0 +1,95 @@
+"""Sign-in for the web app: OpenID Connect authorization code flow with PKCE, through msal.
+
+The same code path for a real tenant (Microsoft Entra) and the simulated one (whose
+authorize endpoint shows an account picker). msal builds the authorize URL with ``state``,
+``nonce`` and a PKCE challenge, then redeems the code and checks the ID token (issuer,
+audience, nonce, lifetime). Roles come from the ID token's app roles ``Licensing.Submit``
+and ``Licensing.Approve``; ``Licensing.Approve`` implies submitting too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msal
+
+from batch.config import Settings
+from batch.errors import AuthError
+from batch.graph.auth import build_credential, needs_instance_discovery, new_session
+
+__all__ = ["APPROVE", "SUBMIT", "Identity", "SignIn"]
+
+SUBMIT = "Licensing.Submit"
+APPROVE = "Licensing.Approve"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is signed in and what they may do."""
+
+    upn: str
+    name: str
+    roles: tuple[str, ...]
+
+    @property
+    def can_submit(self) -> bool:
+        return SUBMIT in self.roles or APPROVE in self.roles
+
+    @property
+    def can_approve(self) -> bool:
+        return APPROVE in self.roles
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"upn": self.upn, "name": self.name, "roles": list(self.roles)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Identity:
+        return cls(str(data["upn"]), str(data.get("name") or ""), tuple(data.get("roles") or ()))
+
+
+class SignIn:
+    """msal's authorization code flow for the app registration in ``settings``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._app: Any = None
+
+    def _application(self) -> Any:
+        if self._app is None:
+            settings = self._settings
+            kwargs: dict[str, Any] = {
+                "authority": settings.authority,
+                "client_credential": build_credential(settings),
+                "http_client": new_session(settings.ca_bundle, timeout=(10.0, 30.0)),
+                "token_cache": msal.TokenCache(),
+            }
+            if not needs_instance_discovery(settings.authority_host):
+                kwargs["instance_discovery"] = False
+            self._app = msal.ConfidentialClientApplication(settings.client_id, **kwargs)
+        return self._app
+
+    def start(self, redirect_uri: str) -> dict[str, Any]:
+        """A new flow (kept in the session): its ``auth_uri`` is where the browser goes."""
+        flow: dict[str, Any] = self._application().initiate_auth_code_flow(
+            [], redirect_uri=redirect_uri, response_mode="query"
+        )
+        return flow
+
+    def finish(self, flow: dict[str, Any], answer: dict[str, str]) -> Identity:
+        """Redeem the code the authorize endpoint sent back; the person and their roles."""
+        try:
+            result = self._application().acquire_token_by_auth_code_flow(flow, answer)
+        except ValueError as exc:  # msal: state mismatch, replayed flow
+            raise AuthError(f"The sign-in answer was refused: {exc}") from exc
+        if "error" in result:
+            raise AuthError(
+                f"Sign-in failed: {result.get('error')}: "
+                f"{str(result.get('error_description', '')).splitlines()[0]}"
+            )
+        claims = result.get("id_token_claims") or {}
+        upn = str(claims.get("preferred_username") or claims.get("upn") or "").lower()
+        if not upn:
+            raise AuthError("Sign-in failed: the ID token names nobody.")
+        roles = tuple(r for r in claims.get("roles") or () if r in (SUBMIT, APPROVE))
+        return Identity(upn, str(claims.get("name") or upn), roles)
