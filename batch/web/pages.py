@@ -82,8 +82,10 @@ def _visible(request: Request, user: Identity) -> Submission:
 def submission_page(request: Request) -> Response:
     user = signed_in(request)
     sub = _visible(request, user)
-    progress = web(request).worker.progress.get(sub.id)
-    return render(request, "submission.html", user, sub=sub, progress=progress)
+    state = web(request)
+    progress = state.worker.progress.get(sub.id)
+    journal = state.worker.run_info(sub.run_id) if sub.status == INTERRUPTED else None
+    return render(request, "submission.html", user, sub=sub, progress=progress, journal=journal)
 
 
 def progress(request: Request) -> Response:

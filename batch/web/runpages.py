@@ -27,7 +27,7 @@ def runs_page(request: Request) -> Response:
     user = signed_in(request)
     state = web(request)
     people = state.store.run_people()
-    undoing = {k.removeprefix("undo-") for k in state.worker.progress if k.startswith("undo-")}
+    names = {s.run_id: s.file_name for s in state.store.list() if s.run_id}
     rows = []
     for info in list_runs(state.settings.home):
         submitter, approver = people.get(info.run_id, ("command line", "command line"))
@@ -36,14 +36,16 @@ def runs_page(request: Request) -> Response:
         rows.append(
             {
                 "info": info,
-                "input": Path(info.input_path).name if info.input_path else "",
+                "input": names.get(info.run_id)
+                or (Path(info.input_path).name if info.input_path else ""),
                 "writes": sum(info.counts.values()),
                 "submitter": submitter or "",
                 "approver": approver or "",
-                "undoing": info.run_id in undoing,
             }
         )
-    return render(request, "runs.html", user, runs=rows)
+    started = request.query_params.get("undo")
+    note = f"Undo of run {started} started: it is listed here as it runs." if started else None
+    return render(request, "runs.html", user, runs=rows, note=note)
 
 
 def _run(request: Request, user: Identity) -> RunInfo:
@@ -82,7 +84,7 @@ async def undo(request: Request) -> Response:
     await checked_form(request)
     info = _run(request, user)
     web(request).worker.undo(info.run_id, user.upn)
-    return RedirectResponse("/runs", status_code=303)
+    return RedirectResponse(f"/runs?undo={info.run_id}", status_code=303)
 
 
 ROUTES = [

@@ -21,7 +21,7 @@ from batch.graph.engine import EngineStats
 from batch.jobs import onboarding
 from batch.jobs.undo import apply_undo, prepare_undo
 from batch.logs import redact
-from batch.run.journal import list_runs
+from batch.run.journal import RunInfo, list_runs
 from batch.web.store import DONE, FAILED, INTERRUPTED, RUNNING, SubmissionStore
 
 __all__ = ["Worker", "check_sheet"]
@@ -141,6 +141,10 @@ class Worker:
                 return info.run_id
         return None
 
+    def run_info(self, run_id: str | None) -> RunInfo | None:
+        """What the journal says of a run (state, operations per state)."""
+        return next((i for i in list_runs(self.settings.home) if i.run_id == run_id), None)
+
     def approve(self, sid: str, approver: str) -> None:
         """Run an approved submission: plan again from the tenant's state, then apply."""
         self.store.update(sid, status=RUNNING, approver=approver)
@@ -187,7 +191,6 @@ class Worker:
 
     def undo(self, run_id: str, approver: str) -> None:
         """Revert a run: its undo sheet planned and applied like any run."""
-        self.progress[f"undo-{run_id}"] = {"done": 0, "total": 0}
 
         def job() -> None:
             try:
@@ -200,7 +203,3 @@ class Worker:
                 log.exception("web: undo of %s failed", run_id)
 
         self._jobs.put(job)
-
-    def busy(self) -> bool:
-        """Whether a job is waiting or running."""
-        return not self._jobs.empty() or any(p["done"] < p["total"] for p in self.progress.values())
