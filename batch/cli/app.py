@@ -7,6 +7,7 @@ stay short: parse, call the library, print.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import textwrap
 import traceback
@@ -73,11 +74,64 @@ class AppContext:
             yield settings, GraphClient(settings)
 
 
+class _ClosedPipeSafe:
+    """Standard output that a closed pipe (``| head -1``) cannot fail: the rest is dropped.
+
+    The work and its exit code do not depend on whether anyone still reads the output.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._closed = False
+
+    def write(self, text: str) -> int:
+        if not self._closed:
+            try:
+                self._stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._closed:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        self._closed = True
+        try:  # the interpreter flushes stdout at exit: point it at nothing
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def ask(question: str) -> bool:
+    """Ask a yes/no question; one that cannot be asked (no terminal) says to add ``--yes``."""
+    try:
+        return click.confirm(question, default=False)
+    except click.Abort:
+        if sys.stdin.isatty():
+            raise
+        raise click.UsageError(
+            f"{question} cannot be asked: standard input is not a terminal. "
+            "Add --yes to go ahead without asking."
+        ) from None
+
+
 class BatchGroup(click.Group):
     """A click group that turns known errors into one line and an exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         debug = "--debug" in sys.argv[1:] or bool(ctx.params.get("debug"))
+        if not isinstance(sys.stdout, _ClosedPipeSafe):
+            sys.stdout = _ClosedPipeSafe(sys.stdout)
         try:
             return super().invoke(ctx)
         except BatchError as exc:
@@ -86,8 +140,16 @@ class BatchGroup(click.Group):
             log.error("%s", exc)
             click.echo(f"Error: {redact(str(exc))}", err=True)
             ctx.exit(int(exc.exit_code))
-        except KeyboardInterrupt:
-            click.echo("\nInterrupted.", err=True)
+        except KeyboardInterrupt as exc:
+            run_id = getattr(exc, "run_id", None)
+            if run_id:
+                click.echo(
+                    f"\nInterrupted: run {run_id} stopped; its journal is intact. "
+                    f"Continue it with `m365batch resume {run_id}`.",
+                    err=True,
+                )
+            else:
+                click.echo("\nInterrupted.", err=True)
             ctx.exit(int(ExitCode.INTERRUPTED))
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise

@@ -1,4 +1,4 @@
-"""Commands that change the tenant: plan, apply, resume, runs, undo."""
+"""Commands that change the tenant: plan, apply, resume, abandon, runs, undo."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import click
 from batch.cli.app import (
     FILE_PATH,
     AppContext,
+    ask,
     cli,
     print_plan_attention,
     print_run_result,
@@ -180,9 +181,7 @@ def apply(
         onboarding.check_removals(prepared.plan, max_removals)
         if not prepared.plan.ops:
             click.echo("Nothing to write.")
-        elif not yes and not click.confirm(
-            f"Apply {len(prepared.plan.ops)} changes?", default=False
-        ):
+        elif not yes and not ask(f"Apply {len(prepared.plan.ops)} changes?"):
             raise click.Abort()
         with progress_bar(len(prepared.plan.ops)) as progress:
             result = onboarding.apply(
@@ -194,15 +193,24 @@ def apply(
 @cli.command()
 @click.argument("run_id", metavar="[RUN]", required=False)
 @click.option("--output", type=FILE_PATH, metavar="PATH", help="Where to write the workbook.")
+@click.option(
+    "--yes",
+    is_flag=True,
+    help="Resume a run older than a later finished run on the tenant without asking.",
+)
 @_verify_wait_option
 @click.pass_obj
 def resume(
-    app: AppContext, run_id: str | None, output: Path | None, verify_wait: float | None
+    app: AppContext, run_id: str | None, output: Path | None, yes: bool, verify_wait: float | None
 ) -> None:
-    """Continue an interrupted run from its journal (default: the latest unfinished run).
+    """Continue an interrupted run from its journal.
 
-    The input file must be unchanged. The tenant is read again first, so nothing whose
-    outcome was unknown is sent twice.
+    Without RUN: the latest unfinished run on this tenant, only when no later run touched
+    the tenant since (otherwise the candidates are listed, exit 2). The input file must be
+    unchanged. Writes whose answer was lost are settled first by reading the tenant, so
+    nothing is sent twice; then what is left to write is shown. A run older than a later
+    finished run on the same tenant may undo that run's work: it is resumed only when named,
+    after a confirmation (--yes for scripts).
 
     \b
     Example:
@@ -211,11 +219,55 @@ def resume(
     """
     from batch.jobs import onboarding
 
+    def confirm(resumed: str, prepared: Any, later: list[str]) -> None:
+        click.echo(f"Resuming run {resumed}; left to write:")
+        click.echo("\n".join(prepared.summary_lines()))
+        if later and not yes:
+            question = (
+                f"Run {resumed} is older than run {', '.join(later)} on this tenant: "
+                "resuming it may undo that run's work. Resume it?"
+            )
+            if not ask(question):
+                raise click.Abort()
+
     with app.connect() as (settings, client), progress_bar(None) as progress:
         result = onboarding.resume(
-            client, settings, run_id, output=output, on_progress=progress, verify_wait=verify_wait
+            client,
+            settings,
+            run_id,
+            output=output,
+            on_progress=progress,
+            verify_wait=verify_wait,
+            confirm=confirm,
         )
     print_run_result(result)
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN")
+@click.pass_obj
+def abandon(app: AppContext, run_id: str) -> None:
+    """Close an interrupted run that should not be finished.
+
+    Its writes whose answer was lost are settled first by reading the tenant; its journal
+    and what it did stay (`undo RUN` still reverts it), and it is never resumed.
+
+    \b
+    Example:
+        m365batch abandon 20261128-091502-3fa2
+    """
+    from batch.run.history import abandon as abandon_run
+
+    with app.connect() as (settings, client):
+        unsettled = abandon_run(client, settings.home, str(settings.tenant_id), run_id)
+    click.echo(
+        f"Run {run_id} abandoned: it will not be resumed; `m365batch undo {run_id}` reverts it."
+    )
+    if unsettled:
+        click.echo(
+            f"Note: {unsettled} write(s) could not be settled (the tenant could not be read); "
+            f"`m365batch undo {run_id}` reads them again first."
+        )
 
 
 @cli.command()
@@ -242,16 +294,15 @@ def runs(app: AppContext, as_json: bool) -> None:
             r.state,
             Path(r.input_path).name if r.input_path else "",
             sum(r.counts.values()),
+            r.sent,
             r.counts.get("done", 0),
+            r.unsettled,
             r.report or "",
         )
         for r in found
     ]
-    click.echo(
-        text_table(("Run", "Kind", "State", "Input", "Writes", "Done", "Report"), rows)
-        if rows
-        else "No runs yet."
-    )
+    header = ("Run", "Kind", "State", "Input", "Writes", "Sent", "Done", "Unsettled", "Report")
+    click.echo(text_table(header, rows) if rows else "No runs yet.")
 
 
 @cli.command()
@@ -283,11 +334,9 @@ def undo(
     from batch.jobs.undo import apply_undo, prepare_undo, undo_groups, undo_scope
 
     with app.connect() as (settings, client):
-        scope = undo_scope(settings.home, run_id)
+        scope = undo_scope(client, settings, run_id)
         if scope.groups:
-            if not yes and not click.confirm(
-                f"Put back the licenses of the groups run {run_id} changed?", default=False
-            ):
+            if not yes and not ask(f"Put back the licenses of the groups run {run_id} changed?"):
                 raise click.Abort()
             switches = undo_groups(client, settings, run_id)
             for switch in switches:
@@ -300,11 +349,7 @@ def undo(
         click.echo(f"Undo of run {run_id}: {sheet}")
         click.echo("\n".join(prepared.summary_lines()))
         onboarding.check_removals(prepared.plan, max_removals)
-        if (
-            prepared.plan.ops
-            and not yes
-            and not click.confirm(f"Apply {len(prepared.plan.ops)} changes?", default=False)
-        ):
+        if prepared.plan.ops and not yes and not ask(f"Apply {len(prepared.plan.ops)} changes?"):
             raise click.Abort()
         with progress_bar(len(prepared.plan.ops)) as progress:
             result = apply_undo(

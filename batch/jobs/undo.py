@@ -19,7 +19,7 @@ from batch.graph.client import GraphClient
 from batch.jobs.migrate.switch import GroupSwitch, undo_group_changes
 from batch.jobs.onboarding import Prepared, Progress, RunOptions, RunResult, apply, prepare
 from batch.jobs.onboarding.undo import write_undo_sheet
-from batch.run.history import GROUP_ASSIGN, changed_kinds
+from batch.run.history import GROUP_ASSIGN, changed_kinds, settle_run
 from batch.run.tenant import read_seats
 
 __all__ = ["UndoScope", "apply_undo", "prepare_undo", "undo_groups", "undo_scope"]
@@ -35,9 +35,14 @@ class UndoScope:
     users: bool
 
 
-def undo_scope(home: Path, run_id: str) -> UndoScope:
-    """What run ``run_id`` (and its parts) carried out."""
-    kinds = changed_kinds(home, run_id)
+def undo_scope(client: GraphClient, settings: Settings, run_id: str) -> UndoScope:
+    """What run ``run_id`` (and its parts) carried out, once its lost answers are settled.
+
+    An operation whose answer was lost is settled first by reading the tenant: undo is
+    computed from what the run is known to have done, and refused while anything is unknown.
+    """
+    settle_run(client, settings.home, str(settings.tenant_id), run_id)
+    kinds = changed_kinds(settings.home, run_id)
     return UndoScope(groups=GROUP_ASSIGN in kinds, users=bool(kinds - {GROUP_ASSIGN}))
 
 

@@ -12,7 +12,10 @@ Group membership writes are idempotent in effect: "already a member" (400) on a 
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from batch.graph.client import GraphClient
@@ -28,7 +31,11 @@ from batch.graph.engine import (
 from batch.run.journal import Journal
 from batch.run.plan import PlannedOp
 
+log = logging.getLogger(__name__)
+
 _ALREADY_MEMBER = "already exist"
+#: the note on an operation whose outcome a read of the tenant settled
+SETTLED_NOTE = "answer lost; the tenant shows the change"
 _UNFINISHED = {Outcome.NOT_ATTEMPTED, Outcome.STOPPED, Outcome.UNKNOWN}
 
 
@@ -129,6 +136,59 @@ def execute_plan(
         for key, result in results.items():
             done[key] = _settled(by_key[key], result)
     return done, stats
+
+
+@dataclass
+class Settlement:
+    """What reading the tenant made of the operations whose answer was lost."""
+
+    done: list[str] = field(default_factory=list)
+    not_done: list[str] = field(default_factory=list)
+    #: the read failed: still unknown
+    unsettled: list[str] = field(default_factory=list)
+
+
+def settle(client: GraphClient, journal: Journal, *, wait: float = 0.0) -> Settlement:
+    """Settle every sent, not-done operation by reading the tenant: done, or planned again.
+
+    An operation whose change is not shown yet is read again until ``wait`` seconds have
+    passed (Entra is eventually consistent), then recorded as not done, so resume sends it
+    again and undo leaves it alone. One whose read fails stays unsettled (``sent``).
+    """
+    result = Settlement()
+    todo = {op.key: operation_for(PlannedOp.from_dict(op.payload)) for op in journal.to_settle()}
+    deadline = time.monotonic() + wait
+    while todo:
+        for key, operation in list(todo.items()):
+            shown = _shows(client, operation)
+            if shown is None:
+                result.unsettled.append(key)
+            elif shown:
+                journal.mark_done(
+                    key, {"outcome": Outcome.VERIFIED_APPLIED.value, "note": SETTLED_NOTE}
+                )
+                result.done.append(key)
+            else:
+                continue
+            del todo[key]
+        if not todo or time.monotonic() >= deadline:
+            break
+        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+    for key in todo:
+        journal.mark_not_done(key)
+        result.not_done.append(key)
+    return result
+
+
+def _shows(client: GraphClient, operation: Operation) -> bool | None:
+    """Whether the tenant shows the operation's change; None when it cannot be read."""
+    if operation.verify is None:
+        return None
+    try:
+        return bool(operation.verify(client))
+    except Exception as exc:  # a failed read leaves the operation unsettled, it never guesses
+        log.warning("%s: cannot read the tenant to settle it: %s", operation.key, exc)
+        return None
 
 
 def _settled(operation: Operation, result: Result) -> dict[str, Any]:

@@ -7,9 +7,13 @@ goes out). The states of an operation::
 
     planned --(sent)--> sent --(answer)--> done
                           \\--(no answer: timeout, reset, 504, killed)--> still "sent"
+                                   --(settled: the tenant read)--> done, or planned again
 
-On resume, ``pending()`` is planned minus done; an operation left in ``sent`` has an
-unknown outcome and must be checked against the tenant before it is sent again.
+An operation left in ``sent`` has an unknown outcome: it is *unsettled*. Settling reads the
+tenant (:func:`batch.run.execute.settle`, on resume and at the end of every run) and
+records it as done (the effect is in place) or planned again (not in effect). On resume,
+``pending()`` is planned minus done; undo is computed from done operations only, so it
+refuses a run with unsettled operations.
 
 A run is tied to its input by SHA-256 (a resume with a changed file is refused) and holds a
 per-tenant lock while it writes (a second apply on the same tenant is refused). The journal
@@ -23,9 +27,10 @@ import hashlib
 import json
 import os
 import secrets
+import socket
 import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +60,12 @@ CREATE INDEX IF NOT EXISTS ops_state ON ops(state);
 
 #: run states kept in meta['state']
 RUNNING, FINISHED, INTERRUPTED = "running", "finished", "interrupted"
+#: closed without finishing (``m365batch abandon``): never resumed, still undoable
+ABANDONED = "abandoned"
+#: listed for a journal that cannot be read
+DAMAGED = "damaged"
+#: held by the process running a run; a run marked running whose lock is free is interrupted
+RUN_LOCK = "run.lock"
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,13 @@ class RunInfo:
     tenant: str | None
     counts: dict[str, int]
     report: str | None
+    #: operations sent at least once
+    sent: int = 0
+
+    @property
+    def unsettled(self) -> int:
+        """Operations sent whose answer was lost and that no read of the tenant settled."""
+        return self.counts.get("sent", 0)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (for ``runs --json``)."""
@@ -84,6 +102,9 @@ class RunInfo:
             "input_sha256": self.input_sha256,
             "tenant": self.tenant,
             "operations": self.counts,
+            "sent": self.sent,
+            "done": self.counts.get("done", 0),
+            "unsettled": self.unsettled,
             "report": self.report,
         }
 
@@ -101,6 +122,14 @@ class JournalOp:
     result: dict[str, Any] | None
     sent_at: str | None = None
     done_at: str | None = None
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: its journal is marked interrupted, and says which run it was."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
 
 
 def file_sha256(path: Path) -> str:
@@ -274,6 +303,22 @@ class Journal:
         if cursor.rowcount != 1:
             raise JournalError(f"Operation '{key}' is not in the journal of run {self.run_id}.")
 
+    def mark_not_done(self, key: str) -> None:
+        """Record that a sent operation is not in effect (the tenant was read): send it again."""
+        with self._db:
+            self._db.execute(
+                "UPDATE ops SET state = 'planned', result = NULL WHERE key = ? AND state != 'done'",
+                (key,),
+            )
+
+    def to_settle(self) -> list[JournalOp]:
+        """Operations sent at least once and not known done: the tenant says how they ended."""
+        return [op for op in self.ops() if op.state != "done" and op.attempts]
+
+    def unsettled(self) -> list[JournalOp]:
+        """Operations sent whose answer never came and that no read of the tenant settled."""
+        return list(self.ops("sent"))
+
     def ops(self, state: str | None = None) -> Iterator[JournalOp]:
         """Journaled operations in planned order, optionally only those in ``state``."""
         query = "SELECT seq, key, row, payload, state, attempts, result, sent_at, done_at FROM ops"
@@ -309,7 +354,7 @@ class Journal:
         return RunInfo(
             run_id=self.run_id,
             kind=str(self.get("kind")),
-            state=str(self.get("state")),
+            state=self.state,
             created=str(self.get("created")),
             finished=self.get("finished"),
             input_path=self.get("input_path"),
@@ -317,11 +362,20 @@ class Journal:
             tenant=self.get("tenant"),
             counts=self.counts(),
             report=self.get("report"),
+            sent=int(self._db.execute("SELECT COUNT(*) FROM ops WHERE attempts > 0").fetchone()[0]),
         )
+
+    @property
+    def state(self) -> str:
+        """The run's state; ``running`` only while a live process holds the run's lock."""
+        state = str(self.get("state"))
+        if state == RUNNING and run_holder(self.folder) is None:
+            return INTERRUPTED
+        return state
 
 
 def list_runs(home: Path) -> list[RunInfo]:
-    """Every run under ``home``, newest first. Damaged journals are skipped."""
+    """Every run under ``home``, newest first; a journal that cannot be read is ``damaged``."""
     folder = runs_dir(home)
     if not folder.is_dir():
         return []
@@ -330,23 +384,68 @@ def list_runs(home: Path) -> list[RunInfo]:
         try:
             with Journal.open(home, path.parent.name) as journal:
                 found.append(journal.info())
-        except JournalError:
-            continue
+        except (JournalError, sqlite3.Error, ValueError, TypeError) as exc:
+            found.append(_damaged(path, exc))
     # by creation time (milliseconds): two runs can start within the same second
     return sorted(found, key=lambda info: (info.created, info.run_id), reverse=True)
 
 
-def latest_unfinished(home: Path) -> str | None:
-    """The id of the newest unfinished run that resume can continue (it has an input sheet)."""
-    for info in list_runs(home):
-        if info.state != FINISHED and info.input_path:
-            return info.run_id
+def _damaged(path: Path, exc: Exception) -> RunInfo:
+    created = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+    return RunInfo(
+        run_id=path.parent.name,
+        kind="?",
+        state=DAMAGED,
+        created=created.isoformat(timespec="milliseconds"),
+        finished=None,
+        input_path=None,
+        input_sha256=None,
+        tenant=None,
+        counts={},
+        report=f"cannot read the journal: {exc}",
+    )
+
+
+@contextmanager
+def run_lock(folder: Path) -> Iterator[None]:
+    """Hold a run's lock while a process works on it (its pid and host written beside it)."""
+    lock = filelock.FileLock(str(folder / RUN_LOCK), timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout as exc:
+        raise JournalError(
+            f"Run {folder.name} is running right now ({run_holder(folder) or 'another process'}).",
+            hint="Wait for it to finish; `m365batch runs` shows its state.",
+        ) from exc
+    try:
+        (folder / "run.holder").write_text(
+            f"pid {os.getpid()} on {socket.gethostname()}", encoding="utf-8"
+        )
+        yield
+    finally:
+        lock.release()
+
+
+def run_holder(folder: Path) -> str | None:
+    """Who holds a run's lock ("pid 123 on host"), or None when no live process does."""
+    if not (folder / RUN_LOCK).exists():
+        return None
+    lock = filelock.FileLock(str(folder / RUN_LOCK), timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        holder = folder / "run.holder"
+        return holder.read_text(encoding="utf-8").strip() if holder.exists() else "a process"
+    lock.release()
     return None
 
 
 @contextmanager
 def tenant_lock(home: Path, tenant: str, run_id: str) -> Iterator[None]:
-    """Hold the per-tenant write lock for the length of a run; refuse a second writer."""
+    """Hold the per-tenant write lock for the length of a run; refuse a second writer.
+
+    The run's own lock (:func:`run_lock`) is held with it: ``runs`` shows the run running.
+    """
     locks = home / "locks"
     locks.mkdir(parents=True, exist_ok=True)
     safe = hashlib.sha256(tenant.encode()).hexdigest()[:16]
@@ -362,7 +461,9 @@ def tenant_lock(home: Path, tenant: str, run_id: str) -> Iterator[None]:
         ) from exc
     try:
         holder.write_text(f"run {run_id}, pid {os.getpid()}", encoding="utf-8")
-        yield
+        folder = runs_dir(home) / run_id
+        with run_lock(folder) if folder.is_dir() else nullcontext():
+            yield
     finally:
         lock.release()
 

@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from batch.errors import JournalError
+from batch.errors import ExitCode, JournalError
+from batch.run.history import ResumeChoice, later_runs, pick_resumable
 from batch.run.journal import (
     FINISHED,
+    INTERRUPTED,
     Journal,
     file_sha256,
-    latest_unfinished,
     list_runs,
+    run_lock,
     tenant_lock,
 )
 
@@ -63,19 +65,50 @@ def test_open_missing_run_names_the_runs_command(tmp_path: Path) -> None:
         Journal.open(tmp_path, "missing")
 
 
-def test_runs_are_listed_newest_first_with_latest_unfinished(tmp_path: Path) -> None:
+def test_runs_are_listed_newest_first_and_a_bare_resume_never_guesses(tmp_path: Path) -> None:
     _journal(tmp_path, "20261128-090000-aaaa").close()
+    assert pick_resumable(tmp_path, "t1") == "20261128-090000-aaaa"
+    assert pick_resumable(tmp_path, "t1") == "20261128-090000-aaaa"
     with _journal(tmp_path, "20261128-100000-bbbb") as journal:
         journal.finish(FINISHED, report="r.xlsx")
     runs = list_runs(tmp_path)
     assert [r.run_id for r in runs] == ["20261128-100000-bbbb", "20261128-090000-aaaa"]
     assert runs[0].as_dict()["report"] == "r.xlsx"
-    assert latest_unfinished(tmp_path) == "20261128-090000-aaaa"
-    # a newer unfinished run without an input sheet (a group step) is not resumable
-    Journal.create(
-        tmp_path, kind="migrate-groups", tenant="t1", run_id="20261128-110000-cccc"
-    ).close()
-    assert latest_unfinished(tmp_path) == "20261128-090000-aaaa"
+    # a later run touched the tenant: the old one is listed, never picked
+    with pytest.raises(ResumeChoice, match="20261128-090000-aaaa") as refused:
+        pick_resumable(tmp_path, "t1")
+    assert refused.value.exit_code == ExitCode.USAGE
+    assert later_runs(tmp_path, "20261128-090000-aaaa", "t1") == ["20261128-100000-bbbb"]
+    # runs on another tenant are not candidates
+    with pytest.raises(JournalError, match="No unfinished run on this tenant") as none:
+        pick_resumable(tmp_path, "t2")
+    assert "abandon" in str(none.value.hint)
+
+
+def test_a_run_whose_process_is_gone_is_interrupted_not_running(tmp_path: Path) -> None:
+    with _journal(tmp_path) as journal:
+        with run_lock(journal.folder):
+            assert list_runs(tmp_path)[0].state == "running"
+            with pytest.raises(JournalError, match=f"pid {os.getpid()}"):
+                with run_lock(journal.folder):
+                    pass
+        assert list_runs(tmp_path)[0].state == INTERRUPTED
+
+
+def test_a_damaged_journal_is_listed_and_never_makes_an_older_run_the_latest(
+    tmp_path: Path,
+) -> None:
+    _journal(tmp_path, "20261128-090000-aaaa").close()
+    damaged = tmp_path / "runs" / "20261128-100000-bbbb"
+    damaged.mkdir(parents=True)
+    (damaged / "journal.sqlite").write_bytes(b"not a database at all" * 100)
+    runs = list_runs(tmp_path)
+    assert [(r.run_id, r.state) for r in runs] == [
+        ("20261128-100000-bbbb", "damaged"),
+        ("20261128-090000-aaaa", INTERRUPTED),
+    ]
+    with pytest.raises(ResumeChoice):
+        pick_resumable(tmp_path, "t1")
 
 
 def test_file_sha256(tmp_path: Path) -> None:

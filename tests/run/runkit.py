@@ -71,6 +71,7 @@ class Tenant:
         return subprocess.run(
             [sys.executable, "-m", "batch", *args],
             env={**self.env, **(extra_env or {})},
+            stdin=subprocess.DEVNULL,  # no terminal: a confirmation cannot be asked
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -135,8 +135,9 @@ def test_ctrl_c_leaves_the_journal_consistent_and_resume_finishes(
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
-    assert "Interrupted" in stderr
     run_id = list_runs(tenant.home)[0].run_id
+    assert f"Interrupted: run {run_id} stopped" in stderr
+    assert f"m365batch resume {run_id}" in stderr
     with Journal.open(tenant.home, run_id) as journal:
         assert journal.get("state") == "interrupted"
         assert journal.pending(), "the interruption came after the last write"

@@ -16,7 +16,7 @@ from batch.jobs.onboarding.context import Progress, RunContext, RunResult
 from batch.jobs.onboarding.execute import run_prepared
 from batch.jobs.onboarding.options import RunOptions
 from batch.jobs.onboarding.prepare import Prepared, prepare
-from batch.run.journal import Journal
+from batch.run.journal import Journal, tenant_lock
 
 __all__ = ["apply", "apply_written_sheet"]
 
@@ -50,7 +50,7 @@ def apply(
             **(meta or {}),
         },
     )
-    with journal:
+    with journal, tenant_lock(settings.home, str(settings.tenant_id), journal.run_id):
         journal.add_ops((op.key, op.row, op.as_dict()) for op in prepared.plan.ops)
         ctx = RunContext(
             client,

@@ -16,8 +16,8 @@ from batch.jobs.onboarding.context import RunContext, RunResult, exit_code_for
 from batch.jobs.onboarding.outcomes import change_lines, engine_counters, read_back, row_outcomes
 from batch.jobs.onboarding.prepare import Prepared
 from batch.jobs.onboarding.report import write_run_workbook
-from batch.run.execute import execute_plan
-from batch.run.journal import FINISHED, INTERRUPTED, tenant_lock
+from batch.run.execute import execute_plan, settle
+from batch.run.journal import FINISHED, INTERRUPTED, RUNNING, RunInterrupted
 
 __all__ = ["run_prepared"]
 
@@ -27,18 +27,18 @@ RESUMED_NOTE = "Resumed from the journal: the plan was made again from the tenan
 def run_prepared(ctx: RunContext, prepared: Prepared) -> RunResult:
     """Run a prepared plan whose operations are in ``ctx.journal``; raise what stopped it.
 
+    The caller holds :func:`batch.run.journal.tenant_lock` (and with it the run's lock).
     A :class:`BatchError` that stops the writes (breaker, permissions) is raised only after
     the read-back and the report, so that the report says how far the run got.
     """
-    settings, journal = ctx.settings, ctx.journal
-    with tenant_lock(settings.home, str(settings.tenant_id), journal.run_id):
-        journal.set(state="running")
-        try:
-            result, stop = _execute_and_report(ctx, prepared)
-        except KeyboardInterrupt:
-            # whenever it comes (writes, read-back, report), resume takes the run up again
-            journal.finish(INTERRUPTED)
-            raise
+    journal = ctx.journal
+    journal.set(state=RUNNING)
+    try:
+        result, stop = _execute_and_report(ctx, prepared)
+    except KeyboardInterrupt:
+        # whenever it comes (writes, read-back, report), resume takes the run up again
+        journal.finish(INTERRUPTED)
+        raise RunInterrupted(journal.run_id) from None
     if stop is not None:
         raise stop
     return result
@@ -60,6 +60,8 @@ def _execute_and_report(ctx: RunContext, prepared: Prepared) -> tuple[RunResult,
     except BatchError as exc:  # breaker, permissions: report what happened, then stop
         journal.set(stop_reason=str(exc))
         stop, stats = exc, []
+    # answers lost in this process or an earlier one: the tenant says how they ended
+    settle(ctx.client, journal, wait=0 if stop else prepared.options.verify_wait)
     crashpoint("readback")
     journal_ops = list(journal.ops())
     outcomes = row_outcomes(prepared, journal_ops, planned_keys, stopped=stop is not None)

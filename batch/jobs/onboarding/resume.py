@@ -7,6 +7,7 @@ is therefore always checked against the tenant before it is sent again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,10 +17,15 @@ from batch.graph.engine import EngineSettings
 from batch.jobs.onboarding.context import Progress, RunContext, RunResult
 from batch.jobs.onboarding.execute import run_prepared
 from batch.jobs.onboarding.options import RunOptions
-from batch.jobs.onboarding.prepare import prepare
-from batch.run.history import open_resumable
+from batch.jobs.onboarding.prepare import Prepared, prepare
+from batch.run.history import resuming
 
-__all__ = ["resume"]
+__all__ = ["Confirm", "resume"]
+
+
+#: shown what is left to write (and the later runs it may undo) before anything is sent;
+#: raises to stop
+Confirm = Callable[[str, Prepared, list[str]], None]
 
 
 def resume(
@@ -31,16 +37,21 @@ def resume(
     engine: EngineSettings | None = None,
     on_progress: Progress | None = None,
     verify_wait: float | None = None,
+    confirm: Confirm | None = None,
 ) -> RunResult:
     """Continue an interrupted run from its journal, re-planning from the tenant's state.
 
-    ``verify_wait`` overrides the read-back wait the run was started with.
+    ``verify_wait`` overrides the read-back wait the run was started with. ``confirm`` is
+    called with the run id, the plan of what is left and the finished runs on the same
+    tenant that started after this one (a resume may undo their work).
     """
-    with open_resumable(settings.home, run_id, settings.tenant_id) as journal:
+    with resuming(client, settings.home, run_id, settings.tenant_id) as (journal, later):
         options = RunOptions.from_meta(journal.get("options") or {})
         if verify_wait is not None:
             options = replace(options, verify_wait=verify_wait)
         prepared = prepare(client, Path(str(journal.get("input_path"))), options)
+        if confirm is not None:
+            confirm(journal.run_id, prepared, later)
         journal.add_ops((op.key, op.row, op.as_dict()) for op in prepared.plan.ops)
         ctx = RunContext(
             client,
