@@ -42,6 +42,7 @@ def serve(app: AppContext, host: str, port: int, profile: str | None) -> None:
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        sock.listen(128)  # before the address is printed: a browser may connect at once
         bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         url = f"http://{shown}:{bound}/" + (f"start?token={token}" if token else "")

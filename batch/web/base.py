@@ -32,6 +32,23 @@ STATUS_CLASS = {
     "Skipped": "warn",
 }
 
+#: rows a page lists at most; the rest are in the workbook
+ROW_LIMIT = 300
+_AS_ASKED = ("Planned", "NoChange", "Applied")
+
+
+def shown(rows: list[dict[str, Any]], limit: int = ROW_LIMIT) -> tuple[list[dict[str, Any]], int]:
+    """The rows a page lists (those needing attention first), and how many it leaves out."""
+    if len(rows) <= limit:
+        return rows, 0
+    attention = [r for r in rows if r["status"] not in _AS_ASKED][:limit]
+    others = [r for r in rows if r["status"] in _AS_ASKED][: limit - len(attention)]
+    picked = sorted(attention + others, key=lambda r: int(r["row"]))
+    return picked, len(rows) - len(picked)
+
+
+TEMPLATES.env.globals["shown"] = shown
+
 
 @dataclass
 class WebState:

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from batch.errors import BatchError
 from batch.logs import redact
@@ -21,11 +21,12 @@ from batch.web.base import render, web
 from batch.web.guard import MAX_UPLOAD, checked_form, signed_in
 from batch.web.signin import Identity
 from batch.web.store import APPROVED, CHECKED, INTERRUPTED, REJECTED, RUNNING, WAITING, Submission
-from batch.web.work import check_sheet
+from batch.web.work import check_sheet, plan_workbook
 
 __all__ = ["ROUTES"]
 
 SHEET_SUFFIXES = (".csv", ".xlsx", ".xlsm")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _see(path: str) -> RedirectResponse:
@@ -94,6 +95,17 @@ def progress(request: Request) -> Response:
     sub = _visible(request, user)
     entry = web(request).worker.progress.get(sub.id) or {"done": 0, "total": 0}
     return JSONResponse({"status": sub.status, **entry})
+
+
+async def plan_download(request: Request) -> Response:
+    """The plan workbook (``m365batch plan``'s), planned against the tenant as it is now."""
+    user = signed_in(request)
+    sub = _visible(request, user)
+    state = web(request)
+    output = state.store.folder / "plans" / f"{sub.id}-plan.xlsx"
+    path = await run_in_threadpool(plan_workbook, state.settings, Path(sub.stored_path), output)
+    name = f"{Path(sub.file_name).stem}-plan.xlsx"
+    return FileResponse(path, media_type=XLSX, filename=name)
 
 
 async def submit(request: Request) -> Response:
@@ -168,6 +180,7 @@ ROUTES = [
     ("/check", check, ["POST"]),
     ("/submissions/{sid}", submission_page, ["GET"]),
     ("/submissions/{sid}/progress", progress, ["GET"]),
+    ("/submissions/{sid}/plan", plan_download, ["GET"]),
     ("/submissions/{sid}/submit", submit, ["POST"]),
     ("/submissions/{sid}/approve", approve, ["POST"]),
     ("/submissions/{sid}/reject", reject, ["POST"]),

@@ -24,7 +24,7 @@ from batch.logs import redact
 from batch.run.journal import RunInfo, list_runs
 from batch.web.store import DONE, FAILED, INTERRUPTED, RUNNING, SubmissionStore
 
-__all__ = ["Worker", "check_sheet"]
+__all__ = ["Worker", "check_sheet", "plan_workbook"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,14 @@ def check_sheet(settings: Settings, path: Path) -> dict[str, Any]:
             if s.taken or s.freed or s.shortfall
         ],
     }
+
+
+def plan_workbook(settings: Settings, path: Path, output: Path) -> Path:
+    """The plan of a sheet as ``m365batch plan`` writes it, against the tenant as it is now."""
+    prepared = onboarding.prepare(GraphClient(settings), path, onboarding.RunOptions())
+    output.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    output.unlink(missing_ok=True)
+    return onboarding.write_plan_report(prepared, settings.describe(), output)
 
 
 def _result(result: onboarding.RunResult) -> dict[str, Any]:

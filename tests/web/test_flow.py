@@ -44,6 +44,11 @@ def test_hr_submits_it_approves_and_the_results_match_the_cli(
     assert len(planned) == 36
     assert {"Planned", "Invalid", "Failed"} <= set(planned.values())
     shot(page, "2-check")
+    with page.expect_download() as plan_download:
+        page.get_by_role("link", name="Download plan").click()
+    plan_book = tmp_path / "plan.xlsx"
+    plan_download.value.save_as(plan_book)
+    assert statuses_of_rows_sheet(plan_book) == planned
     page.get_by_role("button", name="Submit for approval").click()
     expect(page.get_by_text("Waiting for approval")).to_be_visible()
     submission = page.url
