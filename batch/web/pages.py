@@ -161,7 +161,7 @@ async def resume(request: Request) -> Response:
     user = signed_in(request, approve=True)
     await checked_form(request)
     sub = _visible(request, user)
-    if sub.status != INTERRUPTED or not sub.run_id:
+    if sub.status != INTERRUPTED:
         raise HTTPException(409, "This run is not interrupted.")
     web(request).worker.resume(sub.id, user.upn)
     return _see(f"/submissions/{sub.id}")

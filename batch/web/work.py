@@ -179,7 +179,10 @@ class Worker:
     def resume(self, sid: str, approver: str) -> None:
         """Finish an interrupted submission's run from its journal."""
         sub = self.store.get(sid)
-        if sub is None or not sub.run_id:
+        if sub is None:
+            return
+        if not sub.run_id:  # stopped before its run began: start it now
+            self.approve(sid, sub.approver or approver)
             return
         run_id = sub.run_id
         self.store.update(sid, status=RUNNING)

@@ -93,3 +93,7 @@ def test_hr_submits_it_approves_and_the_results_match_the_cli(
     run_row = page.get_by_role("row", name=re.compile("hr.coordinator@.*it.admin@"))
     expect(run_row).to_have_count(1)
     shot(page, "6-runs")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    page.goto(submission)
+    expect(page.get_by_role("link", name="Download report")).to_be_visible()
+    shot(page, "10-phone-run")
