@@ -19,11 +19,15 @@ import contextlib
 import errno
 import os
 import secrets
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["AtomicFile", "atomic_write", "fsync_dir"]
+__all__ = ["AtomicFile", "atomic_write", "fsync_dir", "probe_folder"]
+
+#: free space a folder must have for a run's journal or report
+MIN_FREE_BYTES = 20 * 2**20
 
 
 class AtomicFile:
@@ -118,6 +122,33 @@ def atomic_write(
                 else:
                     data(handle)
     return path
+
+
+def probe_folder(folder: Path, *, min_free: int = MIN_FREE_BYTES) -> str | None:
+    """Why files cannot be written in ``folder`` (missing, not writable, full), or None.
+
+    Writes and removes a small probe file: permissions alone do not tell (read-only
+    mounts, ACLs).
+    """
+    if not folder.is_dir():
+        return "the folder does not exist"
+    probe = folder / f".m365batch-probe-{secrets.token_hex(4)}.tmp"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"probe")
+        finally:
+            os.close(fd)
+            probe.unlink()
+    except OSError as exc:
+        return f"the folder is not writable ({exc.strerror})"
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return None
+    if free < min_free:
+        return f"only {free // 2**20} MB free (at least {min_free // 2**20} MB needed)"
+    return None
 
 
 def fsync_dir(folder: Path) -> None:

@@ -12,14 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batch.config import Settings
-from batch.errors import ExitCode
+from batch.errors import ExitCode, JournalError, ReportError
+from batch.files import probe_folder
 from batch.graph.client import GraphClient
 from batch.graph.engine import EngineSettings, EngineStats
 from batch.reports.run import ChangeLine, RowOutcome
-from batch.run.journal import Journal
+from batch.run.journal import Journal, runs_dir
 from batch.status import SETTLED_BAD
 
-__all__ = ["Progress", "RunContext", "RunResult", "exit_code_for"]
+__all__ = ["Progress", "RunContext", "RunResult", "exit_code_for", "preflight"]
+
 
 #: the engine's progress callback (the command line draws a bar with it)
 Progress = Callable[[EngineStats], None]
@@ -60,3 +62,45 @@ class RunResult:
 def exit_code_for(counts: Mapping[str, int]) -> ExitCode:
     """3 when some rows ended invalid, failed or deferred; else 0."""
     return ExitCode.ROWS_FAILED if any(counts.get(s) for s in SETTLED_BAD) else ExitCode.SUCCESS
+
+
+def preflight(
+    home: Path, input_path: Path, output: Path | None, *, overwrite: bool = False
+) -> None:
+    """Check, before the first tenant write, that the run can record and report what it does.
+
+    The report's path (not a device or folder, not the input, not an existing file unless
+    it is the run's own report, its folder there and writable), the runs folder (the
+    journal), free disk space in both. Raises :class:`ReportError` or :class:`JournalError`.
+    """
+    folder = (output or input_path).parent
+    if output is not None:
+        _check_output(output, input_path, overwrite=overwrite)
+    problem = probe_folder(folder)
+    if problem:
+        raise ReportError(f"Cannot write the report in {folder}: {problem}.", hint=_OUTPUT_HINT)
+    runs = runs_dir(home)
+    try:
+        runs.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise JournalError(f"Cannot create the runs folder {runs}: {exc.strerror}.") from exc
+    problem = probe_folder(runs)
+    if problem:
+        raise JournalError(f"Cannot write the run's journal in {runs}: {problem}.")
+
+
+_OUTPUT_HINT = "Choose another --output path; nothing was sent to the tenant."
+
+
+def _check_output(output: Path, input_path: Path, *, overwrite: bool) -> None:
+    if output.exists() and not output.is_file():
+        raise ReportError(
+            f"The report path {output} is not a regular file (a device or a folder).",
+            hint=_OUTPUT_HINT,
+        )
+    if output.exists() and output.resolve() == input_path.resolve():
+        raise ReportError(f"The report path {output} is the input file.", hint=_OUTPUT_HINT)
+    if output.exists() and not overwrite:
+        raise ReportError(f"{output} already exists.", hint=_OUTPUT_HINT)
+    if not output.parent.is_dir():
+        raise ReportError(f"The folder {output.parent} does not exist.", hint=_OUTPUT_HINT)

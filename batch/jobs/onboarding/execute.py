@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 
 from batch.crashpoints import crashpoint
-from batch.errors import BatchError
+from batch.errors import BatchError, ReportError
 from batch.jobs.onboarding.context import RunContext, RunResult, exit_code_for
 from batch.jobs.onboarding.outcomes import change_lines, engine_counters, read_back, row_outcomes
 from batch.jobs.onboarding.prepare import Prepared
@@ -44,6 +44,20 @@ def run_prepared(ctx: RunContext, prepared: Prepared) -> RunResult:
     return result
 
 
+def _unreported(ctx: RunContext, counts: Counter[str], exc: Exception) -> ReportError:
+    """The run wrote to the tenant but its report failed: it stays resumable to write it."""
+    run_id = ctx.journal.run_id
+    ctx.journal.set(state=INTERRUPTED, report_error=str(exc))
+    written = ", ".join(f"{status} {n}" for status, n in sorted(counts.items()))
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return ReportError(
+        f"Run {run_id} made its changes ({written}; see `m365batch runs`), "
+        f"but its report could not be written: {reason}.",
+        hint=f"`m365batch resume {run_id} --output NEW.xlsx` writes the report "
+        "(nothing is sent again).",
+    )
+
+
 def _execute_and_report(ctx: RunContext, prepared: Prepared) -> tuple[RunResult, BatchError | None]:
     """Send what is still to send, read back, write the report; the error that stopped it."""
     journal = ctx.journal
@@ -73,8 +87,13 @@ def _execute_and_report(ctx: RunContext, prepared: Prepared) -> tuple[RunResult,
     if ctx.resumed:
         notes.append(RESUMED_NOTE)
     changes = change_lines(journal_ops)
-    report = write_run_workbook(ctx, prepared, outcomes, changes, counters=counters, notes=notes)
     counts: Counter[str] = Counter(o.status for o in outcomes.values())
+    try:
+        report = write_run_workbook(
+            ctx, prepared, outcomes, changes, counters=counters, notes=notes
+        )
+    except (ReportError, OSError) as exc:
+        raise _unreported(ctx, counts, exc) from exc
     if stop is None:
         journal.finish(FINISHED, report=str(report), counts=dict(counts))
     else:

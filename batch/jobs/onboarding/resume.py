@@ -14,7 +14,7 @@ from pathlib import Path
 from batch.config import Settings
 from batch.graph.client import GraphClient
 from batch.graph.engine import EngineSettings
-from batch.jobs.onboarding.context import Progress, RunContext, RunResult
+from batch.jobs.onboarding.context import Progress, RunContext, RunResult, preflight
 from batch.jobs.onboarding.execute import run_prepared
 from batch.jobs.onboarding.options import RunOptions
 from batch.jobs.onboarding.prepare import Prepared, prepare
@@ -66,4 +66,5 @@ def resume(
         if output is None and journal.get("output"):
             # the run's own report, perhaps written before the interruption: replace it
             ctx.output, ctx.overwrite = Path(str(journal.get("output"))), True
+        preflight(settings.home, prepared.path, ctx.output, overwrite=ctx.overwrite)
         return run_prepared(ctx, prepared)
