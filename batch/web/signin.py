@@ -4,21 +4,26 @@ The same code path for a real tenant (Microsoft Entra) and the simulated one (wh
 authorize endpoint shows an account picker). msal builds the authorize URL with ``state``,
 ``nonce`` and a PKCE challenge, then redeems the code and checks the ID token (issuer,
 audience, nonce, lifetime). Roles come from the ID token's app roles ``Licensing.Submit``
-and ``Licensing.Approve``; ``Licensing.Approve`` implies submitting too.
+and ``Licensing.Approve``, or from the groups ``[web]`` in ``m365batch.toml`` names for
+them; ``Licensing.Approve`` implies submitting too.
 """
 
 from __future__ import annotations
 
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import msal
 
-from batch.config import Settings
-from batch.errors import AuthError
+from batch.config import CONFIG_FILE_NAME, Settings
+from batch.errors import AuthError, ConfigError
 from batch.graph.auth import build_credential, needs_instance_discovery, new_session
 
-__all__ = ["APPROVE", "SUBMIT", "Identity", "SignIn"]
+__all__ = ["APPROVE", "SUBMIT", "Identity", "SignIn", "role_groups", "roles_of"]
 
 SUBMIT = "Licensing.Submit"
 APPROVE = "Licensing.Approve"
@@ -48,12 +53,40 @@ class Identity:
         return cls(str(data["upn"]), str(data.get("name") or ""), tuple(data.get("roles") or ()))
 
 
+def role_groups(home: Path, cwd: Path | None = None) -> dict[str, tuple[str, ...]]:
+    """The groups that grant each role, from ``[web]`` in ``m365batch.toml`` (cwd, else home).
+
+    ``submit_groups`` and ``approve_groups`` list group object ids, as the ID token's
+    ``groups`` claim names them (the app registration must emit that claim).
+    """
+    for path in ((cwd or Path(os.getcwd())) / CONFIG_FILE_NAME, home / CONFIG_FILE_NAME):
+        if path.is_file():
+            try:
+                web = tomllib.loads(path.read_text(encoding="utf-8")).get("web", {})
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"{path}: cannot be read: {exc}") from exc
+            return {
+                SUBMIT: tuple(str(g).lower() for g in web.get("submit_groups", ())),
+                APPROVE: tuple(str(g).lower() for g in web.get("approve_groups", ())),
+            }
+    return {SUBMIT: (), APPROVE: ()}
+
+
+def roles_of(claims: Mapping[str, Any], groups: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+    """The roles an ID token grants: its app roles, and those of the groups it names."""
+    held = {str(g).lower() for g in claims.get("groups") or ()}
+    roles = {r for r in claims.get("roles") or () if r in (SUBMIT, APPROVE)}
+    roles |= {role for role, ids in groups.items() if held & set(ids)}
+    return tuple(sorted(roles))
+
+
 class SignIn:
     """msal's authorization code flow for the app registration in ``settings``."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._app: Any = None
+        self._groups = role_groups(settings.home)
 
     def _application(self) -> Any:
         if self._app is None:
@@ -91,5 +124,4 @@ class SignIn:
         upn = str(claims.get("preferred_username") or claims.get("upn") or "").lower()
         if not upn:
             raise AuthError("Sign-in failed: the ID token names nobody.")
-        roles = tuple(r for r in claims.get("roles") or () if r in (SUBMIT, APPROVE))
-        return Identity(upn, str(claims.get("name") or upn), roles)
+        return Identity(upn, str(claims.get("name") or upn), roles_of(claims, self._groups))
