@@ -54,14 +54,14 @@ async def check(request: Request) -> Response:
     if len(data) > MAX_UPLOAD:
         return _upload_error(request, user, "The sheet is too large (10 MB at most).", 413)
     state = web(request)
-    stored = state.store.upload_path(suffix)
-    stored.write_bytes(data)
-    stored.chmod(0o600)
+    stored = state.store.save_upload(data, suffix)
     try:
         result = await run_in_threadpool(check_sheet, state.settings, stored)
     except BatchError as exc:
         stored.unlink(missing_ok=True)
-        return _upload_error(request, user, redact(str(exc)), 400)
+        # the message names the sheet as the person knows it, never where it is kept
+        text = redact(str(exc)).replace(str(stored), name).replace(stored.name, name)
+        return _upload_error(request, user, text, 400)
     sid = state.store.add(name, stored, user.upn, result)
     return _see(f"/submissions/{sid}")
 

@@ -100,9 +100,13 @@ class SubmissionStore:
         with self._lock:
             self._db.close()
 
-    def upload_path(self, suffix: str) -> Path:
-        """A generated name for an uploaded file: nothing of the user's name is used."""
-        return self.uploads / f"{uuid.uuid4().hex}{suffix}"
+    def save_upload(self, data: bytes, suffix: str) -> Path:
+        """Keep an uploaded sheet under a generated name (nothing of the user's), mode 0600."""
+        path = self.uploads / f"{uuid.uuid4().hex}{suffix}"
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        return path
 
     def add(self, file_name: str, stored: Path, submitter: str, check: dict[str, Any]) -> str:
         sid = uuid.uuid4().hex[:12]
