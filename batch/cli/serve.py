@@ -8,6 +8,7 @@ import socket
 import click
 
 from batch.cli.app import AppContext, cli
+from batch.errors import ConfigError
 
 
 @cli.command()
@@ -41,7 +42,14 @@ def serve(app: AppContext, host: str, port: int, profile: str | None) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(
+                f"Cannot listen on {host}:{port}: {exc.strerror or exc}.",
+                hint="Pick another --port (0: any free one), or stop what uses it.",
+            ) from exc
         sock.listen(128)  # before the address is printed: a browser may connect at once
         bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
