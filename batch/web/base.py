@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,16 @@ def shown(rows: list[dict[str, Any]], limit: int = ROW_LIMIT) -> tuple[list[dict
     return picked, len(rows) - len(picked)
 
 
+def when(stamp: str | None) -> str:
+    """An ISO time as people read it: 2026-11-29 16:46 UTC."""
+    if not stamp:
+        return ""
+    moment = dt.datetime.fromisoformat(stamp)
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 TEMPLATES.env.globals["shown"] = shown
+TEMPLATES.env.filters["when"] = when
 
 
 @dataclass

@@ -21,7 +21,7 @@ from batch.web.base import render, web
 from batch.web.guard import MAX_UPLOAD, checked_form, signed_in
 from batch.web.signin import Identity
 from batch.web.store import APPROVED, CHECKED, INTERRUPTED, REJECTED, RUNNING, WAITING, Submission
-from batch.web.work import check_sheet, plan_workbook
+from batch.web.work import check_sheet, plan_workbook, tenant_template
 
 __all__ = ["ROUTES"]
 
@@ -37,6 +37,19 @@ def upload_page(request: Request) -> Response:
     user = signed_in(request, submit=True)
     mine = web(request).store.list(submitter=user.upn)
     return render(request, "upload.html", user, submissions=mine)
+
+
+async def template(request: Request) -> Response:
+    """An input template with the tenant's licenses and countries as dropdowns."""
+    signed_in(request, submit=True)
+    state = web(request)
+    path = await run_in_threadpool(tenant_template, state.settings, state.store.folder / "tmp")
+    try:
+        data = path.read_bytes()
+    finally:
+        path.unlink(missing_ok=True)
+    disposition = 'attachment; filename="m365batch-template.xlsx"'
+    return Response(data, media_type=XLSX, headers={"Content-Disposition": disposition})
 
 
 async def check(request: Request) -> Response:
@@ -178,6 +191,7 @@ def approvals(request: Request) -> Response:
 ROUTES = [
     ("/", upload_page, ["GET"]),
     ("/check", check, ["POST"]),
+    ("/template", template, ["GET"]),
     ("/submissions/{sid}", submission_page, ["GET"]),
     ("/submissions/{sid}/progress", progress, ["GET"]),
     ("/submissions/{sid}/plan", plan_download, ["GET"]),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from batch.logs import redact
 from batch.run.journal import RunInfo, list_runs
 from batch.web.store import DONE, FAILED, INTERRUPTED, RUNNING, SubmissionStore
 
-__all__ = ["Worker", "check_sheet", "plan_workbook"]
+__all__ = ["Worker", "check_sheet", "plan_workbook", "tenant_template"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,15 @@ def plan_workbook(settings: Settings, path: Path, output: Path) -> Path:
     output.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     output.unlink(missing_ok=True)
     return onboarding.write_plan_report(prepared, settings.describe(), output)
+
+
+def tenant_template(settings: Settings, folder: Path) -> Path:
+    """The input template ``m365batch template`` writes, with the tenant's SKUs as dropdowns."""
+    from batch.jobs.checks import write_tenant_template
+
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    output = folder / f"template-{uuid.uuid4().hex[:8]}.xlsx"
+    return write_tenant_template(GraphClient(settings), output, as_csv=False)
 
 
 def _result(result: onboarding.RunResult) -> dict[str, Any]:

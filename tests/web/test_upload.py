@@ -49,3 +49,21 @@ def test_an_upload_is_kept_private_under_a_generated_name(server: Server, page: 
     assert stat.S_IMODE(kept[0].stat().st_mode) == 0o600
     assert stat.S_IMODE((server.home / "web").stat().st_mode) == 0o700
     assert page.request.get(server.base + "/uploads/" + kept[0].name).status == 404
+
+
+def test_the_upload_page_offers_the_tenant_s_template(
+    server: Server, page: Any, tmp_path: Path
+) -> None:
+    import openpyxl
+
+    sign_in(page, server.url, "hr.coordinator")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download a template").click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.name == "m365batch-template.xlsx"
+    book = openpyxl.load_workbook(saved)
+    try:
+        assert "UserPrincipalName" in [c.value for c in next(book.worksheets[0].iter_rows())]
+    finally:
+        book.close()
