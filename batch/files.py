@@ -24,7 +24,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["AtomicFile", "atomic_write", "fsync_dir", "probe_folder"]
+__all__ = [
+    "AtomicFile",
+    "atomic_write",
+    "fsync_dir",
+    "private_dir",
+    "private_file",
+    "probe_folder",
+]
+
+#: the tool's home (runs, journals, logs, the simulator's state) is the owner's alone
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 
 #: free space a folder must have for a run's journal or report
 MIN_FREE_BYTES = 20 * 2**20
@@ -43,7 +53,8 @@ class AtomicFile:
     :meth:`discard` yourself.
 
     :param mode: create the temporary file at once with these permissions (``0o600`` for
-        personal data); ``None``: the writer creates it, with the user's umask.
+        personal data); ``None``: the writer creates it, with the user's umask, unless the
+        folder is private (the owner's alone, as the tool's home): then ``0o600``.
     :raises FileExistsError: ``path`` exists and not ``overwrite``.
     """
 
@@ -55,6 +66,8 @@ class AtomicFile:
         self.temp = (
             self.path.parent / f".{self.path.stem}-{secrets.token_hex(6)}{self.path.suffix}.tmp"
         )
+        if mode is None and _is_private(self.path.parent):
+            mode = PRIVATE_FILE
         if mode is not None:
             os.close(os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
 
@@ -122,6 +135,32 @@ def atomic_write(
                 else:
                     data(handle)
     return path
+
+
+def private_dir(path: Path) -> Path:
+    """Create the folder ``path`` owner-only (0700); its missing parents as usual.
+
+    An existing folder is left as it is: its mode is never changed afterwards.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=PRIVATE_DIR)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create ``path`` empty and owner-only (0600) if it does not exist, for a library that
+    then opens it (SQLite, a lock, a log): created private, never widened afterwards."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    return path
+
+
+def _is_private(folder: Path) -> bool:
+    try:
+        return folder.stat().st_mode & 0o077 == 0
+    except OSError:
+        return False
 
 
 def probe_folder(folder: Path, *, min_free: int = MIN_FREE_BYTES) -> str | None:

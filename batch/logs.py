@@ -14,6 +14,8 @@ import re
 import threading
 from pathlib import Path
 
+from batch.files import private_dir, private_file
+
 _SECRETS: set[str] = set()
 _LOCK = threading.Lock()
 
@@ -67,9 +69,9 @@ class Redactor(logging.Filter):
 
 def configure_logging(home: Path, *, debug: bool = False) -> Path:
     """Send log records to a dated file under ``home/logs``; returns the file's path."""
-    log_dir = home / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    path = log_dir / f"m365batch-{dt.date.today().isoformat()}.log"
+    private_dir(home)
+    log_dir = private_dir(home / "logs")
+    path = private_file(log_dir / f"m365batch-{dt.date.today().isoformat()}.log")
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_m365batch", False):

@@ -39,6 +39,7 @@ import filelock
 
 from batch.crashpoints import crashpoint
 from batch.errors import JournalError
+from batch.files import PRIVATE_DIR, PRIVATE_FILE, private_dir, private_file
 
 FORMAT_VERSION = 1
 
@@ -175,7 +176,14 @@ class Journal:
         """Start a new run's journal."""
         run_id = run_id or new_run_id()
         folder = runs_dir(home) / run_id
-        folder.mkdir(parents=True, exist_ok=False)
+        try:
+            private_dir(home)
+            private_dir(runs_dir(home))
+            folder.mkdir(mode=PRIVATE_DIR)
+            # created owner-only; SQLite gives its -wal and -shm files the same mode
+            private_file(folder / "journal.sqlite")
+        except OSError as exc:
+            raise JournalError(f"Cannot create the journal in {folder}: {exc}") from exc
         journal = cls._connect(folder / "journal.sqlite")
         now = _now()
         values = {
@@ -409,7 +417,7 @@ def _damaged(path: Path, exc: Exception) -> RunInfo:
 @contextmanager
 def run_lock(folder: Path) -> Iterator[None]:
     """Hold a run's lock while a process works on it (its pid and host written beside it)."""
-    lock = filelock.FileLock(str(folder / RUN_LOCK), timeout=0)
+    lock = filelock.FileLock(str(folder / RUN_LOCK), timeout=0, mode=PRIVATE_FILE)
     try:
         lock.acquire()
     except filelock.Timeout as exc:
@@ -418,7 +426,7 @@ def run_lock(folder: Path) -> Iterator[None]:
             hint="Wait for it to finish; `m365batch runs` shows its state.",
         ) from exc
     try:
-        (folder / "run.holder").write_text(
+        private_file(folder / "run.holder").write_text(
             f"pid {os.getpid()} on {socket.gethostname()}", encoding="utf-8"
         )
         yield
@@ -430,7 +438,7 @@ def run_holder(folder: Path) -> str | None:
     """Who holds a run's lock ("pid 123 on host"), or None when no live process does."""
     if not (folder / RUN_LOCK).exists():
         return None
-    lock = filelock.FileLock(str(folder / RUN_LOCK), timeout=0)
+    lock = filelock.FileLock(str(folder / RUN_LOCK), timeout=0, mode=PRIVATE_FILE)
     try:
         lock.acquire()
     except filelock.Timeout:
@@ -446,11 +454,11 @@ def tenant_lock(home: Path, tenant: str, run_id: str) -> Iterator[None]:
 
     The run's own lock (:func:`run_lock`) is held with it: ``runs`` shows the run running.
     """
-    locks = home / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
+    private_dir(home)
+    locks = private_dir(home / "locks")
     safe = hashlib.sha256(tenant.encode()).hexdigest()[:16]
     holder = locks / f"tenant-{safe}.holder"
-    lock = filelock.FileLock(str(locks / f"tenant-{safe}.lock"), timeout=0)
+    lock = filelock.FileLock(str(locks / f"tenant-{safe}.lock"), timeout=0, mode=PRIVATE_FILE)
     try:
         lock.acquire()
     except filelock.Timeout as exc:
@@ -460,7 +468,7 @@ def tenant_lock(home: Path, tenant: str, run_id: str) -> Iterator[None]:
             hint="Wait for it to finish, then `m365batch resume` or run again.",
         ) from exc
     try:
-        holder.write_text(f"run {run_id}, pid {os.getpid()}", encoding="utf-8")
+        private_file(holder).write_text(f"run {run_id}, pid {os.getpid()}", encoding="utf-8")
         folder = runs_dir(home) / run_id
         with run_lock(folder) if folder.is_dir() else nullcontext():
             yield

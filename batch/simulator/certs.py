@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from filelock import FileLock
 
-from batch.files import atomic_write
+from batch.files import PRIVATE_FILE, atomic_write, private_dir
 
 CA_FILE = "ca.pem"
 SERVER_CERT_FILE = "server.pem"
@@ -40,14 +40,14 @@ class TlsMaterial:
 
 def ensure_tls_material(state_dir: Path) -> TlsMaterial:
     """Create (once) and return the CA, server certificate and token-signing key."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir)
     material = TlsMaterial(
         ca_path=state_dir / CA_FILE,
         cert_path=state_dir / SERVER_CERT_FILE,
         key_path=state_dir / SERVER_KEY_FILE,
         signing_key_path=state_dir / SIGNING_KEY_FILE,
     )
-    with FileLock(str(state_dir / "certs.lock")):
+    with FileLock(str(state_dir / "certs.lock"), mode=PRIVATE_FILE):
         if not (
             material.ca_path.is_file()
             and material.cert_path.is_file()
@@ -154,4 +154,5 @@ def _create_ca_and_server_cert(material: TlsMaterial) -> None:
 
 
 def _write_atomic(path: Path, data: bytes, *, private: bool = False) -> None:
-    atomic_write(path, data, overwrite=True, mode=0o600 if private else 0o644)
+    # the state folder is the owner's alone: certificates too are written 0600
+    atomic_write(path, data, overwrite=True, mode=PRIVATE_FILE)

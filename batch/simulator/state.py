@@ -19,6 +19,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from batch.files import PRIVATE_FILE, private_dir, private_file
 from batch.simulator import seed as seed_module
 from batch.simulator.certs import TlsMaterial, ensure_tls_material
 from batch.simulator.graph import ALL_ROLES
@@ -55,9 +56,11 @@ def open_state(state_dir: Path, seed_path: Path | None = None) -> OpenedState:
 
 def open_store(state_dir: Path, seed_path: Path | None = None) -> TenantStore:
     """Open the state in ``state_dir``, loading the sample tenant on first use."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(state_dir / "init.lock")):
-        store = TenantStore(state_dir / DB_FILE)
+    private_dir(state_dir)
+    with FileLock(str(state_dir / "init.lock"), mode=PRIVATE_FILE):
+        # owner-only from the start: it holds the apps' secrets (and perhaps a cloned
+        # directory); SQLite gives its -wal and -shm files the same mode
+        store = TenantStore(private_file(state_dir / DB_FILE))
         if not store.initialized:
             store.load_tenant(load_sample(seed_path))
     return store
@@ -74,7 +77,7 @@ def load_sample(seed_path: Path | None = None) -> dict[str, Any]:
 def default_app(store: TenantStore, state_dir: Path) -> AppCredentials:
     """The default app's credentials (made once), registered with every role."""
     path = state_dir / APP_FILE
-    with FileLock(str(state_dir / "init.lock")):
+    with FileLock(str(state_dir / "init.lock"), mode=PRIVATE_FILE):
         if path.is_file():
             saved = json.loads(path.read_text(encoding="utf-8"))
             creds = AppCredentials(saved["client_id"], saved["client_secret"])

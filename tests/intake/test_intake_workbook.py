@@ -182,7 +182,14 @@ def test_summary_sheet_and_bar_chart(tmp_path: Path) -> None:
 
 
 def test_report_files_get_normal_permissions(tmp_path: Path) -> None:
-    path = _save(tmp_path / "r.xlsx", ["A"], [["x"]])
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    path = _save(shared / "r.xlsx", ["A"], [["x"]])
     mask = os.umask(0)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+    # in a folder that is the owner's alone (the tool's home), a report is too
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    assert _save(private / "r.xlsx", ["A"], [["x"]]).stat().st_mode & 0o777 == 0o600

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from batch.config import Settings
 from batch.errors import ExitCode, JournalError, ReportError
-from batch.files import probe_folder
+from batch.files import private_dir, probe_folder
 from batch.graph.client import GraphClient
 from batch.graph.engine import EngineSettings, EngineStats
 from batch.reports.run import ChangeLine, RowOutcome
@@ -81,12 +81,13 @@ def preflight(
         raise ReportError(f"Cannot write the report in {folder}: {problem}.", hint=_OUTPUT_HINT)
     runs = runs_dir(home)
     try:
-        runs.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(home)
+        private_dir(runs)
     except OSError as exc:
         raise JournalError(f"Cannot create the runs folder {runs}: {exc.strerror}.") from exc
     problem = probe_folder(runs)
     if problem:
-        raise JournalError(f"Cannot write the run's journal in {runs}: {problem}.")
+        raise JournalError(f"Cannot write the run's journal in the runs folder {runs}: {problem}.")
 
 
 _OUTPUT_HINT = "Choose another --output path; nothing was sent to the tenant."

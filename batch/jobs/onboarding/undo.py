@@ -7,6 +7,7 @@ and applied like any sheet (see :mod:`batch.jobs.undo`).
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,12 @@ def write_undo_sheet(home: Path, run_id: str, names: Mapping[str, str]) -> Path:
         raise JournalError(f"Run {run_id} changed nothing: there is nothing to undo.")
     per_user = _inverse(ops)
     path = runs_dir(home) / run_id / f"undo-of-{run_id}.csv"
-    with path.open("w", encoding="utf-8", newline="") as handle:
+    with os.fdopen(
+        os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+        "w",
+        encoding="utf-8",
+        newline="",
+    ) as handle:
         writer = csv.writer(handle)
         writer.writerow(UNDO_HEADERS)
         for upn, change in per_user.items():
