@@ -18,6 +18,7 @@ foreign or expired token; ``token_expire_after`` makes tokens expire early altho
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hmac
 import json
@@ -34,6 +35,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from batch.files import atomic_write
 from batch.simulator.calls import Caller
 from batch.simulator.options import SimulatorOptions
 from batch.simulator.responses import GraphFault, Reply
@@ -46,6 +48,9 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 #: the signed-in admin of a device-code sign-in (the simulator has one admin account)
 DEVICE_USER = "admin@contoso.example"
+#: the admin's password, made once in the state folder (owner-only): approving a device
+#: code means signing in as the admin, so another local user cannot approve one
+ADMIN_PASSWORD_FILE = "admin-password"
 _RESERVED_SCOPES = {"openid", "profile", "offline_access"}
 
 
@@ -92,6 +97,7 @@ class Authority:
         self._private_key = key
         self._public_key = key.public_key()
         self._kid = uuid.uuid5(uuid.NAMESPACE_OID, pem.decode()).hex
+        self.admin_password_path = signing_key_path.parent / ADMIN_PASSWORD_FILE
         # device-code sign-ins in progress: device_code -> its state (memory only)
         self._devices: dict[str, dict[str, Any]] = {}
         self._devices_lock = threading.Lock()
@@ -184,11 +190,29 @@ class Authority:
             "expires_in": lifetime,
             "interval": 1,
             "message": f"To sign in, use a web browser to open the page {uri} and enter the "
-            f"code {user_code} to authenticate.",
+            f"code {user_code} to authenticate (simulated tenant: sign in as {DEVICE_USER} "
+            f"with the password in {self.admin_password()}).",
         }
 
-    def approve_device(self, user_code: str) -> bool:
-        """The admin confirms a code at ``/devicelogin``; False when no such code waits."""
+    def admin_password(self) -> Path:
+        """The file holding the admin's password (made once, owner-only); its path."""
+        path = self.admin_password_path
+        if not path.is_file():
+            with contextlib.suppress(FileExistsError):
+                atomic_write(path, secrets.token_urlsafe(18), mode=0o600)
+        return path
+
+    def approve_device(self, user_code: str, username: str, password: str) -> bool:
+        """The admin signs in and confirms a code at ``/devicelogin``.
+
+        False when the sign-in is wrong or no such code waits.
+        """
+        expected = self.admin_password().read_text(encoding="utf-8").strip()
+        signed_in = username.strip().lower() == DEVICE_USER and hmac.compare_digest(
+            password.encode(), expected.encode()
+        )
+        if not signed_in:
+            return False
         with self._devices_lock:
             for state in self._devices.values():
                 waiting = time.time() < state["expires"]

@@ -11,6 +11,7 @@ the handler thread, so a client that does not trust the CA cannot stall the serv
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import logging
 import re
@@ -203,18 +204,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._entra(lambda: core.authority.device_code(device.group(1), form, host))
         if _AUTHORIZE.match(path) and self.command in ("GET", "POST"):
             return core.authority.authorize(self.command, query, body)
-        if path == "/devicelogin" and self.command == "GET":
-            code = dict(parse_qsl(query)).get("code", "")
-            approved = bool(code) and core.authority.approve_device(code)
-            return Reply(
-                200 if approved else 400,
-                {
-                    "signedIn": approved,
-                    "message": "You have signed in to m365batch on your device."
-                    if approved
-                    else "Open this page with ?code=<the code shown on the device>.",
-                },
-            )
+        if path == "/devicelogin":
+            return _device_login(core, self.command, query, body)
         if path == "/v1.0" or path.startswith("/v1.0/"):
             return self._graph(
                 core, path[len("/v1.0") :], query, body, request_id, client_request_id
@@ -402,6 +393,34 @@ class RunningSimulator:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _device_login(core: _Core, method: str, query: str, body: bytes) -> Reply:
+    """The device-code page: a sign-in form (GET); the admin signs in and confirms (POST)."""
+    if method != "POST":
+        code = html.escape(dict(parse_qsl(query)).get("code", ""))
+        page = (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in</title>'
+            '</head><body><h1>Enter code</h1><form method="post">'
+            f'<p><label>Code <input name="code" value="{code}"></label></p>'
+            '<p><label>User <input name="username"></label></p>'
+            '<p><label>Password <input name="password" type="password"></label></p>'
+            "<p><button>Sign in</button></p></form></body></html>"
+        )
+        return Reply(200, page, {"Content-Type": "text/html; charset=utf-8"})
+    form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    approved = core.authority.approve_device(
+        form.get("code", ""), form.get("username", ""), form.get("password", "")
+    )
+    return Reply(
+        200 if approved else 401,
+        {
+            "signedIn": approved,
+            "message": "You have signed in to m365batch on your device."
+            if approved
+            else "Wrong user, password or code: sign in as the tenant's admin.",
+        },
+    )
 
 
 def start_simulator(

@@ -22,11 +22,23 @@ from batch.simulator import SimulatorOptions, start_simulator
 _PROMPT = re.compile(r"open the page (\S+) and enter the code (\S+) ")
 
 
+_PASSWORD = re.compile(r"sign in as (\S+) with the password in (\S+)\)")
+
+
 def _approve_later(message: str, ca: Path) -> None:
     url, code = _PROMPT.search(message).groups()  # type: ignore[union-attr]
+    user, password_file = _PASSWORD.search(message).groups()  # type: ignore[union-attr]
+    password = Path(password_file).read_text(encoding="utf-8").strip()
 
     def approve() -> None:
-        answer = requests.get(url, params={"code": code}, verify=str(ca), timeout=10)
+        # without signing in as the admin, the code is not approved
+        anonymous = requests.get(url, params={"code": code}, verify=str(ca), timeout=10)
+        assert anonymous.status_code == 200 and "password" in anonymous.text
+        wrong = {"code": code, "username": user, "password": "guess"}
+        refused = requests.post(url, data=wrong, verify=str(ca), timeout=10)
+        assert refused.status_code == 401 and refused.json()["signedIn"] is False
+        form = {"code": code, "username": user, "password": password}
+        answer = requests.post(url, data=form, verify=str(ca), timeout=10)
         assert answer.status_code == 200 and answer.json()["signedIn"] is True
 
     threading.Timer(0.3, approve).start()
