@@ -36,8 +36,12 @@ __all__ = [
     "Catalog",
     "ServicePlan",
     "Sku",
+    "name_ids",
+    "name_parts",
     "normalise_guid",
+    "plan_label",
     "short_key",
+    "sku_label",
     "product_name",
     "subscribed_skus_from_catalog",
 ]
@@ -371,6 +375,75 @@ def product_name(sku_id: str) -> str | None:
     guid = normalise_guid(sku_id)
     sku = _reference().get(guid) if guid else None
     return sku.name if sku and sku.names else None
+
+
+_GUID_IN_TEXT = re.compile(
+    r"(?<![0-9a-fA-F-])[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"(?![0-9a-fA-F-])"
+)
+
+
+@lru_cache(maxsize=1)
+def _plans_by_id() -> dict[str, ServicePlan]:
+    plans = {p.id: p for sku in _reference().values() for p in sku.plans}
+    for plan_id, (name, friendly) in EXCLUSIVE_PLANS.items():
+        plans[plan_id] = ServicePlan(plan_id, name, friendly)
+    return plans
+
+
+def plan_label(plan_id: str) -> str | None:
+    """ "Exchange Online (Plan 1) (EXCHANGE_S_STANDARD)" for a servicePlanId, or None."""
+    guid = normalise_guid(plan_id)
+    plan = _plans_by_id().get(guid) if guid else None
+    if plan is None:
+        return None
+    return f"{plan.friendly_name} ({plan.name})" if plan.friendly_name else plan.name
+
+
+def sku_label(part_number: str, name: str | None) -> str:
+    """ "Microsoft 365 E3 (SPE_E3)": a product name with its part number (the part alone when
+    the name is unknown or the same)."""
+    if not name or name == part_number:
+        return part_number
+    return f"{name} ({part_number})"
+
+
+def name_ids(text: str) -> str:
+    """``text`` with every known skuId and servicePlanId GUID replaced by its names.
+
+    Graph's errors name plans and SKUs by GUID ("service plans 9aaf7827-..., efb87545-...
+    are mutually exclusive"); people know them as Exchange Online (Plan 1) and (Plan 2).
+    Other GUIDs (users, requests) are left as they are.
+    """
+    if "-" not in text:
+        return text
+
+    def named(match: re.Match[str]) -> str:
+        guid = match.group(0).lower()
+        sku = _reference().get(guid)
+        if sku is not None:
+            return sku_label(sku.part_number, sku.name)
+        return plan_label(guid) or match.group(0)
+
+    return _GUID_IN_TEXT.sub(named, text)
+
+
+def name_parts(text: str, names: Mapping[str, str]) -> str:
+    """``text`` with each part number of ``names`` (part -> product name) as "Name (PART)".
+
+    A part number already in parentheses (after its name) is left alone.
+    """
+    wanted = {p: n for p, n in names.items() if n and n != p}
+    if not text or not wanted:
+        return text
+    pattern = _parts_pattern(tuple(sorted(wanted, key=len, reverse=True)))
+    return pattern.sub(lambda m: sku_label(m.group(0), wanted[m.group(0)]), text)
+
+
+@lru_cache(maxsize=32)
+def _parts_pattern(parts: tuple[str, ...]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(p) for p in parts)
+    return re.compile(rf"(?<![\w(])(?:{alternatives})(?![\w)])")
 
 
 def subscribed_skus_from_catalog(

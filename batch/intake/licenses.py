@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from batch.intake.catalog import Catalog, Sku
+from batch.intake.catalog import Catalog, Sku, sku_label
 from batch.intake.model import Action, LicenseAdd, Severity
 from batch.intake.values import split_list
 
@@ -50,12 +50,12 @@ class LicenseCells:
                 sku,
                 "license-not-in-tenant",
                 (
-                    f"'{text}' ({sku.part_number}, {sku.name}) is not one of the tenant's "
-                    "subscriptions."
+                    f"'{text}' ({sku_label(sku.part_number, sku.name)}) is not one of the "
+                    "tenant's subscriptions."
                 ),
             )
         if len(in_tenant) > 1:
-            options = ", ".join(f"{s.part_number} {s.id}" for s in in_tenant)
+            options = ", ".join(f"{sku_label(s.part_number, s.name)} {s.id}" for s in in_tenant)
             return (
                 None,
                 "ambiguous-license",
@@ -93,8 +93,8 @@ class LicenseCells:
                         field_name,
                         item,
                         "company-license",
-                        f"{sku.part_number} ({sku.name}) applies to the whole company and cannot "
-                        "be assigned to a user.",
+                        f"{sku_label(sku.part_number, sku.name)} applies to the whole company and "
+                        "cannot be assigned to a user.",
                         Severity.ERROR,
                     )
                 )
@@ -109,8 +109,8 @@ class LicenseCells:
                         field_name,
                         item,
                         "license-not-enabled",
-                        f"The tenant's {sku.part_number} subscription is {sku.capability_status}: "
-                        "it cannot take new assignments.",
+                        f"The tenant's {sku_label(sku.part_number, sku.name)} subscription is "
+                        f"{sku.capability_status}: it cannot take new assignments.",
                         Severity.ERROR,
                     )
                 )

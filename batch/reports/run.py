@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from batch.intake.catalog import name_ids, name_parts, product_name
 from batch.intake.validate import ValidationResult
-from batch.reports.validation import problems_table
+from batch.reports.summary import AttentionLine, Dashboard, write_dashboard
+from batch.reports.validation import problems_table, user_columns
 from batch.reports.workbook import ReportWorkbook
 from batch.run.plan import Plan, RowPlan
 from batch.run.tenant import SkuSeats
@@ -166,27 +168,36 @@ def write_run_report(
 ) -> Path:
     """Write the run workbook atomically; return its path."""
     after = {s.sku_id: s for s in seats_after} if seats_after is not None else None
+    names = product_names(seat.before for seat in plan.seats)
+    lines = _seat_lines(plan, after)
     with ReportWorkbook(path, overwrite=overwrite) as book:
-        pairs = _summary_pairs(facts, validation, plan, outcomes)
-        summary = book.add_key_values("Summary", pairs, title="m365batch run report")
-        headers, rows = _rows_table(validation, plan.rows, outcomes)
+        board = _dashboard(facts, validation, plan, outcomes, after, names)
+        board.chart_rows = chart_rows(len(lines))
+        placed = write_dashboard(book, "Summary", board)
+        headers, rows = _rows_table(validation, plan.rows, outcomes, names)
         width = len(validation.sheet.headers)  # the input's columns come first, as given
         book.add_table(
-            "Rows", headers, rows, kinds={headers[width]: "int"}, status_column=headers[width + 1]
+            "Rows",
+            headers,
+            rows,
+            kinds={headers[width]: "int"},
+            status_column=headers[width + 1],
+            freeze_columns=user_columns(validation.sheet),
         )
         headers, problems = problems_table(validation)
+        problems = [(*p[:4], name_parts(str(p[4]), names), *p[5:]) for p in problems]
         book.add_table("Problems", headers, problems, kinds={"Row": "int"}, status_column=None)
         add_licenses_sheet(
             book,
-            _seat_lines(plan, after),
-            summary=summary,
-            summary_rows=len(pairs),
-            title="Seats per SKU after the run",
+            lines,
+            summary=placed.sheet,
+            chart_at=placed.chart_at,
+            title="Seats per product after the run" if after else "Seats per product (forecast)",
         )
         book.add_table(
             "Changes",
             CHANGE_HEADERS,
-            [c.cells() for c in changes],
+            [_named_change(c.cells(), names) for c in changes],
             kinds=CHANGE_KINDS,
             status_column=None,
         )
@@ -194,12 +205,110 @@ def write_run_report(
     return book.path
 
 
-def _summary_pairs(
-    facts: RunFacts, validation: ValidationResult, plan: Plan, outcomes: Mapping[int, RowOutcome]
-) -> list[tuple[str, object]]:
+def product_names(seats: Iterable[SkuSeats]) -> dict[str, str]:
+    """Part number -> Microsoft's product name, for the tenant's SKUs the catalog knows."""
+    return {s.part_number: name for s in seats if (name := product_name(s.sku_id))}
+
+
+def chart_rows(skus: int) -> int:
+    """Sheet rows a seat chart of ``skus`` bars takes (see ``ReportWorkbook.add_bar_chart``)."""
+    return max(288, 24 * min(skus, 40) + 96) // 20 + 2
+
+
+def _named_change(cells: tuple[object, ...], names: Mapping[str, str]) -> tuple[object, ...]:
+    change, error = CHANGE_HEADERS.index("Change"), CHANGE_HEADERS.index("Error")
+    named = list(cells)
+    named[change] = name_parts(str(cells[change] or ""), names)
+    named[error] = name_parts(name_ids(str(cells[error] or "")), names)
+    return tuple(named)
+
+
+#: what to do about a row, by its error code (else by its status)
+TODO_BY_CODE = {
+    "UserNotFound": "Check the address, or create the user first, then run again.",
+    "NoUsageLocation": "Fill in the country column, or run with --default-usage-location.",
+    "NoSeats": "Buy seats or free some, then run again: the row is picked up then.",
+    "MutuallyExclusiveViolation": "Disable one of the two plans, or remove the other license.",
+    "AccountDisabled": "Enable the account first, or run with --include-disabled.",
+    "GroupProblem": "Check the group name in the sheet.",
+}
+TODO_BY_STATUS = {
+    RowStatus.INVALID: "Correct the cell named in Problems, then run again.",
+    RowStatus.DEFERRED: "Nothing now: run again on its date.",
+    RowStatus.SKIPPED: "Nothing, unless the row should count: see the reason.",
+    RowStatus.FAILED: "Read the reason; fix it and run again.",
+    RowStatus.PLANNED: "Not written yet: m365batch resume finishes the run.",
+}
+
+
+def _attention(
+    plan: Plan, outcomes: Mapping[int, RowOutcome], names: Mapping[str, str], *, planning: bool
+) -> list[AttentionLine]:
+    fine = {RowStatus.APPLIED, RowStatus.NO_CHANGE} | ({RowStatus.PLANNED} if planning else set())
+    lines = []
+    for row in plan.rows:
+        outcome = outcomes[row.row]
+        if outcome.status in fine:
+            continue
+        todo = TODO_BY_CODE.get(outcome.error_code) or TODO_BY_STATUS.get(outcome.status, "")
+        reason = name_parts(name_ids(outcome.detail or outcome.error_code), names)
+        lines.append(AttentionLine(row.row, row.request.user, outcome.status, reason, todo))
+    return lines
+
+
+def _dashboard(
+    facts: RunFacts,
+    validation: ValidationResult,
+    plan: Plan,
+    outcomes: Mapping[int, RowOutcome],
+    after: Mapping[str, SkuSeats] | None,
+    names: Mapping[str, str],
+) -> Dashboard:
+    planning = facts.mode == "plan"
     counts: dict[RowStatus, int] = {}
     for outcome in outcomes.values():
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    source = facts.input_path.name if facts.input_path else "the sheet"
+    when = facts.finished.replace(microsecond=0)
+    subtitle = (
+        f"Plan made {when}: nothing has been written yet. Seats below are a forecast."
+        if planning
+        else f"{facts.mode.capitalize()} finished {when}. Seats below are as read back after it."
+    )
+    seats = []
+    for seat in plan.seats:
+        if not (seat.taken or seat.freed or seat.shortfall):
+            continue
+        now = (after or {}).get(seat.sku_id)
+        assigned, free = (now.consumed, now.free) if now else (seat.consumed_after, seat.free_after)
+        left = f"{free} free" + (
+            f": short by {seat.shortfall}, buy {seat.shortfall} more or drop rows"
+            if seat.shortfall
+            else ""
+        )
+        name = names.get(seat.part_number, seat.part_number)
+        seats.append((name, seat.part_number, f"{seat.consumed} -> {assigned}", left))
+    return Dashboard(
+        title=f"License changes from {source}",
+        subtitle=subtitle,
+        counts=[("Rows", len(validation.rows))]
+        + [(str(s), counts[s]) for s in STATUS_ORDER if counts.get(s)],
+        attention=_attention(plan, outcomes, names, planning=planning),
+        table_title="Seats per product" + (" (forecast)" if planning or after is None else ""),
+        table_headers=(
+            "Product",
+            "SKU",
+            "Assigned",
+            "Free after" + (" (forecast)" if after is None else ""),
+        ),
+        table_rows=seats,
+        facts=_summary_pairs(facts, validation, plan, counts),
+    )
+
+
+def _summary_pairs(
+    facts: RunFacts, validation: ValidationResult, plan: Plan, counts: Mapping[RowStatus, int]
+) -> list[tuple[str, object]]:
     pairs: list[tuple[str, object]] = [
         ("Tenant", facts.tenant),
         ("Mode", facts.mode),
@@ -218,21 +327,15 @@ def _summary_pairs(
     ]
     for name, value in facts.counters.items():
         pairs.append((name, value))
-    for seat in plan.seats:
-        if seat.taken or seat.freed or seat.shortfall:
-            text = (
-                f"{seat.consumed} -> {seat.consumed_after} assigned, "
-                f"{seat.free_before} -> {seat.free_after} free"
-            )
-            if seat.shortfall:
-                text += f" (short by {seat.shortfall})"
-            pairs.append((f"Seats {seat.part_number}", text))
     pairs += [("Note", note) for note in facts.notes]
     return pairs
 
 
 def _rows_table(
-    validation: ValidationResult, rows: Sequence[RowPlan], outcomes: Mapping[int, RowOutcome]
+    validation: ValidationResult,
+    rows: Sequence[RowPlan],
+    outcomes: Mapping[int, RowOutcome],
+    names: Mapping[str, str],
 ) -> tuple[tuple[str, ...], list[tuple[object, ...]]]:
     taken = {h.casefold() for h in validation.sheet.headers}
     extra = tuple(f"{h} (m365batch)" if h.casefold() in taken else h for h in ROW_COLUMNS)
@@ -247,13 +350,13 @@ def _rows_table(
                 *values[:width],
                 row.row,
                 outcome.status,
-                outcome.added,
-                outcome.removed,
-                outcome.detail,
+                name_parts(outcome.added, names),
+                name_parts(outcome.removed, names),
+                name_parts(name_ids(outcome.detail), names),
                 outcome.error_code,
                 outcome.request_id,
                 yes_no(outcome.verified),
-                outcome.licenses_after,
+                name_parts(outcome.licenses_after, names),
             )
         )
     return headers, table
@@ -261,7 +364,7 @@ def _rows_table(
 
 LICENSE_HEADERS = (
     "SKU",
-    "SkuId",
+    "Product",
     "Purchased",
     "Warning",
     "Suspended",
@@ -270,6 +373,7 @@ LICENSE_HEADERS = (
     "Free before",
     "Assigned after",
     "Free after",
+    "SkuId",
 )
 
 
@@ -277,7 +381,7 @@ def seat_line(before: SkuSeats, assigned_after: int, free_after: int) -> tuple[o
     """One line of the Licenses sheet: a SKU's seats before, and assigned/free after."""
     return (
         before.part_number,
-        before.sku_id,
+        product_name(before.sku_id) or before.part_number,
         before.enabled,
         before.warning,
         before.suspended,
@@ -286,6 +390,7 @@ def seat_line(before: SkuSeats, assigned_after: int, free_after: int) -> tuple[o
         before.free,
         assigned_after,
         free_after,
+        before.sku_id,
     )
 
 
@@ -294,27 +399,27 @@ def add_licenses_sheet(
     lines: Sequence[Sequence[object]],
     *,
     summary: Any,
-    summary_rows: int,
+    chart_at: str,
     title: str,
 ) -> None:
-    """The Licenses sheet (:data:`LICENSE_HEADERS`) and its chart under the Summary's lines."""
+    """The Licenses sheet (:data:`LICENSE_HEADERS`) and its chart, by product, on the Summary."""
     table = book.add_table(
         "Licenses",
         LICENSE_HEADERS,
         lines,
-        kinds={h: "int" for h in LICENSE_HEADERS[2:]},
+        kinds={h: "int" for h in LICENSE_HEADERS[2:-1]},
         status_column=None,
     )
     book.add_bar_chart(
         table,
-        category_column=0,
+        category_column=LICENSE_HEADERS.index("Product"),
         value_columns=[
             LICENSE_HEADERS.index("Assigned after"),
             LICENSE_HEADERS.index("Free after"),
         ],
         title=title,
         on_sheet=summary,
-        at=f"A{summary_rows + 5}",
+        at=chart_at,
         headers=LICENSE_HEADERS,
         stacked=True,
     )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from batch.intake.sheet import Sheet
 from batch.intake.validate import ValidationResult
 from batch.reports.workbook import ReportWorkbook
 
-__all__ = ["problems_table", "rows_table", "write_validation_workbook"]
+__all__ = ["problems_table", "rows_table", "user_columns", "write_validation_workbook"]
 
 PROBLEM_HEADERS = ("Row", "Column", "Value", "Rule", "Message", "Severity")
 ROW_EXTRA_HEADERS = ("Row", "Status", "Detail")
@@ -18,6 +19,16 @@ def problems_table(result: ValidationResult) -> tuple[tuple[str, ...], list[tupl
     return PROBLEM_HEADERS, [
         (f.row, f.column, f.value, f.rule, f.message, f.severity.value) for f in result.findings
     ]
+
+
+def user_columns(sheet: Sheet) -> int:
+    """How many columns to keep in view on ``Rows``: up to the user's, when it is near the left.
+
+    Scrolling right to Status then keeps the user beside it.
+    """
+    found = [sheet.fields[f] for f in ("upn", "object_id") if f in sheet.fields]
+    first = min(found, default=None)
+    return first + 1 if first is not None and first < 4 else 0
 
 
 def rows_table(result: ValidationResult) -> tuple[tuple[str, ...], list[tuple[object, ...]]]:
@@ -39,5 +50,13 @@ def write_validation_workbook(
         headers, rows = problems_table(result)
         book.add_table("Problems", headers, rows, kinds={"Row": "int"}, status_column=None)
         headers, rows = rows_table(result)
-        book.add_table("Rows", headers, rows, kinds={headers[-3]: "int"}, status_column=headers[-2])
+        book.add_table(
+            "Rows",
+            headers,
+            rows,
+            kinds={headers[-3]: "int"},
+            status_column=headers[-2],
+            freeze_columns=user_columns(result.sheet),
+        )
+        book.fit_for_print()
     return book.path

@@ -50,6 +50,7 @@ CUT_MARKER = " [... cut: {n:,} more characters]"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 WIDTH_SAMPLE = 500  #: rows looked at to fit column widths
+MAX_WIDTH = 50  #: widest a text column gets; longer text wraps within it
 EXISTS = "{path} already exists; choose another --output name."
 
 #: fill and font colours per status (Excel's "good / neutral / bad" palette)
@@ -223,14 +224,20 @@ class ReportWorkbook:
         *,
         kinds: Mapping[str, str] | None = None,
         status_column: str | None = "Status",
-        max_width: int = 60,
+        max_width: int = MAX_WIDTH,
         currency: str | None = None,
+        freeze_columns: int = 0,
     ) -> TableInfo:
         """A sheet from a header and rows: frozen header, filters, fitted widths, coloured statuses.
+
+        Each column is as wide as its longest value (headers included, from the first
+        :data:`WIDTH_SAMPLE` rows); a text column whose values are longer than ``max_width``
+        is ``max_width`` wide and wraps, so nothing is cut off by the next column.
 
         :param kinds: header -> "text" (default), "int", "number", "currency", "percent",
             "date" or "datetime".
         :param currency: currency code shown in the format of "currency" columns (e.g. EUR).
+        :param freeze_columns: columns kept in view when scrolling right (e.g. the user).
         """
         sheet = self.book.add_worksheet(_sheet_name(name))
         kinds = dict(kinds or {})
@@ -248,6 +255,7 @@ class ReportWorkbook:
             else -1
         )
         widths = [len(str(h)) for h in headers]
+        long_cells: list[tuple[int, int, str]] = []  #: cells that wrap: their rows grow
         count = 0
         write_value, write_text = self.write_value, self.write_text
         for count, values in enumerate(rows, start=1):  # noqa: B007 - count used after the loop
@@ -271,13 +279,37 @@ class ReportWorkbook:
                 else:
                     write_value(sheet, count, col, value, kind, number_format=col_formats[col])
                 if count <= WIDTH_SAMPLE and col < len(widths):
-                    widths[col] = max(widths[col], _display_width(value))
-        for col, width in enumerate(widths):
-            sheet.set_column(col, col, min(max(width + 2, 8), max_width))
-        sheet.freeze_panes(1, 0)
+                    shown = _display_width(value)
+                    widths[col] = max(widths[col], shown)
+                    if shown > max_width - 2:
+                        long_cells.append((count, col, str(value)))
+        self._fit_columns(sheet, widths, col_kinds, long_cells, max_width, status_index)
+        sheet.freeze_panes(1, freeze_columns)
         if headers:
             sheet.autofilter(0, 0, max(count, 1), len(headers) - 1)
         return TableInfo(sheet=sheet.get_name(), rows=count, columns=len(headers))
+
+    def _fit_columns(
+        self,
+        sheet: Any,
+        widths: Sequence[int],
+        kinds: Sequence[str],
+        long_cells: Sequence[tuple[int, int, str]],
+        max_width: int,
+        status_index: int,
+    ) -> None:
+        """Columns as wide as their longest value; longer text wraps in ``max_width``."""
+        wrap = self.fmt(text_wrap=True, valign="top")
+        for col, width in enumerate(widths):
+            if width + 2 > max_width and kinds[col] == "text":
+                sheet.set_column(col, col, max_width, wrap)
+            else:
+                sheet.set_column(col, col, max(width + 2, 8))
+        # cells with a format of their own (quote prefix) do not take the column's wrap
+        for row, col, text in long_cells:
+            if needs_quote_prefix(text) and kinds[col] == "text" and col != status_index:
+                self.write_text(sheet, row, col, text, text_wrap=True, valign="top")
+        _grow_rows(sheet, long_cells, kinds, max_width)
 
     def add_key_values(
         self, name: str, pairs: Iterable[tuple[str, object]], *, title: str | None = None
@@ -412,6 +444,21 @@ class ReportWorkbook:
             self.discard()
         else:
             self.save()
+
+
+def _grow_rows(
+    sheet: Any, cells: Sequence[tuple[int, int, str]], kinds: Sequence[str], width: int
+) -> None:
+    """Make rows tall enough for their wrapped text (not every program grows them on open)."""
+    lines: dict[int, int] = {}
+    room = max(width - 2, 1)
+    for row, col, text in cells:
+        if col < len(kinds) and kinds[col] == "text":
+            count = sum(max(1, -(-len(part) // room)) for part in text.split("\n"))
+            lines[row] = max(lines.get(row, 1), count)
+    for row, count in lines.items():
+        if count > 1:
+            sheet.set_row(row, 15 * count)
 
 
 def _sheet_name(name: str) -> str:

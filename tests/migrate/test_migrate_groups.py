@@ -99,16 +99,15 @@ def test_a_group_switches_in_two_steps_and_undo_puts_it_back(seeded, tmp_path: P
         assert (row["Status"], row["Verified"], row["Added"], row["Removed"]) == (
             "Applied",
             "Yes",
-            "SPE_E3",
-            "ENTERPRISEPACK",
+            "Microsoft 365 E3 (SPE_E3)",
+            "Office 365 E3 (ENTERPRISEPACK)",
         ), row
         assert GROUP in str(row["LicensesAfter"])
     assert rows[_upn("ann.direct")]["Status"] == "Applied"  # direct users move as before
     group = _rows(report, "Groups")[GROUP]
     assert group["Status"] == "Applied" and group["Members"] == 3
-    assert "added SPE_E3" in str(group["Step 1"]) and "removed ENTERPRISEPACK" in str(
-        group["Step 2"]
-    )
+    assert "added Microsoft 365 E3 (SPE_E3)" in str(group["Step 1"])
+    assert "removed Office 365 E3 (ENTERPRISEPACK)" in str(group["Step 2"])
     book = openpyxl.load_workbook(report, read_only=True)
     changes = [r for r in book["Changes"].iter_rows(values_only=True) if "groupAssignLicense" in r]
     book.close()
@@ -238,7 +237,9 @@ def test_a_member_in_error_after_step_one_keeps_the_group_on_both_skus(
     )
     assert again.returncode == 0, again.stdout + again.stderr
     group = _rows(tmp_path / "again.xlsx", "Groups")[GROUP]
-    assert group["Status"] == "Applied" and "only ENTERPRISEPACK is removed" in str(group["Detail"])
+    assert group["Status"] == "Applied" and "only Office 365 E3 (ENTERPRISEPACK) is removed" in str(
+        group["Detail"]
+    )
     assert set(_group_licenses(sim)) == {SKU_ID["SPE_E3"]}
     for local in MEMBERS:
         assert sim.sim.store.user_licenses(_upn(local)) == {SKU_ID["SPE_E3"]}

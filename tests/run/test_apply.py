@@ -274,5 +274,7 @@ def test_offboarding_sample_removes_direct_and_leaves_licensed_groups(
         states = tenant.sim.store.user(row["UserPrincipalName"])["licenseAssignmentStates"]
         assert all(s["assignedByGroup"] for s in states), row  # no direct license left
     leaver = next(r for r in report if r["RemoveGroups"])
-    assert leaver["Detail"] == "EMS goes with the group the user leaves"
+    assert leaver["Detail"] == (
+        "Enterprise Mobility + Security E3 (EMS) goes with the group the user leaves"
+    )
     assert leaver["LicensesAfter"] == "" and leaver["Verified"] == "Yes"

@@ -22,14 +22,18 @@ Sheets:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from batch.intake.catalog import name_ids, name_parts, sku_label
 from batch.jobs.migrate.mapping import MapRule
 from batch.jobs.migrate.model import Migration, reconcile_text
 from batch.reports.run import (
     CHANGE_HEADERS,
     CHANGE_KINDS,
     add_licenses_sheet,
+    product_names,
     seat_line,
     yes_no,
 )
@@ -107,10 +111,11 @@ RECONCILE_HEADERS = (
 
 def write_migration_report(migration: Migration, path: Path, *, tenant: str) -> Path:
     """Write the migration workbook atomically; return its path."""
+    names = product_names(migration.seats_before)
     with ReportWorkbook(path) as book:
-        pairs = _summary(migration, tenant)
+        pairs = _named(_summary(migration, tenant), names)
         summary = book.add_key_values("Summary", pairs, title="m365batch migration report")
-        book.add_table("Rows", ROW_HEADERS, _rows(migration), kinds={"Wave": "int"})
+        book.add_table("Rows", ROW_HEADERS, _named(_rows(migration), names), kinds={"Wave": "int"})
         width = len(migration.map_headers)
         map_headers = (*migration.map_headers, "Row", "Status", "Users", "Detail")
         book.add_table(
@@ -122,7 +127,7 @@ def write_migration_report(migration: Migration, path: Path, *, tenant: str) -> 
                     line.row,
                     line.status,
                     line.users,
-                    line.detail,
+                    name_parts(name_ids(line.detail), names),
                 )
                 for line in migration.lines
             ],
@@ -132,13 +137,13 @@ def write_migration_report(migration: Migration, path: Path, *, tenant: str) -> 
             book,
             _licenses(migration.seats_before, migration.seats_after),
             summary=summary,
-            summary_rows=len(pairs),
-            title="Seats per SKU after the migration",
+            chart_at=f"A{len(pairs) + 5}",
+            title="Seats per product after the migration",
         )
         book.add_table(
             "Waves",
             WAVE_HEADERS,
-            _waves(migration),
+            _named(_waves(migration), names),
             kinds={h: "int" for h in ("Wave", "Users", "Applied", "NoChange", "Failed", "Other")}
             | {"Started": "datetime", "Finished": "datetime"},
             status_column=None,
@@ -146,7 +151,7 @@ def write_migration_report(migration: Migration, path: Path, *, tenant: str) -> 
         book.add_table(
             "Groups",
             GROUP_HEADERS,
-            _groups(migration),
+            _named(_groups(migration), names),
             kinds={"Members": "int", "SeatsNeeded": "int"},
             status_column="Status",
         )
@@ -154,7 +159,7 @@ def write_migration_report(migration: Migration, path: Path, *, tenant: str) -> 
             "Reconciliation",
             RECONCILE_HEADERS,
             [
-                _reconcile(rule, migration.seats_before)
+                _reconcile(rule, migration.seats_before, names)
                 for rule in (
                     line.rule for line in migration.lines if line.rule and line.rule.same_sku
                 )
@@ -165,12 +170,20 @@ def write_migration_report(migration: Migration, path: Path, *, tenant: str) -> 
         book.add_table(
             "Changes",
             ("Wave", *CHANGE_HEADERS),
-            [(wave, *c.cells()) for wave, c in migration.changes],
+            _named([(wave, *c.cells()) for wave, c in migration.changes], names),
             kinds={"Wave": "int", **CHANGE_KINDS},
             status_column=None,
         )
         book.fit_for_print()
     return book.path
+
+
+def _named(rows: Sequence[Sequence[object]], names: Mapping[str, str]) -> list[tuple[Any, ...]]:
+    """Every text cell with its SKUs and plans by name: "Office 365 E3 (ENTERPRISEPACK)"."""
+    return [
+        tuple(name_parts(name_ids(v), names) if isinstance(v, str) else v for v in row)
+        for row in rows
+    ]
 
 
 def _waves(migration: Migration) -> list[tuple[object, ...]]:
@@ -284,11 +297,12 @@ def _licenses(before: list[SkuSeats], after: list[SkuSeats] | None) -> list[tupl
     ]
 
 
-def _reconcile(rule: MapRule, seats: list[SkuSeats]) -> tuple[object, ...]:
-
+def _reconcile(
+    rule: MapRule, seats: list[SkuSeats], names: Mapping[str, str]
+) -> tuple[object, ...]:
     seat = next(s for s in seats if s.sku_id == rule.from_id)
     return (
-        seat.part_number,
+        sku_label(seat.part_number, names.get(seat.part_number)),
         seat.sku_id,
         seat.enabled,
         seat.warning,
@@ -298,7 +312,7 @@ def _reconcile(rule: MapRule, seats: list[SkuSeats]) -> tuple[object, ...]:
         seat.consumed,
         seat.free,
         max(0, seat.consumed - seat.enabled),
-        reconcile_text(seat),
+        name_parts(reconcile_text(seat), names),
     )
 
 

@@ -22,7 +22,13 @@ from batch.reports.workbook import NUMBER_FORMATS, ReportWorkbook
 __all__ = ["NO_PRICE", "write_trueup_workbook"]
 
 NO_PRICE = "no price"
-HEADER_STYLE: dict[str, Any] = {"bold": True, "bg_color": "#D9E1F2", "bottom": 1}
+HEADER_STYLE: dict[str, Any] = {
+    "bold": True,
+    "bg_color": "#D9E1F2",
+    "bottom": 1,
+    "text_wrap": True,
+    "valign": "top",
+}
 TOTAL_STYLE: dict[str, Any] = {"bold": True, "top": 1}
 WARN_STYLE: dict[str, Any] = {"font_color": "#9C5700", "align": "right"}
 
@@ -232,6 +238,7 @@ def _lay_out_summary(sheet: Any, t: TrueUp, top: int, last_data: int) -> None:
     for col, width in enumerate(SUMMARY_WIDTHS):
         sheet.set_column(col, col, width)
     sheet.set_column(0, 0, max(34, min(60, max((len(f.product) for f in t.skus), default=0) + 2)))
+    sheet.set_row(top, 30)  # room for the headers that wrap onto two lines
     sheet.freeze_panes(top + 1, 0)
     sheet.autofilter(top, 0, max(last_data, top + 1), len(SUMMARY_HEADERS) - 1)
 
@@ -243,13 +250,13 @@ def _seats_chart(book: ReportWorkbook, t: TrueUp, top: int, last_data: int) -> A
         chart.add_series(
             {
                 "name": ["Summary", top, col],
-                "categories": ["Summary", top + 1, 1, last_data, 1],
+                "categories": ["Summary", top + 1, 0, last_data, 0],
                 "values": ["Summary", top + 1, col, last_data, col],
                 "fill": {"color": colour},
                 "gap": 60,
             }
         )
-    chart.set_title({"name": "Seats per SKU: assigned and free"})
+    chart.set_title({"name": "Seats per product: assigned and free"})
     chart.set_legend({"position": "bottom"})
     chart.set_y_axis({"reverse": True})
     chart.set_size({"width": 640, "height": max(300, 22 * len(t.skus) + 110)})
