@@ -100,6 +100,10 @@ def migrate(
 
     with app.connect() as (settings, client):
         migration = plan_migration(client, map_path, users_path, change_groups=change_groups)
+        if dry_run:
+            from batch.jobs.migrate.waves import predict_waves
+
+            predict_waves(migration, no_waves=no_waves)
         click.echo("\n".join(migration.summary_lines()))
         planned = sum(1 for m in migration.moves if m.status == RowStatus.PLANNED)
         if planned and not dry_run:

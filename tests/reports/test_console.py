@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+import openpyxl
 
 from tests.run.runkit import Tenant, onboarding_rows, write_csv
 
+ROOT = Path(__file__).resolve().parents[2]
 HEADERS = ["UserPrincipalName", "Department", "AddLicenses", "Country"]
 
 
@@ -55,3 +59,31 @@ def test_more_than_twenty_rows_point_at_the_report(tenant: Tenant, tmp_path: Pat
     assert _rows_listed(done.stdout) == list(range(2, 22))
     assert done.stdout.rstrip().splitlines()[-2].strip() == "... and 3 more in the report"
     assert all(len(line) <= 100 for line in _attention(done.stdout))
+
+
+def test_migration_dry_run_says_what_the_run_does(tenant: Tenant, tmp_path: Path) -> None:
+    """The sample map needs more SPE_E3 seats than are free: the dry run and the run both
+    move who fits and leave the same users Deferred (NoSeats), in the same words."""
+    mapping = str(ROOT / "samples" / "migration-map.csv")
+    dry = tenant.cli("migrate", "--map", mapping, "--dry-run", "--output", str(tmp_path / "d.xlsx"))
+    run = tenant.cli("migrate", "--map", mapping, "--yes", "--output", str(tmp_path / "r.xlsx"))
+    assert dry.returncode == run.returncode == 3, dry.stdout + run.stdout
+    predicted, done = _migration_rows(tmp_path / "d.xlsx"), _migration_rows(tmp_path / "r.xlsx")
+    waiting = {u for u, status in predicted.items() if status == "Deferred"}
+    assert waiting and waiting == {u for u, status in done.items() if status == "Deferred"}
+    moved = {u for u, status in predicted.items() if status == "Planned"}
+    assert moved and moved == {u for u, status in done.items() if status == "Applied"}
+    need = re.search(r"need (\d+) more seats of SPE_E3 \((\d+) users wait", dry.stdout)
+    assert need and f"need {need[1]} more seats of SPE_E3 ({need[2]} users wait" in run.stdout
+    assert int(need[2]) == len(waiting)
+    assert "run in waves" not in dry.stdout + run.stdout
+
+
+def _migration_rows(path: Path) -> dict[str, str]:
+    book = openpyxl.load_workbook(path, read_only=True)
+    try:
+        rows = list(book["Rows"].iter_rows(values_only=True))
+    finally:
+        book.close()
+    status = rows[0].index("Status")
+    return {str(r[0]): str(r[status]) for r in rows[1:]}

@@ -158,11 +158,17 @@ class Migration:
     @property
     def exit_code(self) -> ExitCode:
         bad = (
-            any(m.status in (RowStatus.FAILED, RowStatus.PLANNED) for m in self.moves)
+            any(
+                m.status in (RowStatus.FAILED, RowStatus.PLANNED, RowStatus.DEFERRED)
+                for m in self.moves
+            )
             and self.mode != "plan"
         )
         bad = bad or any(line.status == RowStatus.INVALID for line in self.lines)
-        bad = bad or (self.mode == "plan" and any(m.status == RowStatus.FAILED for m in self.moves))
+        bad = bad or (
+            self.mode == "plan"
+            and any(m.status in (RowStatus.FAILED, RowStatus.DEFERRED) for m in self.moves)
+        )
         return ExitCode.ROWS_FAILED if bad else ExitCode.SUCCESS
 
     def summary_lines(self) -> list[str]:
@@ -186,7 +192,11 @@ class Migration:
         ):
             text = f"  {names.get(sku, sku)}: {need} seats needed, {free.get(sku, 0)} free"
             if need > free.get(sku, 0):
-                text += f": short by {need - free.get(sku, 0)}, so the moves run in waves"
+                short = need - free.get(sku, 0)
+                text += (
+                    f": short by {short}; users beyond the free seats wait for seats "
+                    "(Deferred) unless --wait-for-seats brings more"
+                )
             lines.append(text)
         for group in self.groups:
             if group.status:

@@ -23,7 +23,7 @@ import datetime as dt
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from batch.jobs.onboarding.context import Progress
 from batch.run.tenant import SkuSeats, read_seats
 from batch.status import RowStatus
 
-__all__ = ["MAX_WAVE_FAILURE_SHARE", "WAVE_HEADERS", "run_waves"]
+__all__ = ["MAX_WAVE_FAILURE_SHARE", "WAVE_HEADERS", "predict_waves", "run_waves"]
 
 #: a wave with a larger share of failed users stops the migration before the next wave
 MAX_WAVE_FAILURE_SHARE = 0.10
@@ -242,6 +242,33 @@ def _wave_row(move: Move, seats: Sequence[SkuSeats]) -> list[str]:
     ]
 
 
+def predict_waves(migration: Migration, *, no_waves: bool = False) -> None:
+    """Mark what a real run would leave waiting, for a dry run: the same words, the same rows.
+
+    The first wave takes the users the free seats fit (none with ``no_waves`` when seats are
+    short); the others are ``Deferred`` (NoSeats) with the seats they wait for, as a run that
+    stops for seats leaves them.
+    """
+    pending = [m for m in migration.moves if m.status == RowStatus.PLANNED and m.writes]
+    short = migration.shortfalls()
+    if not short:
+        return
+    seats = migration.seats_before
+    names = {s.sku_id: s.part_number for s in seats}
+    if no_waves:
+        rest, suffix = pending, "--no-waves: nothing would change"
+    else:
+        wave, rest = _fill(pending, seats, len(pending))
+        taken: Counter[str] = Counter()
+        for move in wave:
+            taken.update(move.needs())
+        seats = [replace(s, consumed=s.consumed + taken[s.sku_id]) for s in seats]
+        short, suffix = _short(rest, seats), "the migration would stop there"
+    for move in rest:
+        _no_seats(move, short, rest, names, seats)
+    migration.notes += _need_notes(short, rest, names, seats, suffix)
+
+
 def _fill(
     pending: Sequence[Move], seats: Sequence[SkuSeats], size: int
 ) -> tuple[list[Move], list[Move]]:
@@ -279,7 +306,7 @@ def _no_seats(
     if not lacking:
         move.note("not started: the migration stopped for seats of another SKU")
         return
-    move.status, move.error_code = RowStatus.FAILED, "NoSeats"
+    move.status, move.error_code = RowStatus.DEFERRED, "NoSeats"
     move.note("; ".join(_need_notes({s: short[s] for s in lacking}, moves, names, seats, "")))
 
 
