@@ -131,6 +131,12 @@ class Limits:
     max_unzipped_bytes: int = 512 * 1024 * 1024  #: all parts of an XLSX, decompressed
     #: decompressed/compressed, for parts over 1 MiB (deflate tops out near 1032)
     max_ratio: int = 500
+    #: XLSX, checked before the reader allocates: the farthest column used (AD = 30)
+    max_columns: int = 1_000
+    #: XLSX: rows x columns of the used range (the reader allocates every cell of it)
+    max_cells: int = 20_000_000
+    #: XLSX: text of shared strings summed over every cell that refers to them
+    max_expanded_bytes: int = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True)

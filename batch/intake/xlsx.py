@@ -36,16 +36,21 @@ from batch.intake.sheet import (
     build_sheet,
     column_index,
 )
+from batch.intake.xlsxbounds import Bounds, SheetScan, check_bounds, shared_lengths
 
 __all__ = ["read_xlsx"]
 
 
 @dataclass
 class _Archive:
-    """What the archive check learnt: sheet parts by name, and which hold error cells."""
+    """What the archive check learnt: sheet parts by name, which hold error cells, and the
+    bounds of every worksheet."""
 
     sheet_parts: dict[str, str] = field(default_factory=dict)
     parts_with_errors: set[str] = field(default_factory=set)
+    bounds: dict[str, Bounds] = field(default_factory=dict)
+    #: the length of each shared string, by index
+    shared_lengths: list[int] = field(default_factory=list)
 
 
 _DTD = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
@@ -92,42 +97,51 @@ def _inspect_archive(path: Path, limits: Limits) -> _Archive:
                     hint=HINT_NOT_WORKBOOK,
                 )
         result = _Archive()
-        for info in infos:
+        # the shared strings first: a worksheet's cells are counted against their lengths
+        for info in sorted(infos, key=lambda i: not _is_shared_strings(i.filename)):
             _scan_part(archive, info, path, result)
         result.sheet_parts = _sheet_parts(archive, path)
     return result
 
 
+def _is_shared_strings(name: str) -> bool:
+    return name.lower().endswith("sharedstrings.xml")
+
+
+def _chunks(stream: Any) -> Iterator[bytes]:
+    while chunk := stream.read(1 << 20):
+        yield chunk
+
+
 def _scan_part(
     archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, result: _Archive
 ) -> None:
-    """Decompress one part in chunks: verify it, refuse DTDs, note error cells."""
-    is_xml = info.filename.endswith((".xml", ".rels", ".vml"))
-    is_sheet = info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml")
+    """Decompress one part in chunks: verify it, refuse DTDs anywhere in it, note error
+    cells, count a worksheet's bounds and the shared strings' lengths."""
+    name = info.filename
+    is_xml = name.endswith((".xml", ".rels", ".vml"))
+    is_sheet = name.startswith("xl/worksheets/") and name.endswith(".xml")
+    scan = SheetScan(result.shared_lengths) if is_sheet else None
     try:
         with archive.open(info) as stream:
-            head = b""
+            chunks = _checked(_chunks(stream), name, path, is_xml)
+            if _is_shared_strings(name):
+                result.shared_lengths = shared_lengths(chunks)
+                return
             tail = b""
-            while True:
-                chunk = stream.read(1 << 20)
-                if not chunk:
-                    break
-                if is_xml and len(head) < 4096:
-                    head += chunk[:4096]
-                    if _DTD.search(head):
-                        raise InputError(
-                            f"part {info.filename} declares XML entities (an XML bomb?); "
-                            "Excel never writes these, so the file was not opened.",
-                            path=path,
-                            hint=HINT_NOT_WORKBOOK,
-                        )
+            for chunk in chunks:
                 if (
                     is_sheet
-                    and info.filename not in result.parts_with_errors
+                    and name not in result.parts_with_errors
                     and _ERROR_CELL in tail + chunk
                 ):
-                    result.parts_with_errors.add(info.filename)
+                    result.parts_with_errors.add(name)
+                if scan is not None:
+                    scan.feed(chunk)
                 tail = chunk[-8:]
+            if scan is not None:
+                scan.feed(b"", last=True)
+                result.bounds[name] = scan.bounds
     except InputError:
         raise
     except (
@@ -143,6 +157,21 @@ def _scan_part(
         raise InputError(
             f"part {info.filename} cannot be unpacked ({exc}).", path=path, hint=HINT_NOT_WORKBOOK
         ) from exc
+
+
+def _checked(chunks: Iterator[bytes], name: str, path: Path, is_xml: bool) -> Iterator[bytes]:
+    """The chunks of a part, refusing a DTD anywhere in it (not only in its first bytes)."""
+    tail = b""
+    for chunk in chunks:
+        if is_xml and _DTD.search(tail + chunk):
+            raise InputError(
+                f"part {name} declares XML entities (an XML bomb?); "
+                "Excel never writes these, so the file was not opened.",
+                path=path,
+                hint=HINT_NOT_WORKBOOK,
+            )
+        tail = chunk[-16:]
+        yield chunk
 
 
 _NS_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
@@ -201,9 +230,12 @@ def read_xlsx(path: Path, sheet: str | None, limits: Limits) -> Sheet:
         workbook = python_calamine.CalamineWorkbook.from_path(str(path))
     except python_calamine.PasswordError as exc:
         raise InputError(MSG_ENCRYPTED, path=path, hint=HINT_ENCRYPTED) from exc
-    except (python_calamine.CalamineError, OSError, ValueError) as exc:
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except BaseException as exc:  # the reader's own errors, and a Rust panic
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(
-            f"cannot be read as a workbook ({exc}).", path=path, hint=HINT_NOT_WORKBOOK
+            f"cannot be read as a workbook ({detail}).", path=path, hint=HINT_NOT_WORKBOOK
         ) from exc
     with workbook:
         name = _choose_sheet(path, workbook, sheet)
@@ -219,6 +251,8 @@ def read_xlsx(path: Path, sheet: str | None, limits: Limits) -> Sheet:
                     sheet=name,
                     hint=HINT_SPLIT,
                 )
+            if part in info.bounds:
+                check_bounds(path, name, info.bounds[part], limits)
         try:
             calamine_sheet = workbook.get_sheet_by_name(name)
             if calamine_sheet.height - 1 > limits.max_rows:
@@ -232,9 +266,14 @@ def read_xlsx(path: Path, sheet: str | None, limits: Limits) -> Sheet:
                 )
             values = calamine_sheet.to_python(skip_empty_area=False)
             merged = calamine_sheet.merged_cell_ranges or []
-        except python_calamine.CalamineError as exc:
+        except InputError:
+            raise
+        except (KeyboardInterrupt, SystemExit, MemoryError):
+            raise
+        except BaseException as exc:  # the reader's own errors, and a Rust panic
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputError(
-                f"cannot be read ({exc}).", path=path, sheet=name, hint=HINT_NOT_WORKBOOK
+                f"cannot be read ({detail}).", path=path, sheet=name, hint=HINT_NOT_WORKBOOK
             ) from exc
 
     shown = _shown_values(path, part, info, limits) if part else {}
