@@ -147,3 +147,17 @@ def test_every_sku_and_plan_is_shown_with_its_name(workbooks: dict[str, Path], k
                     if name and name not in whole:
                         missing.append((sheet.title, cell.coordinate, found, text))
     assert not missing, sorted({(m[0], m[1][0], m[2]) for m in missing})
+
+
+def test_true_up_with_the_empty_price_template_says_no_prices(
+    workbooks: dict[str, Path],
+) -> None:
+    """The shipped template has no prices filled in: the Summary says so, not its name alone."""
+    book = openpyxl.load_workbook(workbooks["true-up"], read_only=True)
+    try:
+        rows = list(book["Summary"].iter_rows(values_only=True))
+    finally:
+        book.close()
+    facts = {r[0]: r[1] for r in rows if r and r[0]}
+    assert facts["Prices"] == "no prices given (prices-template.csv has none filled in)"
+    assert any("Cost of purchased seats" in r for r in rows)

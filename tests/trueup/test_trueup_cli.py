@@ -82,10 +82,10 @@ def test_summary_matches_tenant_and_skus_command(
         if part in PRICED_PARTS:
             price, _currency = PRICED_PARTS[part]
             assert row["Monthly price"] == pytest.approx(price)
-            assert row["Monthly cost"] == pytest.approx(price * want[part]["enabled"])
+            assert row["Cost of purchased seats"] == pytest.approx(price * want[part]["enabled"])
             assert row["Cost of free seats"] == pytest.approx(price * want[part]["free"])
         else:
-            assert row["Monthly price"] == row["Monthly cost"] == "no price"
+            assert row["Monthly price"] == row["Cost of purchased seats"] == "no price"
     # `skus` shows the very same seat numbers.
     listed = json.loads(run_cli(["skus", "--json"], env=sim_env(sim)).stdout)
     for item in listed:
@@ -243,7 +243,7 @@ def test_cost_sheet_by_department_and_country(
     country_at = next(i for i, r in enumerate(rows) if r[0] and str(r[0]).startswith("By country"))
     header = rows[1]
     found = {
-        r[0]: r[header.index("Monthly cost (EUR)")] or 0
+        r[0]: r[header.index("Cost of assigned seats (EUR)")] or 0
         for r in rows[2:country_at]
         if r[0] and r[0] != "Total"
     }
@@ -292,7 +292,7 @@ def test_no_prices_says_so_everywhere(
     assert len(written) == 1 and written[0].name.startswith("true-up-contoso-")
     _, skus, _ = summary_table(written[0])
     assert all(
-        r["Monthly price"] == r["Monthly cost"] == r["Cost of free seats"] == "no price"
+        r["Monthly price"] == r["Cost of purchased seats"] == r["Cost of free seats"] == "no price"
         for r in skus.values()
     )
     users = table(written[0], "Users")

@@ -349,7 +349,8 @@ def _price_notes(figures: list[SkuFigures], prices: PriceList) -> list[str]:
     """What the Summary says about missing prices, then the price file's warnings."""
     notes = []
     if not prices.prices:
-        notes.append("No prices were given (--prices): cost columns say 'no price'.")
+        given = f" ({prices.source.name} has none filled in)" if prices.source else " (--prices)"
+        notes.append(f"No prices were given{given}: cost columns say 'no price'.")
     else:
         missing = [f.seats.part_number for f in figures if f.price is None]
         if missing:

@@ -22,6 +22,13 @@ from batch.reports.workbook import NUMBER_FORMATS, ReportWorkbook
 __all__ = ["NO_PRICE", "write_trueup_workbook"]
 
 NO_PRICE = "no price"
+#: what the two monthly costs mean, one line each (the Summary's notes)
+COST_NOTES = (
+    "Cost of purchased seats (Summary): every seat bought, used or not, times its price: "
+    "what the subscriptions cost each month.",
+    "Cost of assigned seats (Cost sheet, Users): the seats people hold, times their price: "
+    "what each department and country uses.",
+)
 HEADER_STYLE: dict[str, Any] = {
     "bold": True,
     "bg_color": "#D9E1F2",
@@ -87,7 +94,7 @@ SUMMARY_COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("Free", "int", 9),
     ("Utilization", "percent", 11),
     ("Monthly price", "currency", 14),
-    ("Monthly cost", "currency", 16),
+    ("Cost of purchased seats", "currency", 16),
     ("Cost of free seats", "currency", 17),
 )
 SUMMARY_HEADERS = tuple(header for header, _, _ in SUMMARY_COLUMNS)
@@ -116,7 +123,7 @@ def _summary_facts(t: TrueUp) -> list[tuple[str, Any]]:
         ("Tenant", snap.tenant),
         ("Date", f"{snap.read_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"),
         ("Inactive-days threshold", t.inactive_days),
-        ("Prices", t.prices.source.name if t.prices.source else "none given"),
+        ("Prices", _prices_fact(t)),
         ("Licensed users", len(snap.users)),
         *(
             [("Sign-in unknown", sum(1 for u in snap.users if u.sign_in_unknown))]
@@ -139,6 +146,14 @@ def _summary_facts(t: TrueUp) -> list[tuple[str, Any]]:
         )
     )
     return info
+
+
+def _prices_fact(t: TrueUp) -> str:
+    """Where the prices came from, or that none were given (an empty template gives none)."""
+    source = t.prices.source
+    if t.prices.prices:
+        return source.name if source else "given"
+    return f"no prices given ({source.name} has none filled in)" if source else "no prices given"
 
 
 def _write_facts(book: ReportWorkbook, sheet: Any, info: list[tuple[str, Any]], row: int) -> int:
@@ -225,6 +240,8 @@ def _write_notes(book: ReportWorkbook, sheet: Any, t: TrueUp, row: int) -> int:
     """Write the Notes heading at ``row`` and the notes below it; return the last row."""
     book.write_text(sheet, row, 0, "Notes", bold=True)
     notes = t.notes or ["None: every figure is complete."]
+    if t.currencies:
+        notes = [*notes, *COST_NOTES]
     if t.previous is None:
         notes = [*notes, "Run with --previous <last month's workbook> to see what changed."]
     for note in notes:
@@ -430,7 +447,7 @@ def _errors(book: ReportWorkbook, t: TrueUp) -> None:
 
 def _cost(book: ReportWorkbook, t: TrueUp) -> None:
     currencies = t.currencies
-    cost_headers = _cost_headers(currencies, "Monthly cost")
+    cost_headers = _cost_headers(currencies, "Cost of assigned seats")
     headers = ["Name", "Licensed users", "Seats", "Seats without price", *cost_headers]
     sheet = book.book.add_worksheet("Cost")
     row = 0
