@@ -23,6 +23,7 @@ from batch import __version__
 from batch.config import GRAPH_CLI_CLIENT_ID, Settings, load_settings
 from batch.errors import BatchError, ExitCode
 from batch.graph.connect import open_tenant
+from batch.intake.catalog import name_ids
 from batch.logs import configure_logging, redact
 from batch.status import RowStatus
 
@@ -285,7 +286,7 @@ def print_run_result(result: Any) -> None:
     click.echo(f"Run {result.run_id}: {counts}")
     print_attention(
         [
-            (row, outcome.user, str(outcome.status), outcome.reason)
+            (row, outcome.user, str(outcome.status), name_ids(outcome.reason))
             for row, outcome in result.outcomes.items()
             if outcome.needs_attention
         ]

@@ -270,6 +270,14 @@ def build_plan(
         planner.plan_row(request, validation.detail(request.row)) for request in validation.rows
     ]
     planner.settle_seats(rows)
+    if "usage_location" in validation.sheet.fields:  # the sheet has the column: name it
+        header = validation.sheet.column_name("usage_location")
+        for row in rows:
+            if row.error_code == "NoUsageLocation":
+                row.detail = (
+                    f"the user has no usage location and the '{header}' cell is empty: fill it "
+                    "in (a country code such as US) or pass --default-usage-location"
+                )
     ops = [op for op in planner.ops if op.key in planner.kept]
     return Plan(
         rows=rows,

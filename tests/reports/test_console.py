@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import openpyxl
@@ -87,3 +88,21 @@ def _migration_rows(path: Path) -> dict[str, str]:
         book.close()
     status = rows[0].index("Status")
     return {str(r[0]): str(r[status]) for r in rows[1:]}
+
+
+def test_plan_of_the_sample_names_the_columns_the_sheet_uses(
+    tenant: Tenant, tmp_path: Path
+) -> None:
+    """The sample sheet has a Country column with an empty cell on row 22, and row 20 clashes
+    with a group's Exchange plan: the console says so by the sheet's words and the plans' names.
+    """
+    sheet = tmp_path / "onboarding.xlsx"
+    shutil.copy(ROOT / "samples" / "onboarding.xlsx", sheet)
+    done = tenant.cli("plan", str(sheet))
+    assert done.returncode == 3, done.stderr
+    lines = _attention(done.stdout)
+    text = {int(line.split()[0]): line for line in lines if line.split()[0].isdigit()}
+    whole = " ".join(" ".join(line.split()) for line in lines)
+    assert "Failed" in text[22] and "the 'Country' cell is empty" in whole
+    assert "UsageLocation column" not in whole
+    assert "Failed" in text[20] and "Exchange Online (Plan 1)" in whole

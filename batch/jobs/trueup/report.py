@@ -22,20 +22,11 @@ from batch.reports.workbook import NUMBER_FORMATS, ReportWorkbook
 __all__ = ["NO_PRICE", "write_trueup_workbook"]
 
 NO_PRICE = "no price"
-#: what the two monthly costs mean, one line each (the Summary's notes)
-COST_NOTES = (
-    "Cost of purchased seats (Summary): every seat bought, used or not, times its price: "
-    "what the subscriptions cost each month.",
-    "Cost of assigned seats (Cost sheet, Users): the seats people hold, times their price: "
-    "what each department and country uses.",
+COST_NOTES = (  # what the two monthly costs mean, one line each
+    "Cost of purchased seats (Summary): every seat bought, used or not, times its price.",
+    "Cost of assigned seats (Cost sheet): the seats people hold, times their price.",
 )
-HEADER_STYLE: dict[str, Any] = {
-    "bold": True,
-    "bg_color": "#D9E1F2",
-    "bottom": 1,
-    "text_wrap": True,
-    "valign": "top",
-}
+HEADER_STYLE: dict[str, Any] = {"bold": True, "bg_color": "#D9E1F2", "bottom": 1, "text_wrap": 1}
 TOTAL_STYLE: dict[str, Any] = {"bold": True, "top": 1}
 WARN_STYLE: dict[str, Any] = {"font_color": "#9C5700", "align": "right"}
 
@@ -150,10 +141,10 @@ def _summary_facts(t: TrueUp) -> list[tuple[str, Any]]:
 
 def _prices_fact(t: TrueUp) -> str:
     """Where the prices came from, or that none were given (an empty template gives none)."""
-    source = t.prices.source
-    if t.prices.prices:
-        return source.name if source else "given"
-    return f"no prices given ({source.name} has none filled in)" if source else "no prices given"
+    name = t.prices.source.name if t.prices.source else ""
+    if t.prices.prices or not name:
+        return name or "no prices given"
+    return f"no prices given ({name} has none filled in)"
 
 
 def _write_facts(book: ReportWorkbook, sheet: Any, info: list[tuple[str, Any]], row: int) -> int:
