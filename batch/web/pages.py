@@ -19,9 +19,9 @@ from batch.errors import BatchError
 from batch.logs import redact
 from batch.web.base import render, web
 from batch.web.guard import MAX_UPLOAD, checked_form, signed_in
+from batch.web.sheets import check_sheet, plan_workbook, tenant_template
 from batch.web.signin import Identity
 from batch.web.store import APPROVED, CHECKED, INTERRUPTED, REJECTED, RUNNING, WAITING, Submission
-from batch.web.work import check_sheet, plan_workbook, tenant_template
 
 __all__ = ["ROUTES"]
 

@@ -1,4 +1,4 @@
-"""The web app's work: checking a sheet and running, resuming or undoing runs.
+"""The web app's background work: running, resuming and undoing runs.
 
 Every step is the library call the command line makes (``onboarding.prepare``, ``apply``,
 ``resume``, ``batch.jobs.undo``): the page shows the same plan, the journal records the
@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,71 +24,9 @@ from batch.logs import redact
 from batch.run.journal import RunInfo, list_runs
 from batch.web.store import DONE, FAILED, INTERRUPTED, RUNNING, SubmissionStore
 
-__all__ = ["Worker", "check_sheet", "plan_workbook", "tenant_template"]
+__all__ = ["Worker"]
 
 log = logging.getLogger(__name__)
-
-
-def check_sheet(settings: Settings, path: Path) -> dict[str, Any]:
-    """Read, validate and plan a sheet against the tenant: what the check page shows."""
-    prepared = onboarding.prepare(GraphClient(settings), path, onboarding.RunOptions())
-    plan = prepared.plan
-    return {
-        "summary": prepared.summary_lines(),
-        "writes": len(plan.ops),
-        "removals": plan.removals,
-        "counts": {str(k): v for k, v in sorted(plan.counts().items())},
-        "problems": [
-            {
-                "row": f.row,
-                "column": f.column,
-                "value": f.value,
-                "message": f.message,
-                "severity": str(f.severity),
-            }
-            for f in prepared.validation.findings
-        ],
-        "rows": [
-            {
-                "row": r.row,
-                "user": r.request.user,
-                "status": str(r.status),
-                "added": ", ".join(r.added),
-                "removed": ", ".join(r.removed),
-                "detail": r.detail,
-            }
-            for r in plan.rows
-        ],
-        "seats": [
-            {
-                "sku": s.part_number,
-                "before": s.free_before,
-                "after": s.free_after,
-                "taken": s.taken,
-                "freed": s.freed,
-                "shortfall": s.shortfall,
-            }
-            for s in plan.seats
-            if s.taken or s.freed or s.shortfall
-        ],
-    }
-
-
-def plan_workbook(settings: Settings, path: Path, output: Path) -> Path:
-    """The plan of a sheet as ``m365batch plan`` writes it, against the tenant as it is now."""
-    prepared = onboarding.prepare(GraphClient(settings), path, onboarding.RunOptions())
-    output.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    output.unlink(missing_ok=True)
-    return onboarding.write_plan_report(prepared, settings.describe(), output)
-
-
-def tenant_template(settings: Settings, folder: Path) -> Path:
-    """The input template ``m365batch template`` writes, with the tenant's SKUs as dropdowns."""
-    from batch.jobs.checks import write_tenant_template
-
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    output = folder / f"template-{uuid.uuid4().hex[:8]}.xlsx"
-    return write_tenant_template(GraphClient(settings), output, as_csv=False)
 
 
 def _result(result: onboarding.RunResult) -> dict[str, Any]:
