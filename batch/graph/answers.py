@@ -35,6 +35,12 @@ _PERMISSION_HINT = (
     "The app lacks a permission for this call (LicenseAssignment.ReadWrite.All and "
     "User.Read.All are the least it needs), or admin consent was not granted."
 )
+_TOKEN_HINT = (
+    "The access token expired or was rejected, even after a renewal: check the app's "
+    "credentials, the tenant and this computer's clock."
+)
+#: Graph's words when a call is refused for a missing permission (not for the token)
+_PERMISSION_WORDS = ("Authorization_RequestDenied", "privileges", "permission", "consent")
 
 
 @dataclass
@@ -114,7 +120,8 @@ def status_error(
         )
     cls = PermissionDenied if status in (401, 403) else GraphStatusError
     if cls is PermissionDenied and hint is None:
-        hint = _PERMISSION_HINT
+        says_permission = any(w.lower() in f"{code} {message}".lower() for w in _PERMISSION_WORDS)
+        hint = _TOKEN_HINT if status == 401 and not says_permission else _PERMISSION_HINT
     return cls(
         message,
         status=status,

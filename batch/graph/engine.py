@@ -123,7 +123,7 @@ class BatchEngine:
         self._conc_growing = True
         self._concurrency = float(min(s.initial_concurrency, s.max_concurrency))
         self._stop: BatchError | None = None
-        self._item_renewed = False
+        self._renewals = policy.Renewals()
         self._min_attempts = policy.breaker_min_attempts(s, total)
         started = self._clock()
         self._pacer = Pacer(s.pacer, now=started)
@@ -188,6 +188,7 @@ class BatchEngine:
             self._pacer.take(len(batch.items), now)
             for unit in batch.units:
                 self._note_sent(unit, batch.ids[unit])
+                self._renewals.sent(unit.seq)
             self.stats.requests += 1
             self.stats.items_sent += len(batch.items)
             self._inflight += 1
@@ -370,7 +371,7 @@ class BatchEngine:
         result = policy.answer_result(pre.key, answer, unit.pre_attempts)
         unit.prereq_result = result
         self._count_answer(result)
-        renewed = self._item_renewed
+        renewed = self._renewals.answered(unit.seq, result.status)
         decision = policy.prerequisite_answer(unit, answer, result, self.settings, renewed=renewed)
         if isinstance(decision, policy.Proceed):
             unit.prereq_done = True
@@ -388,7 +389,7 @@ class BatchEngine:
         result = policy.answer_result(unit.op.key, answer, unit.attempts)
         unit.last = result
         self._count_answer(result)
-        renewed = self._item_renewed
+        renewed = self._renewals.answered(unit.seq, result.status)
         self._apply(
             unit, policy.operation_answer(unit, answer, result, self.settings, renewed=renewed), at
         )
@@ -441,8 +442,9 @@ class BatchEngine:
         heapq.heappush(self._ready, (not_before, unit.seq, unit))
 
     def _renew_token(self, unit: Unit, at: float) -> None:
-        # The token may predate a permission grant or have been revoked: renew once.
-        self._item_renewed = True
+        if self._renewals.stale(unit.seq):
+            return self._requeue(unit, at)  # it carried a token renewed since: send it again
+        self._renewals.renew()  # the token predates a grant, was revoked, or expired
         self.stats.token_renewals += 1
         try:
             self.client.tokens.renew(self.client.tokens.token())

@@ -364,6 +364,30 @@ def unknown_outcome(unit: Unit, settings: EngineSettings) -> Verify | Finish | R
     )
 
 
+class Renewals:
+    """When a 401/403 renews the token: the first time; again once the renewed token worked
+    (it expired in a long run). An item sent before a renewal carried the old token: it is
+    sent again. A renewed token rejected before it ever worked stops the run."""
+
+    def __init__(self) -> None:
+        self.spent, self.generation = False, 0  # a renewal not seen working; renewals so far
+        self._sent: dict[int, int] = {}  # unit seq -> renewals when it was last sent
+
+    def sent(self, seq: int) -> None:
+        self._sent[seq] = self.generation
+
+    def stale(self, seq: int) -> bool:  # its last send carried a token renewed since
+        return self._sent.get(seq, 0) != self.generation
+
+    def answered(self, seq: int, status: int | None) -> bool:
+        """Note an item's answer; whether a 401/403 on it must stop the run (``renewed``)."""
+        self.spent = self.spent and (self.stale(seq) or not 200 <= (status or 0) < 300)
+        return self.spent and not self.stale(seq)
+
+    def renew(self) -> None:
+        self.spent, self.generation = True, self.generation + 1
+
+
 def auth_failure(sent: Operation, answer: Mapping[str, Any], *, renewed: bool) -> RenewToken | Halt:
     """401/403 on an item: renew the token the first time in the run, then stop."""
     if not renewed:

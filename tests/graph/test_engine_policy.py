@@ -364,3 +364,34 @@ def test_a_stop_ends_units_by_where_they_were() -> None:
     result = policy.stopped_result(reading, stop, reading_back=True)
     assert result.outcome is Outcome.UNKNOWN
     assert result.message == "lost; the run stopped before the read-back"
+
+
+def test_token_renewals_follow_the_token_not_the_clock() -> None:
+    """Renewed once; in-flight items sent with the old token are sent again, never a halt;
+    a renewed token that worked and later expired is renewed again; one rejected at once
+    stops the run."""
+    renewals = policy.Renewals()
+    renewals.sent(1)
+    renewals.sent(2)
+    assert renewals.answered(1, 401) is False  # first 401: renew
+    renewals.renew()
+    assert renewals.stale(2) and renewals.answered(2, 401) is False  # sent before: again
+    renewals.sent(1)
+    renewals.sent(2)
+    assert renewals.answered(1, 200) is False  # the renewed token works
+    assert renewals.answered(2, 401) is False  # ... and later expires: renew again
+    renewals.renew()
+    renewals.sent(2)
+    assert renewals.answered(2, 403) is True  # rejected before it ever worked: stop
+
+
+def test_a_401_says_token_unless_graph_says_permission() -> None:
+    from batch.graph.answers import status_error
+
+    expired = {"error": {"code": "InvalidAuthenticationToken", "message": "the token is expired."}}
+    assert "expired or was rejected" in str(status_error("GET", "/users", 401, expired).hint)
+    denied = {
+        "error": {"code": "Authorization_RequestDenied", "message": "Insufficient privileges."}
+    }
+    for status in (401, 403):
+        assert "lacks a permission" in str(status_error("GET", "/users", status, denied).hint)

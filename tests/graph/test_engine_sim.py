@@ -314,9 +314,13 @@ def test_token_expiring_mid_run_is_renewed(live: Any, tmp_path: Path) -> None:
     sku = free_sku(client, 40)
     users = users_without(client, sku, 40)
     before = _writes(live, users)
-    # Tokens carry whole-second "iat" claims, so the early expiry must exceed one second.
-    live.options.token_expire_after = 1.2
-    live.options.latency_ms = 250
+    # Tokens carry whole-second "iat" claims: a token lives between expire_after - 1 and
+    # expire_after seconds. Every request takes at least latency_ms, so the run (eight
+    # batches, two at a time) lasts at least 4.8 s and outlives its first token whatever the
+    # machine's speed, while a renewed token lives at least 3 s, longer than any request
+    # needs even on a loaded machine.
+    live.options.token_expire_after = 4.0
+    live.options.latency_ms = 1200
     engine = _run(
         client, add_ops(users, sku), max_concurrency=2, initial_concurrency=2, batch_size=5
     )
