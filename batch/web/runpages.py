@@ -27,16 +27,22 @@ def runs_page(request: Request) -> Response:
     user = signed_in(request)
     state = web(request)
     people = state.store.run_people()
-    names = {s.run_id: s.file_name for s in state.store.list() if s.run_id}
+    submissions = state.store.list()
+    names = {s.run_id: s.file_name for s in submissions if s.run_id}
+    # a run still going is found by its sheet (the upload's name is unique)
+    by_sheet = {str(Path(s.stored_path).resolve()): s for s in submissions}
     rows = []
     for info in list_runs(state.settings.home):
-        submitter, approver = people.get(info.run_id, ("command line", "command line"))
+        sub = by_sheet.get(info.input_path or "")
+        default = (sub.submitter, sub.approver) if sub else ("command line", "command line")
+        submitter, approver = people.get(info.run_id, default)
         if not user.can_approve and submitter != user.upn:
             continue
         rows.append(
             {
                 "info": info,
                 "input": names.get(info.run_id)
+                or (sub.file_name if sub else "")
                 or (Path(info.input_path).name if info.input_path else ""),
                 "writes": sum(info.counts.values()),
                 "submitter": submitter or "",

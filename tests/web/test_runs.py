@@ -11,7 +11,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.run.runkit import onboarding_rows, write_csv
-from tests.web.webkit import Server, shot, sign_in
+from tests.web.webkit import Server, shot, sign_in, wait_for
 
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -31,7 +31,7 @@ def test_a_command_line_run_is_listed_and_undone_from_the_page(tmp_path: Path, p
     sheet = write_csv(tmp_path / "hires.csv", *onboarding_rows())
     before = _cli(home, "plan", str(sheet), "--output", str(tmp_path / "before.xlsx"))
     applied = _cli(home, "apply", str(sheet), "--yes")
-    assert applied.returncode == 0, applied.stderr
+    assert applied.returncode == 0, applied.stdout + applied.stderr
     run_id = re.search(r"Run (\S+):", applied.stdout)
     assert run_id
     server = Server(home)
@@ -46,11 +46,13 @@ def test_a_command_line_run_is_listed_and_undone_from_the_page(tmp_path: Path, p
         undo_row = page.get_by_role("row").filter(
             has=page.get_by_role("cell", name="undo", exact=True)
         )
-        for _ in range(200):  # the undo runs in the background: reload until it is listed done
-            if undo_row.count() and "finished" in undo_row.inner_text():
-                break
-            page.wait_for_timeout(250)
+
+        def undone() -> bool:  # the undo runs in the background: reload until listed done
             page.reload()
+            text = undo_row.inner_text() if undo_row.count() else ""
+            return "finished" in text and "it.admin@contoso.example" in text
+
+        wait_for(undone, timeout=90, what="the undo run to finish")
         expect(undo_row).to_contain_text("finished")
         expect(undo_row).to_contain_text("it.admin@contoso.example")
         shot(page, "9-runs-undo")
@@ -58,6 +60,6 @@ def test_a_command_line_run_is_listed_and_undone_from_the_page(tmp_path: Path, p
         server.stop()
     # the tenant is as before the run: planning the sheet again plans every row again
     again = _cli(home, "plan", str(sheet), "--output", str(tmp_path / "again.xlsx"))
-    assert again.returncode == 0, again.stderr
-    assert again.stdout.splitlines()[0] == before.stdout.splitlines()[0]
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.splitlines()[0] == before.stdout.splitlines()[0], again.stdout
     assert "Planned" in before.stdout.splitlines()[0]
