@@ -131,7 +131,7 @@ class Limits:
     max_unzipped_bytes: int = 512 * 1024 * 1024  #: all parts of an XLSX, decompressed
     #: decompressed/compressed, for parts over 1 MiB (deflate tops out near 1032)
     max_ratio: int = 500
-    #: XLSX, checked before the reader allocates: the farthest column used (AD = 30)
+    #: XLSX, checked before the reader allocates: the farthest column used (1,000 = ALL)
     max_columns: int = 1_000
     #: XLSX: rows x columns of the used range (the reader allocates every cell of it)
     max_cells: int = 20_000_000

@@ -168,6 +168,7 @@ def _decode(path: Path, data: bytes) -> tuple[str, str]:
             raise InputError(
                 f"is not valid {label} text (byte {exc.start}).", path=path, hint=HINT_ENCODING
             ) from exc
+    _refuse_mixed(path, data)
     try:
         # Excel's plain "CSV (Comma delimited)" uses the Windows code page.
         return data.decode("cp1252"), "Windows-1252"
@@ -175,6 +176,33 @@ def _decode(path: Path, data: bytes) -> tuple[str, str]:
         raise InputError(
             "is neither UTF-8 nor Windows-1252 text.", path=path, hint=HINT_ENCODING
         ) from exc
+
+
+def _refuse_mixed(path: Path, data: bytes) -> None:
+    """Refuse a file whose lines mix UTF-8 and another encoding (rows pasted from two
+    sources): read either way, some names would come out garbled ("RenÃ©e")."""
+    utf8, other = [], []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if line.isascii():
+            continue
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            other.append(number)
+        else:
+            utf8.append(number)
+    if utf8 and other:
+
+        def lines(numbers: list[int]) -> str:
+            shown = ", ".join(map(str, numbers[:5]))
+            return shown + (f" and {len(numbers) - 5} more" if len(numbers) > 5 else "")
+
+        raise InputError(
+            f"mixes UTF-8 text (line {lines(utf8)}) with another encoding, probably "
+            f"Windows-1252 (line {lines(other)}): some accented letters would be read wrong.",
+            path=path,
+            hint=HINT_ENCODING,
+        )
 
 
 def _sniff_delimiter(line: str) -> str:

@@ -12,7 +12,13 @@ from typing import Any
 from batch.config import Settings
 from batch.graph.client import GraphClient
 from batch.graph.engine import EngineSettings
-from batch.jobs.onboarding.context import Progress, RunContext, RunResult, preflight
+from batch.jobs.onboarding.context import (
+    Progress,
+    RunContext,
+    RunResult,
+    preflight,
+    require_rows,
+)
 from batch.jobs.onboarding.execute import run_prepared
 from batch.jobs.onboarding.options import RunOptions
 from batch.jobs.onboarding.prepare import Prepared, prepare
@@ -37,6 +43,7 @@ def apply(
     :param kind: the run's kind in the journal and the report (``apply``, ``undo``, ...).
     :param meta: more values for the journal (what the run is part of, what it undoes).
     """
+    require_rows(prepared.path, len(prepared.plan.rows))
     # nothing may be written to the tenant that the run cannot record and report
     preflight(settings.home, prepared.path, output)
     journal = Journal.create(

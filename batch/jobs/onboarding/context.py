@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batch.config import Settings
-from batch.errors import ExitCode, JournalError, ReportError
+from batch.errors import ExitCode, InputError, JournalError, ReportError
 from batch.files import private_dir, probe_folder
 from batch.graph.client import GraphClient
 from batch.graph.engine import EngineSettings, EngineStats
@@ -20,7 +20,7 @@ from batch.reports.run import ChangeLine, RowOutcome
 from batch.run.journal import Journal, runs_dir
 from batch.status import SETTLED_BAD
 
-__all__ = ["Progress", "RunContext", "RunResult", "exit_code_for", "preflight"]
+__all__ = ["Progress", "RunContext", "RunResult", "exit_code_for", "preflight", "require_rows"]
 
 
 #: the engine's progress callback (the command line draws a bar with it)
@@ -105,3 +105,13 @@ def _check_output(output: Path, input_path: Path, *, overwrite: bool) -> None:
         raise ReportError(f"{output} already exists.", hint=_OUTPUT_HINT)
     if not output.parent.is_dir():
         raise ReportError(f"The folder {output.parent} does not exist.", hint=_OUTPUT_HINT)
+
+
+def require_rows(path: Path, rows: int) -> None:
+    """A sheet with no data rows (only a header) is an input error: no run is recorded."""
+    if not rows:
+        raise InputError(
+            "has no data rows (only a header): there is nothing to apply.",
+            path=path,
+            hint="Add one row per user under the header.",
+        )
