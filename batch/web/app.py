@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -32,6 +33,7 @@ from batch.errors import AuthError
 from batch.web import pages, runpages
 from batch.web.base import WebState, build_state, current_identity, render, web
 from batch.web.guard import SignInNeeded, checked_form
+from batch.web.signin import relay_authorize
 
 __all__ = ["create_app"]
 
@@ -52,7 +54,9 @@ class SecurityHeaders:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *_HEADERS]
+                headers = list(message.get("headers", []))
+                have = {name.lower() for name, _ in headers}
+                message["headers"] = headers + [h for h in _HEADERS if h[0] not in have]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -92,7 +96,34 @@ def signin(request: Request) -> Response:
         return _refused(request, "Open the address that 'm365batch serve' printed to sign in.")
     flow = state.signin.start(str(request.url_for("signin_callback")))
     request.session["flow"] = flow
-    return RedirectResponse(flow["auth_uri"], status_code=303)
+    target = flow["auth_uri"]
+    if state.needs_admission:  # the simulated tenant: its picker relayed from this origin
+        endpoint, _, query = target.partition("?")
+        state.extra["authorize"] = endpoint
+        target = f"/simulated-signin?{query}"
+    return RedirectResponse(target, status_code=303)
+
+
+async def simulated_signin(request: Request) -> Response:
+    """The simulated tenant's account picker, relayed so the browser meets no unknown CA.
+
+    Only on the simulated tenant, and only to the authorize endpoint msal named.
+    """
+    state = web(request)
+    endpoint = state.extra.get("authorize")
+    if not state.needs_admission or not endpoint:
+        raise HTTPException(404, "Not here.")
+    body = await request.body() if request.method == "POST" else None
+    answer = await run_in_threadpool(
+        relay_authorize, state.settings, endpoint, request.url.query, body
+    )
+    if answer.status_code in (301, 302, 303) and "Location" in answer.headers:
+        return RedirectResponse(answer.headers["Location"], status_code=303)
+    kind = answer.headers.get("Content-Type", "text/plain")
+    # the picker is the simulated tenant's page: its own inline style, forms to itself
+    policy = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+    headers = {"Content-Security-Policy": policy}
+    return Response(answer.content, answer.status_code, headers, media_type=kind)
 
 
 def signin_callback(request: Request) -> Response:
@@ -152,6 +183,7 @@ def create_app(settings: Settings, *, admission: str | None = None, https: bool 
         Route("/start", start),
         Route("/signin", signin),
         Route("/signin/callback", signin_callback, name="signin_callback"),
+        Route("/simulated-signin", simulated_signin, methods=["GET", "POST"]),
         Route("/signout", signout, methods=["POST"]),
         *(Route(p, f, methods=m) for p, f, m in [*pages.ROUTES, *runpages.ROUTES]),
         Mount("/static", StaticFiles(packages=[("batch.web", "static")]), name="static"),

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import msal
+import requests
 
 from batch.config import CONFIG_FILE_NAME, Settings
 from batch.errors import AuthError, ConfigError
 from batch.graph.auth import build_credential, needs_instance_discovery, new_session
 
-__all__ = ["APPROVE", "SUBMIT", "Identity", "SignIn", "role_groups", "roles_of"]
+__all__ = ["APPROVE", "SUBMIT", "Identity", "SignIn", "relay_authorize", "role_groups", "roles_of"]
 
 SUBMIT = "Licensing.Submit"
 APPROVE = "Licensing.Approve"
@@ -125,3 +126,19 @@ class SignIn:
         if not upn:
             raise AuthError("Sign-in failed: the ID token names nobody.")
         return Identity(upn, str(claims.get("name") or upn), roles_of(claims, self._groups))
+
+
+def relay_authorize(
+    settings: Settings, endpoint: str, query: str, body: bytes | None
+) -> requests.Response:
+    """Ask the simulated tenant's authorize endpoint (its picker, or the account picked)."""
+    session = new_session(settings.ca_bundle, timeout=(10.0, 30.0))
+    with session:
+        if body is None:
+            return session.get(f"{endpoint}?{query}", allow_redirects=False)
+        return session.post(
+            endpoint,
+            data=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            allow_redirects=False,
+        )

@@ -32,9 +32,17 @@ def _table_statuses(page: Any) -> dict[int, str]:
 
 
 def test_hr_submits_it_approves_and_the_results_match_the_cli(
-    server: Server, page: Any, tmp_path: Path
+    server: Server, browser: Any, tmp_path: Path
 ) -> None:
-    sign_in(page, server.url, "hr.coordinator")
+    # a browser that trusts nothing extra: the simulated tenant's picker comes from serve
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    page = context.new_page()
+    page.goto(server.url)
+    assert page.url.startswith(server.base + "/simulated-signin?")
+    expect(page.get_by_role("heading", name="Pick an account")).to_be_visible()
+    shot(page, "0-pick-an-account")
+    page.get_by_role("button", name=re.compile("hr.coordinator@")).click()
+    page.get_by_role("link", name="Runs").wait_for()
     shot(page, "1-upload")
     page.get_by_label("Sheet").set_input_files(SAMPLE_SHEET)
     page.get_by_role("button", name="Check sheet").click()
@@ -97,3 +105,4 @@ def test_hr_submits_it_approves_and_the_results_match_the_cli(
     page.goto(submission)
     expect(page.get_by_role("link", name="Download report")).to_be_visible()
     shot(page, "10-phone-run")
+    context.close()
