@@ -2,17 +2,21 @@
 
 Sheets, as the product contract describes them:
 
-- ``Summary``: tenant, input file and its SHA-256, run id, mode, start and end, rows per
-  status, seats per SKU before -> after, requests, throttled answers and retries, and a
-  chart of seat use per SKU;
+- ``Summary``: a dashboard (:mod:`batch.reports.summary`): rows per status as big figures,
+  every row that needs attention with its reason and what to do, seats per product before
+  -> after (as read back; a forecast in a plan, labelled so) and a chart by product, then
+  the facts: tenant, input file and its SHA-256, run id, mode, start and end, requests,
+  throttled answers and retries;
 - ``Rows``: the input exactly as given (same columns, same order) plus Row, Status, Added,
   Removed, Detail, ErrorCode, RequestId, Verified and LicensesAfter; every input row once;
 - ``Problems``: every validation finding;
 - ``Licenses``: per SKU purchased, warning, suspended, assigned and free, before and after;
 - ``Changes``: every write sent to Graph, with its outcome.
 
-All text goes through :class:`batch.reports.workbook.ReportWorkbook`, so nothing from a sheet or
-from Graph can become a formula.
+Licenses are named as people know them, "Microsoft 365 E3 (SPE_E3)", and Graph's service
+plan GUIDs are translated (:func:`batch.intake.catalog.name_ids`). All text goes through
+:class:`batch.reports.workbook.ReportWorkbook`, so nothing from a sheet or from Graph can
+become a formula.
 """
 
 from __future__ import annotations
