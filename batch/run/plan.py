@@ -329,7 +329,7 @@ class _Planner:
         if state is None:
             return RowPlan(request, FAILED, f"no user {request.user} in the tenant", "UserNotFound")
         plan = RowPlan(request, PLANNED, user_id=state.id)
-        if not state.account_enabled and request.add_licenses and not self.options.include_disabled:
+        if not state.account_enabled and self._adds_to_disabled(request, state):  # or NoChange
             plan.status, plan.error_code = SKIPPED, "AccountDisabled"
             plan.detail = (
                 "the account is disabled: licenses are not added (--include-disabled to add anyway)"
@@ -379,11 +379,16 @@ class _Planner:
         self._emit(request, state, change, joins, leaves, plan, wave)
         plan.added = [self.label(s) for s in change.add if s in change.new_seats]
         plan.removed = [self.label(s) for s in change.remove]
-        notes = list(change.notes)
-        if not plan.ops:
-            plan.status = SKIPPED if any("cannot be removed" in n for n in notes) else NO_CHANGE
-        plan.detail = "; ".join(filter(None, [findings, *notes]))
+        if not plan.ops:  # an offboarding asks only what it can: nothing left is NoChange
+            refused = "cannot be removed" in str(change.notes) and request.action != Action.OFFBOARD
+            plan.status = SKIPPED if refused else NO_CHANGE
+        plan.detail = "; ".join(filter(None, [findings, *change.notes]))
         return plan
+
+    def _adds_to_disabled(self, request: RowRequest, state: UserState) -> bool:
+        if not request.add_licenses or self.options.include_disabled:
+            return False
+        return bool(license_change(desire_for(request, self.options), state, name=self.names).add)
 
     def _group_changes(
         self, request: RowRequest, state: UserState
