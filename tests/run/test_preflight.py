@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -58,3 +62,48 @@ def test_a_home_whose_runs_folder_cannot_be_written_stops_before_any_write(
     assert result.returncode == 1, result.stdout + result.stderr
     assert "runs folder" in result.stderr
     assert tenant.sim.counters["writes"] == 0
+
+
+def test_a_report_that_fails_after_the_writes_leaves_the_run_resumable(
+    tenant: Tenant, tmp_path: Path
+) -> None:
+    tenant.sim.options.latency_ms = 300  # slow enough to take the folder away mid-run
+    sheet = write_csv(tmp_path / "hires.csv", HEADERS, ROWS)
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "batch",
+            "apply",
+            str(sheet),
+            "--yes",
+            "--output",
+            str(folder / "r.xlsx"),
+        ],
+        env=tenant.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = list_runs(tenant.home)
+        if runs and runs[0].sent:
+            break
+        time.sleep(0.05)
+    shutil.rmtree(folder)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    run = list_runs(tenant.home)[0]
+    assert run.state == "interrupted"
+    assert f"Run {run.run_id} made its changes" in stderr
+    assert f"m365batch resume {run.run_id} --output" in stderr
+    tenant.sim.options.latency_ms = 0
+    writes = tenant.sim.counters["writes"]
+    resumed = tenant.cli("resume", run.run_id, "--output", str(tmp_path / "new.xlsx"))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert (tmp_path / "new.xlsx").is_file()
+    assert tenant.sim.counters["writes"] == writes  # nothing sent again
