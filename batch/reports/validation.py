@@ -1,12 +1,16 @@
-"""The validation workbook: every finding (``Problems``) and the input with a status (``Rows``)."""
+"""The validation workbook: the answer (``Summary``: rows ready, every row that is not and what
+to do), every finding (``Problems``) and the input with a status (``Rows``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from batch.intake.model import VALIDATION_STATUSES
 from batch.intake.sheet import Sheet
 from batch.intake.validate import ValidationResult
+from batch.reports.summary import AttentionLine, Dashboard, write_dashboard
 from batch.reports.workbook import ReportWorkbook
+from batch.status import RowStatus
 
 __all__ = ["problems_table", "rows_table", "user_columns", "write_validation_workbook"]
 
@@ -42,11 +46,48 @@ def rows_table(result: ValidationResult) -> tuple[tuple[str, ...], list[tuple[ob
     return headers, rows
 
 
+#: what to do about a row validation did not pass
+TODO = {
+    RowStatus.INVALID: "Correct the cell named in Problems, then check the sheet again.",
+    RowStatus.DEFERRED: "Nothing now: it is applied on its date (or use --as-of).",
+    RowStatus.SKIPPED: "Nothing, unless the row should count: see the reason.",
+}
+
+
+def _dashboard(result: ValidationResult) -> Dashboard:
+    """The Summary: how many rows are ready, and every row that is not, with what to do."""
+    counts = result.counts()
+    sheet = result.sheet
+    return Dashboard(
+        title=f"Sheet check: {sheet.path.name}",
+        subtitle=(
+            f"Checked against the tenant's licenses for {result.as_of}; nothing was sent to "
+            "the tenant. Ready rows go on to plan and apply."
+        ),
+        counts=[("Rows", len(result.rows))]
+        + [(str(s), counts[s]) for s in VALIDATION_STATUSES if counts.get(s)],
+        attention=[
+            AttentionLine(r.row, r.user, r.status, result.detail(r.row), TODO.get(r.status, ""))
+            for r in result.rows
+            if r.status is not RowStatus.READY
+        ],
+        facts=[
+            ("File", str(sheet.path)),
+            ("Sheet", sheet.sheet_name or ""),
+            ("Judged as of", str(result.as_of)),
+            *[(f"Findings {rule}", n) for rule, n in result.counts_by_rule().most_common()],
+            *[("Note", note) for note in sheet.notes],
+        ],
+        facts_title="About this check",
+    )
+
+
 def write_validation_workbook(
     result: ValidationResult, path: Path, *, overwrite: bool = False
 ) -> Path:
     """Write the validation workbook (Problems, Rows) atomically; return its path."""
     with ReportWorkbook(path, overwrite=overwrite) as book:
+        write_dashboard(book, "Summary", _dashboard(result))
         headers, rows = problems_table(result)
         book.add_table("Problems", headers, rows, kinds={"Row": "int"}, status_column=None)
         headers, rows = rows_table(result)

@@ -48,7 +48,7 @@ def test_validate_a_clean_sheet_exits_0(tmp_path: Path) -> None:
     assert "ready: 2, invalid: 0, deferred: 0, skipped: 0" in result.stdout
     assert f"Workbook: {output}" in result.stdout
     book = openpyxl.load_workbook(output)
-    assert book.sheetnames == ["Problems", "Rows"]
+    assert book.sheetnames == ["Summary", "Problems", "Rows"]
     rows = list(book["Rows"].iter_rows(values_only=True))
     assert rows[0] == (*HEADER, "Row", "Status", "Detail")
     assert rows[1][:6] == (
