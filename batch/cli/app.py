@@ -113,6 +113,12 @@ class _ClosedPipeSafe:
         return getattr(self._stream, name)
 
 
+class CannotAsk(BatchError):
+    """A confirmation was needed and nobody can answer it (no terminal): a usage error."""
+
+    exit_code = ExitCode.USAGE
+
+
 def ask(question: str) -> bool:
     """Ask a yes/no question; one that cannot be asked (no terminal) says to add ``--yes``."""
     try:
@@ -120,9 +126,10 @@ def ask(question: str) -> bool:
     except click.Abort:
         if sys.stdin.isatty():
             raise
-        raise click.UsageError(
-            f"{question} cannot be asked: standard input is not a terminal. "
-            "Add --yes to go ahead without asking."
+        click.echo(err=True)
+        raise CannotAsk(
+            "Cannot ask for confirmation: standard input is not a terminal.",
+            hint="Add --yes to go ahead without asking.",
         ) from None
 
 

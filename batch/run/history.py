@@ -158,7 +158,7 @@ def open_resumable(home: Path, run_id: str | None, tenant_id: str | None) -> Jou
     except JournalError as exc:
         if "damaged" in str(exc) or "format" in str(exc):
             raise JournalError(
-                f"Run {run_id} cannot be resumed: {exc}",
+                f"Run {run_id} cannot be resumed: {exc.message.rstrip('.')}.",
                 hint="Its writes cannot be known from it: check the tenant with `m365batch "
                 "export`, then start a new run with `apply`.",
             ) from exc
