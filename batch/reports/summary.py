@@ -51,6 +51,7 @@ class Dashboard:
     counts: Sequence[tuple[str, int]]
     attention: Sequence[AttentionLine] = ()
     attention_title: str = "Needs your attention"
+    attention_headers: Sequence[str] = ("Row", "User", "Status", "Reason", "What to do")
     all_fine: str = "Nothing needs your attention."
     table_title: str = ""
     table_headers: Sequence[str] = ()
@@ -109,7 +110,7 @@ def _attention(book: ReportWorkbook, sheet: Any, row: int, board: Dashboard) -> 
     if not lines:
         return row + 1
     header = {"bold": True, "bg_color": "#D9E1F2", "bottom": 1}
-    for col, text in enumerate(("Row", "User", "Status", "Reason", "What to do")):
+    for col, text in enumerate(board.attention_headers):
         book.write_text(sheet, row, col, text, **header)
     wrap = {"text_wrap": True, "valign": "top"}
     for line in lines[:ATTENTION_ROWS]:

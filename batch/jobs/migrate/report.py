@@ -2,8 +2,9 @@
 
 Sheets:
 
-- ``Summary``: tenant, map and its SHA-256, migration id, mode, start and end, users per
-  status, seats per SKU before -> after, the notes ("need N more seats of X"), a chart;
+- ``Summary``: the answer first: users per status as big figures, every user who needs
+  attention with the reason and what to do, seats per product before -> after and a chart;
+  then tenant, map and its SHA-256, migration id, mode, start and end and the notes;
 - ``Rows``: one row per user: FromSku, ToSku, Wave, Status, Added, Removed, the disabled plans
   kept, the plans the user newly has, the plans with no counterpart, Detail, ErrorCode,
   RequestId, Verified, LicensesAfter and the wave's run id;
@@ -33,13 +34,15 @@ from batch.reports.run import (
     CHANGE_HEADERS,
     CHANGE_KINDS,
     add_licenses_sheet,
+    chart_rows,
     product_names,
     seat_line,
     yes_no,
 )
+from batch.reports.summary import AttentionLine, Dashboard, write_dashboard
 from batch.reports.workbook import ReportWorkbook
 from batch.run.tenant import SkuSeats
-from batch.status import RowStatus
+from batch.status import STATUS_ORDER, RowStatus
 
 __all__ = ["write_migration_report"]
 
@@ -113,8 +116,10 @@ def write_migration_report(migration: Migration, path: Path, *, tenant: str) -> 
     """Write the migration workbook atomically; return its path."""
     names = product_names(migration.seats_before)
     with ReportWorkbook(path) as book:
-        pairs = _named(_summary(migration, tenant), names)
-        summary = book.add_key_values("Summary", pairs, title="m365batch migration report")
+        board = _dashboard(migration, names)
+        board.facts = _named(_summary(migration, tenant), names)
+        board.chart_rows = chart_rows(len(migration.seats_before))
+        placed = write_dashboard(book, "Summary", board)
         book.add_table("Rows", ROW_HEADERS, _named(_rows(migration), names), kinds={"Wave": "int"})
         width = len(migration.map_headers)
         map_headers = (*migration.map_headers, "Row", "Status", "Users", "Detail")
@@ -136,8 +141,8 @@ def write_migration_report(migration: Migration, path: Path, *, tenant: str) -> 
         add_licenses_sheet(
             book,
             _licenses(migration.seats_before, migration.seats_after),
-            summary=summary,
-            chart_at=f"A{len(pairs) + 5}",
+            summary=placed.sheet,
+            chart_at=placed.chart_at,
             title="Seats per product after the migration",
         )
         book.add_table(
@@ -184,6 +189,57 @@ def _named(rows: Sequence[Sequence[object]], names: Mapping[str, str]) -> list[t
         tuple(name_parts(name_ids(v), names) if isinstance(v, str) else v for v in row)
         for row in rows
     ]
+
+
+#: what to do about a user the migration did not move
+TODO = {
+    "NoSeats": "Buy more seats of the new SKU, then run the migration again (or --wait-for-seats).",
+    "UserNotFound": "Check the address in the users sheet.",
+    "InheritedFromGroup": "Run with --groups to switch the group, or change it yourself.",
+}
+
+
+def _dashboard(migration: Migration, names: Mapping[str, str]) -> Dashboard:
+    """The answer first: users per status, who needs attention and why, seats per product."""
+    planning = migration.mode == "plan"
+    counts = migration.counts()
+    fine = {RowStatus.APPLIED, RowStatus.NO_CHANGE} | ({RowStatus.PLANNED} if planning else set())
+    after = {s.sku_id: s for s in migration.seats_after or []}
+    involved = {r.from_id for r in migration.rules} | {r.to_id for r in migration.rules}
+    seats = []
+    for seat in migration.seats_before:
+        if seat.sku_id in involved:
+            now = after.get(seat.sku_id, seat)
+            name = names.get(seat.part_number, seat.part_number)
+            seats.append((name, seat.part_number, f"{seat.consumed} -> {now.consumed}", now.free))
+    return Dashboard(
+        title=f"License migration by {migration.map_path.name}",
+        subtitle=(
+            "Dry run: nothing has been written. Statuses say what a run would do now."
+            if planning
+            else "Migration finished. Seats below are as read back after it."
+        ),
+        counts=[("Users", len(migration.moves))]
+        + [(str(s), counts[s]) for s in STATUS_ORDER if counts.get(s)],
+        attention=[
+            AttentionLine(
+                m.upn,
+                m.display_name,
+                m.status,
+                name_parts(name_ids(m.detail or m.error_code), names),
+                TODO.get(m.error_code, "Read the reason; fix it and run again."),
+            )
+            for m in migration.moves
+            if m.status not in fine
+        ],
+        attention_title="Users who need your attention",
+        attention_headers=("User", "Name", "Status", "Reason", "What to do"),
+        all_fine="No user needs your attention.",
+        table_title="Seats per product" + (" (now)" if planning else ""),
+        table_headers=("Product", "SKU", "Assigned", "Free after"),
+        table_rows=seats,
+        facts_title="About this migration",
+    )
 
 
 def _waves(migration: Migration) -> list[tuple[object, ...]]:
@@ -245,16 +301,6 @@ def _summary(migration: Migration, tenant: str) -> list[tuple[str, object]]:
     pairs += [(f"Users {status}", n) for status, n in sorted(counts.items())]
     pairs.append(("Waves", len(migration.waves)))
     pairs.append(("Writes sent", len(migration.changes)))
-    after = {s.sku_id: s for s in migration.seats_after or []}
-    involved = {r.from_id for r in migration.rules} | {r.to_id for r in migration.rules}
-    for seat in migration.seats_before:
-        if seat.sku_id not in involved:
-            continue
-        now = after.get(seat.sku_id)
-        text = f"{seat.consumed} assigned, {seat.free} free"
-        if now is not None:
-            text += f" -> {now.consumed} assigned, {now.free} free"
-        pairs.append((f"Seats {seat.part_number}", text))
     pairs += [("Note", note) for note in migration.notes]
     if migration.waves:
         pairs.append(("Undo", f"m365batch undo {migration.migration_id}"))
