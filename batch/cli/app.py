@@ -300,6 +300,6 @@ def print_run_result(result: Any) -> None:
     )
     for note in result.notes:
         click.echo(f"Note: {note}")
-    click.echo(f"Report: {result.report}")
+    click.echo(f"Report: {Path(result.report).resolve()}")
     if result.exit_code:
         click.get_current_context().exit(int(result.exit_code))

@@ -133,7 +133,7 @@ def plan(app: AppContext, file: Path, output: Path | None, **options: Any) -> No
     click.echo("\n".join(prepared.summary_lines()))
     print_plan_attention(prepared.plan)
     report = onboarding.write_plan_report(prepared, settings.describe(), output)
-    click.echo(f"Plan workbook: {report}")
+    click.echo(f"Plan workbook: {report.resolve()}")
     if prepared.has_bad_rows:
         click.get_current_context().exit(int(ExitCode.ROWS_FAILED))
 

@@ -103,7 +103,7 @@ def validate(
             if r.status is not RowStatus.READY
         ]
     )
-    click.echo(f"Workbook: {check.workbook}")
+    click.echo(f"Workbook: {check.workbook.resolve()}")
     counts = check.result.counts()
     if counts.get(RowStatus.INVALID) or counts.get(RowStatus.DEFERRED):
         click.get_current_context().exit(int(ExitCode.ROWS_FAILED))
