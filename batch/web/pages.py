@@ -21,7 +21,16 @@ from batch.web.base import render, web
 from batch.web.guard import MAX_UPLOAD, checked_form, signed_in
 from batch.web.sheets import check_sheet, plan_workbook, tenant_template
 from batch.web.signin import Identity
-from batch.web.store import APPROVED, CHECKED, INTERRUPTED, REJECTED, RUNNING, WAITING, Submission
+from batch.web.store import (
+    APPROVED,
+    CHECKED,
+    FAILED,
+    INTERRUPTED,
+    REJECTED,
+    RUNNING,
+    WAITING,
+    Submission,
+)
 
 __all__ = ["ROUTES"]
 
@@ -174,8 +183,8 @@ async def resume(request: Request) -> Response:
     user = signed_in(request, approve=True)
     await checked_form(request)
     sub = _visible(request, user)
-    if sub.status != INTERRUPTED:
-        raise HTTPException(409, "This run is not interrupted.")
+    if sub.status not in (INTERRUPTED, FAILED):
+        raise HTTPException(409, "This run is neither interrupted nor failed.")
     web(request).worker.resume(sub.id, user.upn)
     return _see(f"/submissions/{sub.id}")
 
@@ -184,7 +193,8 @@ def approvals(request: Request) -> Response:
     user = signed_in(request, approve=True)
     store = web(request).store
     waiting = store.list(status=WAITING)
-    stuck = store.list(status=INTERRUPTED) + store.list(status=RUNNING)
+    stuck = [*store.list(status=INTERRUPTED), *store.list(status=FAILED)]
+    stuck += store.list(status=RUNNING)
     return render(request, "approvals.html", user, waiting=waiting, stuck=stuck)
 
 
