@@ -7,9 +7,11 @@ Resolved per distinct cell text and cached by :mod:`batch.intake.validate`, so a
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 
 from batch.intake.catalog import Catalog, Sku, sku_label
 from batch.intake.model import Action, LicenseAdd, Severity
+from batch.intake.sheet import FIELD_LABELS
 from batch.intake.values import split_list
 
 __all__ = ["Issue", "LicenseCells"]
@@ -21,8 +23,11 @@ Issue = tuple[str, str, str, str, Severity]
 class LicenseCells:
     """Resolve license and disabled-plan cells against a catalog (SKUs cached per text)."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(
+        self, catalog: Catalog, *, column_name: Callable[[str], str] = FIELD_LABELS.__getitem__
+    ) -> None:
         self.catalog = catalog
+        self.column_name = column_name  #: a field's header as the sheet writes it
         self._sku_cache: dict[str, tuple[Sku | None, str | None, str | None]] = {}
 
     def resolve_sku(self, text: str) -> tuple[Sku | None, str | None, str | None]:
@@ -141,7 +146,8 @@ class LicenseCells:
                         "disabled_plans",
                         text,
                         "plan-without-license",
-                        "DisabledPlans needs a license in AddLicenses to disable them in.",
+                        f"{self.column_name('disabled_plans')} needs a license in "
+                        f"{self.column_name('add_licenses')} to disable them in.",
                         Severity.ERROR,
                     )
                 )

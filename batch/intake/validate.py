@@ -137,7 +137,7 @@ class _Validator:
         self._row_errors = False
         self._fields = tuple(sheet.fields.items())
         self._blank = dict.fromkeys(FIELD_ALIASES, "")
-        self.cells = LicenseCells(catalog)
+        self.cells = LicenseCells(catalog, column_name=sheet.column_name)
         self._license_cache: dict[tuple[str, str], tuple[tuple[Sku, ...], tuple[Issue, ...]]] = {}
         self._request_cache: dict[tuple[str, ...], tuple[_Analysis, tuple[Issue, ...], bool]] = {}
         self._plan_cache: dict[
@@ -270,7 +270,8 @@ class _Validator:
                 "upn",
                 "",
                 "missing-user",
-                "No user: fill in UserPrincipalName (or ObjectId).",
+                f"No user: fill in {self.sheet.column_name('upn')}"
+                f" (or {self.sheet.column_name('object_id')}).",
             )
         return upn, object_id
 
@@ -315,7 +316,9 @@ class _Validator:
                 "add_licenses",
                 cell["add_licenses"],
                 "offboard-with-licenses",
-                "An offboard row removes every license: leave AddLicenses and DisabledPlans empty.",
+                "An offboard row removes every license: leave "
+                f"{self.sheet.column_name('add_licenses')} and "
+                f"{self.sheet.column_name('disabled_plans')} empty.",
             )
 
         location = self._location(number, cell["usage_location"])

@@ -335,3 +335,22 @@ def test_summary_counts_each_status_once(write_csv: Callable[..., Path], catalog
     )
     line = summary_lines(result)[1]
     assert line == "  ready: 1, invalid: 1, deferred: 0, skipped: 1"
+
+
+def test_messages_name_the_columns_as_the_sheet_writes_them(
+    write_csv: Callable[..., Path], catalog: Catalog
+) -> None:
+    sheet = read_sheet(
+        write_csv(
+            [
+                ["Email", "Licenses", "Plans To Disable", "Action"],
+                ["ada@contoso.com", "", "SWAY", ""],
+                ["", "SPE_E3", "", ""],
+                ["bob@contoso.com", "SPE_E3", "", "offboard"],
+            ]
+        )
+    )
+    result = validate_sheet(sheet, catalog, as_of=AS_OF)
+    assert "Plans To Disable needs a license in Licenses" in result.detail(2)
+    assert "No user: fill in Email" in result.detail(3)
+    assert "leave Licenses and Plans To Disable empty" in result.detail(4)
