@@ -89,9 +89,11 @@ def test_a_run_whose_process_is_gone_is_interrupted_not_running(tmp_path: Path) 
     with _journal(tmp_path) as journal:
         with run_lock(journal.folder):
             assert list_runs(tmp_path)[0].state == "running"
-            with pytest.raises(JournalError, match=f"pid {os.getpid()}"):
-                with run_lock(journal.folder):
-                    pass
+            with (
+                pytest.raises(JournalError, match=f"pid {os.getpid()}"),
+                run_lock(journal.folder),
+            ):
+                pass
         assert list_runs(tmp_path)[0].state == INTERRUPTED
 
 
