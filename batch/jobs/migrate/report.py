@@ -120,7 +120,8 @@ def write_migration_report(migration: Migration, path: Path, *, tenant: str) -> 
         board.facts = _named(_summary(migration, tenant), names)
         board.chart_rows = chart_rows(len(migration.seats_before))
         placed = write_dashboard(book, "Summary", board)
-        book.add_table("Rows", ROW_HEADERS, _named(_rows(migration), names), kinds={"Wave": "int"})
+        rows = _named(_rows(migration), names)
+        book.add_table("Rows", ROW_HEADERS, rows, kinds={"Wave": "int"}, freeze_columns=1)
         width = len(migration.map_headers)
         map_headers = (*migration.map_headers, "Row", "Status", "Users", "Detail")
         book.add_table(
