@@ -276,12 +276,23 @@ def print_attention(
         click.echo(f"  ... and {len(ordered) - limit} more in the report")
 
 
-def print_plan_attention(plan: Any) -> None:
+def row_user(request: Any, sheet: Any = None) -> str:
+    """The row's user; for a user cell validation refused, the cell as written."""
+    if request.user or sheet is None:
+        return str(request.user)
+    for field in ("upn", "object_id"):
+        index = sheet.fields.get(field)
+        if index is not None and index < len(request.values) and request.values[index].strip():
+            return repr(request.values[index].strip())
+    return ""
+
+
+def print_plan_attention(plan: Any, sheet: Any = None) -> None:
     """The plan's rows that will not be written as asked (not Planned, not NoChange)."""
     fine = (RowStatus.PLANNED, RowStatus.NO_CHANGE)
     print_attention(
         [
-            (row.row, row.request.user, str(row.status), row.detail or row.error_code or "")
+            (row.row, row_user(row.request, sheet), str(row.status), row.detail or row.error_code)
             for row in plan.rows
             if row.status not in fine
         ]

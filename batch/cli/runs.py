@@ -131,7 +131,7 @@ def plan(app: AppContext, file: Path, output: Path | None, **options: Any) -> No
     with app.connect() as (settings, client):
         prepared = onboarding.prepare(client, file, _options(**options))
     click.echo("\n".join(prepared.summary_lines()))
-    print_plan_attention(prepared.plan)
+    print_plan_attention(prepared.plan, prepared.validation.sheet)
     report = onboarding.write_plan_report(prepared, settings.describe(), output)
     click.echo(f"Plan workbook: {report.resolve()}")
     if prepared.has_bad_rows:

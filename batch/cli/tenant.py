@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from batch.cli.app import FILE_PATH, AppContext, cli, print_attention, text_table
+from batch.cli.app import FILE_PATH, AppContext, cli, print_attention, row_user, text_table
 from batch.errors import ExitCode
 from batch.status import RowStatus
 
@@ -98,7 +98,7 @@ def validate(
     result = check.result
     print_attention(
         [
-            (r.row, r.user, str(r.status), result.detail(r.row))
+            (r.row, row_user(r, result.sheet), str(r.status), result.detail(r.row))
             for r in result.rows
             if r.status is not RowStatus.READY
         ]
