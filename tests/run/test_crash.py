@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import pytest
 
 from batch.run.journal import Journal, list_runs
 from batch.simulator import SimulatorOptions, start_simulator
+from tests.childproc import m365batch_argv
 from tests.run.runkit import Tenant, onboarding_rows, upns_of, write_csv
 
 HEADERS, ROWS = onboarding_rows()
@@ -120,7 +120,7 @@ def test_ctrl_c_leaves_the_journal_consistent_and_resume_finishes(
     sheet = write_csv(tmp_path / "hires.csv", HEADERS, ROWS)
     report = tmp_path / "report.xlsx"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "batch", "apply", str(sheet), "--yes", "--output", str(report)],
+        m365batch_argv("apply", str(sheet), "--yes", "--output", str(report)),
         env=tenant.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import msal
@@ -14,6 +13,7 @@ import requests
 from click.testing import CliRunner
 
 from batch.cli import cli
+from tests.childproc import m365batch_argv
 
 
 def test_show_and_reset(isolated_home: Path) -> None:
@@ -37,17 +37,7 @@ def test_show_and_reset(isolated_home: Path) -> None:
 def test_serve_prints_a_working_environment(isolated_home: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE")}
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "batch",
-            "simulator",
-            "serve",
-            "--time-scale",
-            "10",
-            "--fault-item-429",
-            "0",
-        ],
+        m365batch_argv("simulator", "serve", "--time-scale", "10", "--fault-item-429", "0"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
