@@ -56,9 +56,12 @@ class Prepared:
             f"Rows: {len(self.plan.rows)} ("
             + ", ".join(f"{status} {n}" for status, n in sorted(counts.items()))
             + ")",
-            f"Users to change: {counts.get(RowStatus.PLANNED, 0)}; writes: {len(self.plan.ops)} ("
-            + ", ".join(f"{kind} {n}" for kind, n in sorted(ops.items()))
-            + ")",
+            f"Users to change: {counts.get(RowStatus.PLANNED, 0)}; writes: {len(self.plan.ops)}"
+            + (
+                " (" + ", ".join(f"{kind} {n}" for kind, n in sorted(ops.items())) + ")"
+                if ops
+                else ""
+            ),
             f"Licenses removed: {self.plan.removals}",
         ]
         for seat in self.plan.seats:
