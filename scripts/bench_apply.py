@@ -28,23 +28,14 @@ from pathlib import Path
 
 import psutil
 
-from batch.simulator import SimulatorOptions, start_simulator
+from batch.simulator import RunningSimulator, SimulatorOptions, start_simulator
 from batch.simulator.seed import generate_tenant
 
 FLOW_FREE = "f30db892-07e9-47e9-837c-80727f46fd3d"
 
 
-def tenant_env(sim: object, home: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "M365BATCH_HOME": str(home),
-        "AZURE_TENANT_ID": sim.tenant_id,  # type: ignore[attr-defined]
-        "AZURE_CLIENT_ID": sim.client_id,  # type: ignore[attr-defined]
-        "AZURE_CLIENT_SECRET": sim.client_secret,  # type: ignore[attr-defined]
-        "AZURE_AUTHORITY_HOST": sim.authority_host,  # type: ignore[attr-defined]
-        "M365BATCH_GRAPH_URL": sim.graph_url,  # type: ignore[attr-defined]
-        "REQUESTS_CA_BUNDLE": str(sim.ca_path),  # type: ignore[attr-defined]
-    }
+def tenant_env(sim: RunningSimulator, home: Path) -> dict[str, str]:
+    return {**os.environ, "M365BATCH_HOME": str(home), **sim.environment()}
 
 
 def make_tenant(folder: Path, users: int) -> tuple[Path, list[str]]:

@@ -155,14 +155,7 @@ def big_flow(browser: Any, folder: Path, rows: int) -> tuple[list[float], dict[s
             [u["userPrincipalName"], "FLOW_FREE", "GB"] for u in tenant["users"][:rows]
         )
     with start_simulator(folder / "sim", SimulatorOptions(), seed_path=seed) as sim:
-        env = {
-            "AZURE_TENANT_ID": sim.tenant_id,
-            "AZURE_CLIENT_ID": sim.client_id,
-            "AZURE_CLIENT_SECRET": sim.client_secret,
-            "AZURE_AUTHORITY_HOST": sim.authority_host,
-            "M365BATCH_GRAPH_URL": sim.graph_url,
-            "REQUESTS_CA_BUNDLE": str(sim.ca_path),
-        }
+        env = sim.environment()
         with serve(folder / "home-big", env) as url:
             page = browser.new_context(viewport={"width": 1280, "height": 800}, **_trust).new_page()
             weigher = Weigher(page)

@@ -104,16 +104,7 @@ def rehearse(workdir: Path, time_scale: float = 1.0) -> dict[str, Any]:
     options = SimulatorOptions.realistic(seed=11, time_scale=time_scale)
     figures: dict[str, Any] = {}
     with start_simulator(workdir / "sim", options, seed_path=seed_path) as sim:
-        env = {
-            **os.environ,
-            "M365BATCH_HOME": str(workdir / "home"),
-            "AZURE_TENANT_ID": sim.tenant_id,
-            "AZURE_CLIENT_ID": sim.client_id,
-            "AZURE_CLIENT_SECRET": sim.client_secret,
-            "AZURE_AUTHORITY_HOST": sim.authority_host,
-            "M365BATCH_GRAPH_URL": sim.graph_url,
-            "REQUESTS_CA_BUNDLE": str(sim.ca_path),
-        }
+        env = {**os.environ, "M365BATCH_HOME": str(workdir / "home"), **sim.environment()}
         for label, path in (
             ("onboarding", ROOT / "samples" / "onboarding.xlsx"),
             ("ems-200", sheet),

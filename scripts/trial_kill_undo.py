@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from batch.run.journal import list_runs
-from batch.simulator import SimulatorOptions, start_simulator
+from batch.simulator import RunningSimulator, SimulatorOptions, start_simulator
 from batch.simulator.seed import generate_tenant
 
 FLOW_FREE = "f30db892-07e9-47e9-837c-80727f46fd3d"
@@ -60,17 +60,8 @@ def make_seed(folder: Path, rows: int) -> tuple[Path, list[str]]:
     return seed, lacking[:rows]
 
 
-def environment(sim: object, home: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "M365BATCH_HOME": str(home),
-        "AZURE_TENANT_ID": sim.tenant_id,  # type: ignore[attr-defined]
-        "AZURE_CLIENT_ID": sim.client_id,  # type: ignore[attr-defined]
-        "AZURE_CLIENT_SECRET": sim.client_secret,  # type: ignore[attr-defined]
-        "AZURE_AUTHORITY_HOST": sim.authority_host,  # type: ignore[attr-defined]
-        "M365BATCH_GRAPH_URL": sim.graph_url,  # type: ignore[attr-defined]
-        "REQUESTS_CA_BUNDLE": str(sim.ca_path),  # type: ignore[attr-defined]
-    }
+def environment(sim: RunningSimulator, home: Path) -> dict[str, str]:
+    return {**os.environ, "M365BATCH_HOME": str(home), **sim.environment()}
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

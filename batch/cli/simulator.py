@@ -136,14 +136,7 @@ def serve(app: AppContext, port: int, realistic: bool, **values: Any) -> None:
         raise click.BadParameter(str(exc), param_hint="M365BATCH_SIMULATOR") from exc
     sim = start_simulator(app.settings.home / "simulator", options, port=port)
     click.echo(f"# {sim.tenant_name} serving at {sim.graph_url}; Ctrl-C stops it.", err=True)
-    for name, value in (
-        ("AZURE_TENANT_ID", sim.tenant_id),
-        ("AZURE_CLIENT_ID", sim.client_id),
-        ("AZURE_CLIENT_SECRET", sim.client_secret),
-        ("AZURE_AUTHORITY_HOST", sim.authority_host),
-        ("M365BATCH_GRAPH_URL", sim.graph_url),
-        ("REQUESTS_CA_BUNDLE", sim.ca_path),
-    ):
+    for name, value in sim.environment().items():
         click.echo(f"export {name}='{value}'")
     try:
         while True:

@@ -361,6 +361,17 @@ class RunningSimulator:
         """The msal authority URL."""
         return f"{self.authority_host}/{self.tenant_id}"
 
+    def environment(self) -> dict[str, str]:
+        """The variables that point m365batch (or any Azure SDK client) at this tenant."""
+        return {
+            "AZURE_TENANT_ID": self.tenant_id,
+            "AZURE_CLIENT_ID": self.client_id,
+            "AZURE_CLIENT_SECRET": self.client_secret,
+            "AZURE_AUTHORITY_HOST": self.authority_host,
+            "M365BATCH_GRAPH_URL": self.graph_url,
+            "REQUESTS_CA_BUNDLE": str(self.ca_path),
+        }
+
     def add_app(
         self, roles: list[str], *, certificate_pem: bytes | None = None, secret: str | None = None
     ) -> tuple[str, str | None]:

@@ -25,16 +25,7 @@ class Tenant:
     def __init__(self, sim: Any, home: Path) -> None:
         self.sim = sim
         self.home = home
-        self.env = {
-            **os.environ,
-            "M365BATCH_HOME": str(home),
-            "AZURE_TENANT_ID": sim.tenant_id,
-            "AZURE_CLIENT_ID": sim.client_id,
-            "AZURE_CLIENT_SECRET": sim.client_secret,
-            "AZURE_AUTHORITY_HOST": sim.authority_host,
-            "M365BATCH_GRAPH_URL": sim.graph_url,
-            "REQUESTS_CA_BUNDLE": str(sim.ca_path),
-        }
+        self.env = {**os.environ, "M365BATCH_HOME": str(home), **sim.environment()}
 
     def licenses(self, upn: str) -> dict[str, frozenset[str]]:
         """skuId -> disabled plans, straight from the simulator's state."""

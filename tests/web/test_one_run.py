@@ -16,14 +16,7 @@ from tests.web.webkit import Server, sign_in, sign_out
 def test_a_run_refused_while_another_writes_can_be_run_again(tmp_path: Path, page: Any) -> None:
     sheet = write_csv(tmp_path / "hires.csv", *onboarding_rows())
     with start_simulator(tmp_path / "sim", SimulatorOptions()) as sim:
-        env = {
-            "AZURE_TENANT_ID": sim.tenant_id,
-            "AZURE_CLIENT_ID": sim.client_id,
-            "AZURE_CLIENT_SECRET": sim.client_secret,
-            "AZURE_AUTHORITY_HOST": sim.authority_host,
-            "M365BATCH_GRAPH_URL": sim.graph_url,
-            "REQUESTS_CA_BUNDLE": str(sim.ca_path),
-        }
+        env = sim.environment()
         home = tmp_path / "home"
         server = Server(home, env)
         try:

@@ -37,14 +37,7 @@ def test_progress_moves_and_a_restart_mid_run_leaves_it_resumable(
     wanted = _relocations(sheet, 150)
     # each write takes 100 ms in the tenant: four batches of 20 in flight, then the rest
     with start_simulator(tmp_path / "sim", SimulatorOptions(item_latency_ms=100)) as sim:
-        env = {
-            "AZURE_TENANT_ID": sim.tenant_id,
-            "AZURE_CLIENT_ID": sim.client_id,
-            "AZURE_CLIENT_SECRET": sim.client_secret,
-            "AZURE_AUTHORITY_HOST": sim.authority_host,
-            "M365BATCH_GRAPH_URL": sim.graph_url,
-            "REQUESTS_CA_BUNDLE": str(sim.ca_path),
-        }
+        env = sim.environment()
         home = tmp_path / "home"
         # the server dies (SIGKILL) when the 100th write's outcome is journaled
         first = Server(home, {**env, "M365BATCH_CRASH_AT": "journal.done:100"})
