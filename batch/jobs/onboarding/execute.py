@@ -8,6 +8,7 @@ the tenant's state): either way only what the journal does not show as done is s
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 
 from batch.crashpoints import crashpoint
@@ -20,6 +21,8 @@ from batch.run.execute import execute_plan, settle
 from batch.run.journal import FINISHED, INTERRUPTED, RUNNING, RunInterrupted
 
 __all__ = ["run_prepared"]
+
+log = logging.getLogger(__name__)
 
 RESUMED_NOTE = "Resumed from the journal: the plan was made again from the tenant's state."
 
@@ -79,7 +82,9 @@ def _execute_and_report(ctx: RunContext, prepared: Prepared) -> tuple[RunResult,
     crashpoint("readback")
     journal_ops = list(journal.ops())
     outcomes = row_outcomes(prepared, journal_ops, planned_keys, stopped=stop is not None)
+    log.info("phase: read-back started (%d rows)", len(prepared.plan.rows))
     readback = read_back(ctx.client, prepared, outcomes, stopped=stop is not None)
+    log.info("phase: read-back finished (waited %.1f s)", readback.waited)
     counters = engine_counters(stats)
     counters["Read-back waited (s)"] = readback.waited
     counters["Rows re-read (not yet as asked)"] = readback.reread_rows
@@ -88,12 +93,14 @@ def _execute_and_report(ctx: RunContext, prepared: Prepared) -> tuple[RunResult,
         notes.append(RESUMED_NOTE)
     changes = change_lines(journal_ops)
     counts: Counter[str] = Counter(o.status for o in outcomes.values())
+    log.info("phase: report started")
     try:
         report = write_run_workbook(
             ctx, prepared, outcomes, changes, counters=counters, notes=notes
         )
     except (ReportError, OSError) as exc:
         raise _unreported(ctx, counts, exc) from exc
+    log.info("phase: report written (%s)", report.name)
     if stop is None:
         journal.finish(FINISHED, report=str(report), counts=dict(counts))
     else:
