@@ -313,14 +313,15 @@ def bench_sheet(args: argparse.Namespace, folder: Path, seed: Path, upns: list[s
         kinds.add("token", -sim.counters["token_requests"])
         figures = run_apply(sim, sheet, folder / f"home-{rows}")
         kinds.add("token", sim.counters["token_requests"])
-    bound = rows / (args.quota / args.window)
+    rate = args.quota / args.window
+    bound = rows / rate
     share = kinds.write_429 / max(1, kinds.write_items)
     print(f"\n== {rows:,} rows of adds on a {TENANT_USERS:,}-user tenant")
     print(f"  whole command        {_fmt(figures['whole'])}   target: {TARGETS.get(rows, '-')}")
     for name in ("before first write", "writing", "read-back", "report", "after the report (exit)"):
         print(f"    {name:<22} {_fmt(figures[name])}")
     print(
-        f"  lower bound          {bound:.2f} s ({rows:,} writes / {args.quota / args.window:g} per s)"
+        f"  lower bound          {bound:.2f} s ({rows:,} writes / {rate:g} per s)"
         f"; ratio bound/whole {bound / figures['whole']:.2f}"
     )
     print(
