@@ -101,9 +101,9 @@ def migrate(
     with app.connect() as (settings, client):
         migration = plan_migration(client, map_path, users_path, change_groups=change_groups)
         if dry_run:
-            from batch.jobs.migrate.waves import predict_waves
+            from batch.jobs.migrate.run import predict_migration
 
-            predict_waves(migration, no_waves=no_waves)
+            predict_migration(migration, no_waves=no_waves)
         click.echo("\n".join(migration.summary_lines()))
         planned = sum(1 for m in migration.moves if m.status == RowStatus.PLANNED)
         if planned and not dry_run:

@@ -128,23 +128,44 @@ def test_a_group_switches_in_two_steps_and_undo_puts_it_back(seeded, tmp_path: P
     assert set(sim.licenses(_upn("ann.direct"))) == {SKU_ID["ENTERPRISEPACK"]}
 
 
-def test_a_group_short_of_seats_is_left_untouched(seeded, tmp_path: Path) -> None:
+def test_a_group_short_of_seats_waits_for_them_as_the_dry_run_said(seeded, tmp_path: Path) -> None:
     sim = seeded(_seed(e3_seats=3))  # ann takes one in her wave; the group's three need three
     mapping = write_csv(tmp_path / "map.csv", ["FromSku", "ToSku"], [["ENTERPRISEPACK", "SPE_E3"]])
+    need = f"need 1 more seats of SPE_E3 for group '{GROUP}' (3 members wait for one; 2 free)"
+    dry = sim.cli(
+        "migrate",
+        "--map",
+        str(mapping),
+        "--groups",
+        "--dry-run",
+        "--output",
+        str(tmp_path / "d.xlsx"),
+    )
+    assert dry.returncode == 3, dry.stdout + dry.stderr
+    assert f"{need}: the group would not be changed" in dry.stdout
+    assert f"Group '{GROUP}' (3 members, ENTERPRISEPACK -> SPE_E3): Deferred" in dry.stdout
+    assert sim.sim.store.applied_writes() == {}
+
     report = tmp_path / "r.xlsx"
     done = sim.cli("migrate", "--map", str(mapping), "--groups", "--yes", "--output", str(report))
     assert done.returncode == 3, done.stdout + done.stderr
-    assert f"need 1 more seats of SPE_E3 for group '{GROUP}'" in done.stdout
+    assert f"{need}: the group was not changed" in done.stdout
     assert (GROUP_ID, "groupAssignLicense") not in sim.sim.store.applied_writes()
     assert set(_group_licenses(sim)) == {SKU_ID["ENTERPRISEPACK"]}
-    rows = _rows(report, "Rows")
+    rows, predicted = _rows(report, "Rows"), _rows(tmp_path / "d.xlsx", "Rows")
     for local in MEMBERS:
-        assert (rows[_upn(local)]["Status"], rows[_upn(local)]["ErrorCode"]) == (
-            "Failed",
-            "NoSeats",
-        )
+        row = rows[_upn(local)]
+        assert (row["Status"], row["ErrorCode"]) == ("Deferred", "NoSeats"), row
+        assert "(3 members wait for one; 2 free): the group was not changed" in str(row["Detail"])
         assert set(sim.licenses(_upn(local))) == {SKU_ID["ENTERPRISEPACK"]}
-    assert _rows(report, "Groups")[GROUP]["Status"] == "Failed"
+    # the dry run said what the run did, user by user (Planned is Applied once run)
+    assert {u: (r["Status"], r["ErrorCode"]) for u, r in rows.items()} == {
+        u: ("Applied" if r["Status"] == "Planned" else r["Status"], r["ErrorCode"])
+        for u, r in predicted.items()
+    }
+    assert rows[_upn("ann.direct")]["Status"] == "Applied"
+    assert _rows(report, "Groups")[GROUP]["Status"] == "Deferred"
+    assert _rows(tmp_path / "d.xlsx", "Groups")[GROUP]["Status"] == "Deferred"
 
     # with --users naming only part of the group, the group is out of scope
     some = write_csv(tmp_path / "some.csv", ["UserPrincipalName"], [[_upn(MEMBERS[0])]])

@@ -28,7 +28,9 @@ polling starts at a quarter second and doubles up to 5 s.
 Scope: a group changes only when every member of it is in scope (with ``--users``, every
 member is in the sheet); otherwise it is reported out of scope and left as it is. Seats:
 members not already holding ToSku each take one (they hold both during the switch); when
-ToSku's free seats are short the group is not touched ("need N more seats of X for group G").
+ToSku's free seats are short the group is not touched: it and its members are ``Deferred``
+(``NoSeats``, "need N more seats of X for group G"), as users the waves' seats do not reach,
+and a dry run predicts the same from the seats the waves would leave.
 
 ``undo`` reverts a group the same way (:func:`batch.jobs.migrate.switch.undo_group_changes`):
 FromSku added back with the disabled plans it had, processing waited for, then ToSku removed.
@@ -37,7 +39,9 @@ FromSku added back with the disabled plans it had, processing waited for, then T
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from batch.config import Settings
@@ -49,7 +53,7 @@ from batch.run.reconcile import GROUP_ERRORS, licenses_text
 from batch.run.tenant import SkuSeats, UserState, read_seats
 from batch.status import RowStatus
 
-__all__ = ["plan_group_moves", "run_group_moves"]
+__all__ = ["defer_short_groups", "plan_group_moves", "predict_groups", "run_group_moves"]
 
 # -- planning --------------------------------------------------------------------------------
 
@@ -213,24 +217,10 @@ def _switch_groups(
 def _switches(
     migration: Migration, seats: Sequence[SkuSeats]
 ) -> list[tuple[GroupLine, GroupSwitch]]:
-    """A switch for each planned group whose members fit ToSku's free seats; the others fail."""
-    free = {s.sku_id: s.free for s in seats}
+    """A switch for each planned group whose members fit ToSku's free seats; the others wait."""
     switches: list[tuple[GroupLine, GroupSwitch]] = []
-    lines = [g for g in migration.groups if g.status == RowStatus.PLANNED]
-    for index, line in enumerate(lines):
+    for index, line in enumerate(defer_short_groups(migration, seats)):
         rule = line.rule
-        if line.action == "switch" and line.need > free.get(rule.to_id, 0):
-            have = free.get(rule.to_id, 0)
-            text = (
-                f"need {line.need - have} more seats of {rule.to_part} for group '{line.name}' "
-                f"({line.need} members take one; {have} free): the group was not changed"
-            )
-            line.status, line.detail = RowStatus.FAILED, text
-            migration.notes.append(text)
-            _settle_members(migration, line, RowStatus.FAILED, "NoSeats", text)
-            continue
-        if line.action == "switch":
-            free[rule.to_id] = free.get(rule.to_id, 0) - line.need
         add = {} if line.action == "finish" else {rule.to_id: sorted(line.disabled_to)}
         switches.append(
             (
@@ -248,6 +238,50 @@ def _switches(
             )
         )
     return switches
+
+
+def defer_short_groups(
+    migration: Migration, seats: Sequence[SkuSeats], *, predicted: bool = False
+) -> list[GroupLine]:
+    """The planned groups whose members fit ToSku's free seats, in order; the others wait.
+
+    A group short of seats is not changed: it and its members are ``Deferred`` (NoSeats),
+    as users the waves' seats do not reach, with the seats it needs. ``predicted``: a dry
+    run's words for the same outcome.
+    """
+    free = {s.sku_id: s.free for s in seats}
+    fitting: list[GroupLine] = []
+    for line in [g for g in migration.groups if g.status == RowStatus.PLANNED]:
+        rule = line.rule
+        have = free.get(rule.to_id, 0)
+        if line.action == "switch" and line.need > have:
+            outcome = "would not be changed" if predicted else "was not changed"
+            text = (
+                f"need {line.need - have} more seats of {rule.to_part} for group '{line.name}' "
+                f"({line.need} members wait for one; {have} free): the group {outcome}"
+            )
+            line.status, line.detail = RowStatus.DEFERRED, text
+            migration.notes.append(text)
+            _settle_members(migration, line, RowStatus.DEFERRED, "NoSeats", text)
+            continue
+        if line.action == "switch":
+            free[rule.to_id] = have - line.need
+        fitting.append(line)
+    return fitting
+
+
+def predict_groups(migration: Migration, written: Iterable[Move]) -> None:
+    """Mark, for a dry run, the groups a real run would leave waiting for seats.
+
+    A real run switches groups after the waves, with the seats the waves left: the free
+    seats before, less what the ``written`` moves take, plus what their removals free.
+    """
+    taken: Counter[str] = Counter()
+    for move in written:
+        taken.update(move.needs())
+        taken.subtract(s.rule.from_id for s in move.writes)
+    seats = [replace(s, consumed=s.consumed + taken[s.sku_id]) for s in migration.seats_before]
+    defer_short_groups(migration, seats, predicted=True)
 
 
 def _settle_member(

@@ -194,7 +194,7 @@ def _named(rows: Sequence[Sequence[object]], names: Mapping[str, str]) -> list[t
 
 #: what to do about a user the migration did not move
 TODO = {
-    "NoSeats": "Buy more seats of the new SKU, then run the migration again (or --wait-for-seats).",
+    "NoSeats": "Buy more seats of the new SKU, then run the migration again: it picks them up.",
     "UserNotFound": "Check the address in the users sheet.",
     "InheritedFromGroup": "Run with --groups to switch the group, or change it yourself.",
 }

@@ -15,15 +15,23 @@ from collections.abc import Callable
 from typing import Any
 
 from batch.config import Settings
-from batch.jobs.migrate.groups import run_group_moves
+from batch.jobs.migrate.groups import predict_groups, run_group_moves
 from batch.jobs.migrate.model import Migration, WaveResult
-from batch.jobs.migrate.waves import run_waves
+from batch.jobs.migrate.waves import predict_waves, run_waves
 from batch.jobs.onboarding.context import Progress
 from batch.run.journal import FINISHED, Journal, new_run_id
 from batch.run.tenant import read_seats
 from batch.status import RowStatus
 
-__all__ = ["run_migration"]
+__all__ = ["predict_migration", "run_migration"]
+
+
+def predict_migration(migration: Migration, *, no_waves: bool = False) -> None:
+    """Mark, for a dry run, what a real run would leave waiting: users the waves' seats do
+    not reach, then groups the seats left after the waves do not fit (both ``Deferred``)."""
+    written = predict_waves(migration, no_waves=no_waves)
+    if any(g.status == RowStatus.PLANNED for g in migration.groups):
+        predict_groups(migration, written)
 
 
 def run_migration(

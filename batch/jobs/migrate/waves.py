@@ -242,19 +242,20 @@ def _wave_row(move: Move, seats: Sequence[SkuSeats]) -> list[str]:
     ]
 
 
-def predict_waves(migration: Migration, *, no_waves: bool = False) -> None:
+def predict_waves(migration: Migration, *, no_waves: bool = False) -> list[Move]:
     """Mark what a real run would leave waiting, for a dry run: the same words, the same rows.
 
     The first wave takes the users the free seats fit (none with ``no_waves`` when seats are
     short); the others are ``Deferred`` (NoSeats) with the seats they wait for, as a run that
-    stops for seats leaves them.
+    stops for seats leaves them. Returns the moves the waves would write.
     """
     pending = [m for m in migration.moves if m.status == RowStatus.PLANNED and m.writes]
     short = migration.shortfalls()
     if not short:
-        return
+        return pending
     seats = migration.seats_before
     names = {s.sku_id: s.part_number for s in seats}
+    wave: list[Move] = []
     if no_waves:
         rest, suffix = pending, "--no-waves: nothing would change"
     else:
@@ -267,6 +268,7 @@ def predict_waves(migration: Migration, *, no_waves: bool = False) -> None:
     for move in rest:
         _no_seats(move, short, rest, names, seats)
     migration.notes += _need_notes(short, rest, names, seats, suffix)
+    return wave
 
 
 def _fill(
