@@ -95,7 +95,7 @@ def migrate(
     """
     from batch.jobs.migrate.moves import plan_migration
     from batch.jobs.migrate.report import write_migration_report
-    from batch.jobs.migrate.run import run_migration
+    from batch.jobs.migrate.run import record_report, run_migration
     from batch.reports.workbook import output_path
 
     with app.connect() as (settings, client):
@@ -126,7 +126,8 @@ def migrate(
             done = [line for line in migration.summary_lines() if line.startswith(("Wave", "Note"))]
             click.echo("\n".join(done))
     target = output or output_path("migrate", input_path=map_path)
-    report = write_migration_report(migration, target, tenant=settings.describe())
+    report = write_migration_report(migration, target.resolve(), tenant=settings.describe())
+    record_report(settings, migration, report)
     if migration.wrote:
         mid = migration.migration_id
         click.echo(f"Migration {mid} (undo: m365batch undo {mid})")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import textwrap
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,6 @@ from batch.cli.app import (
     print_plan_attention,
     print_run_result,
     progress_bar,
-    text_table,
 )
 from batch.errors import ExitCode
 from batch.status import RowStatus
@@ -172,6 +173,8 @@ def apply(
     """
     from batch.jobs import onboarding
 
+    # absolute: the journal keeps where the input and the report are, wherever `runs` is run
+    file, output = file.resolve(), output.resolve() if output else None
     run_options = _options(**options)
     if verify_wait is not None:
         run_options = replace(run_options, verify_wait=verify_wait)
@@ -235,7 +238,7 @@ def resume(
             client,
             settings,
             run_id,
-            output=output,
+            output=output.resolve() if output else None,
             on_progress=progress,
             verify_wait=verify_wait,
             confirm=confirm,
@@ -287,22 +290,73 @@ def runs(app: AppContext, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in found], indent=2))
         return
+    click.echo("\n".join(runs_table(found)) if found else "No runs yet.")
+
+
+#: the width ``runs`` fits (a terminal's usual 100 columns)
+RUNS_WIDTH = 100
+
+
+def runs_table(found: Sequence[Any], width: int = RUNS_WIDTH) -> list[str]:
+    """The runs as lines no wider than ``width``: one line of figures per run, then its
+    report's absolute path on a line of its own (shortened in the middle only if it cannot
+    fit; ``runs --json`` has every path in full)."""
+    from batch.run.journal import DAMAGED
+
+    header = ("Run", "Kind", "State", "Writes", "Sent", "Done", "Unsettled", "Input")
     rows = [
         (
             r.run_id,
             r.kind,
             r.state,
+            str(sum(r.counts.values())),
+            str(r.sent),
+            str(r.counts.get("done", 0)),
+            str(r.unsettled),
             Path(r.input_path).name if r.input_path else "",
-            sum(r.counts.values()),
-            r.sent,
-            r.counts.get("done", 0),
-            r.unsettled,
-            r.report or "",
         )
         for r in found
     ]
-    header = ("Run", "Kind", "State", "Input", "Writes", "Sent", "Done", "Unsettled", "Report")
-    click.echo(text_table(header, rows) if rows else "No runs yet.")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    room = max(width - sum(widths) - 2 * (len(header) - 1), 12)
+    inputs = [shorten(row[-1], room) for row in rows]
+    rule = tuple("-" * w for w in [*widths, max(len(header[-1]), *map(len, inputs))])
+    lines = [_runs_line(header, widths), _runs_line(rule, widths)]
+    shortened = False
+    for info, row, source in zip(found, rows, inputs, strict=True):
+        lines.append(_runs_line((*row[:-1], source), widths))
+        if info.state == DAMAGED:  # its "report" says why the journal cannot be read
+            lines += textwrap.wrap(
+                str(info.report), width, initial_indent="  ", subsequent_indent="  "
+            )
+        elif info.report:
+            text = shorten(str(info.report), width - len("  Report: "))
+            shortened = shortened or text != str(info.report)
+            lines.append(f"  Report: {text}")
+    if shortened:
+        lines.append("(paths shortened with …: `m365batch runs --json` has them in full)")
+    return lines
+
+
+def _runs_line(cells: tuple[str, ...], widths: Sequence[int]) -> str:
+    numeric = range(3, 7)
+    return "  ".join(
+        [
+            *(
+                c.rjust(widths[i]) if i in numeric else c.ljust(widths[i])
+                for i, c in enumerate(cells[:-1])
+            ),
+            cells[-1],
+        ]
+    ).rstrip()
+
+
+def shorten(text: str, room: int) -> str:
+    """``text`` as is when it fits ``room`` columns, else its start and end around "…"."""
+    if len(text) <= room:
+        return text
+    head = (room - 1) // 3
+    return f"{text[:head]}…{text[len(text) - (room - 1 - head) :]}"
 
 
 @cli.command()
@@ -353,6 +407,11 @@ def undo(
             raise click.Abort()
         with progress_bar(len(prepared.plan.ops)) as progress:
             result = apply_undo(
-                client, settings, run_id, prepared, output=output, on_progress=progress
+                client,
+                settings,
+                run_id,
+                prepared,
+                output=output.resolve() if output else None,
+                on_progress=progress,
             )
     print_run_result(result)

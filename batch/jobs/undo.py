@@ -6,7 +6,9 @@
 Licensed groups a migration switched get their old license back first
 (:func:`batch.jobs.migrate.switch.undo_group_changes`); then the users' own changes are
 written as an ordinary sheet in the run's folder (:mod:`batch.jobs.onboarding.undo`) and
-applied with exact plans, disabled accounts included.
+applied with exact plans, disabled accounts included. The undo's report goes next to the
+undone run's report (where people look), and its path is journaled, so that a resumed undo
+replaces that report.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from batch.config import Settings
 from batch.graph.client import GraphClient
 from batch.jobs.migrate.switch import GroupSwitch, undo_group_changes
 from batch.jobs.onboarding import Prepared, Progress, RunOptions, RunResult, apply, prepare
-from batch.jobs.onboarding.undo import write_undo_sheet
+from batch.jobs.onboarding.undo import report_beside, write_undo_sheet
 from batch.run.history import GROUP_ASSIGN, changed_kinds, settle_run
 from batch.run.tenant import read_seats
 
@@ -67,13 +69,17 @@ def apply_undo(
     output: Path | None = None,
     on_progress: Progress | None = None,
 ) -> RunResult:
-    """Apply a prepared undo as a run of kind ``undo`` that says which run it undoes."""
+    """Apply a prepared undo as a run of kind ``undo`` that says which run it undoes.
+
+    Its report goes where people find it (default): next to the undone run's report, else
+    next to that run's input, never in the data folder beside the undo sheet.
+    """
     return apply(
         client,
         settings,
         prepared,
         kind="undo",
-        output=output,
+        output=output or report_beside(settings.home, run_id, "undo"),
         on_progress=on_progress,
         meta={"undo_of": run_id},
     )

@@ -37,6 +37,7 @@ __all__ = [
     "later_runs",
     "open_resumable",
     "pick_resumable",
+    "report_place",
     "resuming",
     "settle_run",
 ]
@@ -49,6 +50,35 @@ def run_and_parts(home: Path, run_id: str) -> list[str]:
     """The run's id and the ids of its ``parts`` (a migration's waves, each a run)."""
     with Journal.open(home, run_id) as journal:
         return [run_id, *(str(p) for p in journal.get("parts") or [])]
+
+
+def report_place(home: Path, run_id: str) -> tuple[Path, Path | None] | None:
+    """Where a report about run ``run_id`` goes (its resume's, its undo's), and the input
+    that names it: next to the run's report, else next to its input file.
+
+    People look for reports beside their own files, never in the data folder: a sheet the
+    product wrote there (an undo sheet, a migration's wave) does not count, and an undo
+    run's reports go where those of the run it undid went. None when nothing is known (or
+    the folder is gone).
+    """
+    try:
+        with Journal.open(home, run_id) as journal:
+            values = {k: journal.get(k) for k in ("report", "output", "input_path", "undo_of")}
+    except JournalError:
+        return None
+    reports = [Path(str(values[k])) for k in ("report", "output") if values[k]]
+    folder = next((p.parent for p in reports if p.is_absolute() and p.parent.is_dir()), None)
+    source = Path(str(values["input_path"])) if values["input_path"] else None
+    if source is not None and source.resolve().is_relative_to(home.resolve()):
+        source = None
+    undone = values["undo_of"]
+    if undone and undone != run_id:
+        place = report_place(home, str(undone))
+        if place is not None:
+            folder, source = folder or place[0], source or place[1]
+    if folder is None and source is not None and source.parent.is_dir():
+        folder = source.parent
+    return (folder, source) if folder is not None else None
 
 
 def done_ops(home: Path, run_id: str) -> list[JournalOp]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -116,8 +117,14 @@ def test_a_group_switches_in_two_steps_and_undo_puts_it_back(seeded, tmp_path: P
     migration_id = next(
         line.split()[1] for line in done.stdout.splitlines() if line.startswith("Migration ")
     )
+    listed = json.loads(sim.cli("runs", "--json").stdout)
+    # the migration is listed with its report, by its absolute path
+    assert {r["run_id"]: r["report"] for r in listed}[migration_id] == str(report.resolve())
     undone = sim.cli("undo", migration_id, "--yes")
     assert undone.returncode == 0, undone.stdout + undone.stderr
+    # the undo's report (of the users who moved directly) goes beside the migration's
+    undo_report = Path(undone.stdout.split("Report: ")[-1].strip())
+    assert undo_report.parent == tmp_path.resolve() and undo_report.name.startswith("map-undo-")
     before = frozenset(
         {plan_id("ENTERPRISEPACK", "SWAY"), plan_id("ENTERPRISEPACK", "YAMMER_ENTERPRISE")}
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from batch.config import Settings
@@ -23,7 +24,7 @@ from batch.run.journal import FINISHED, Journal, new_run_id
 from batch.run.tenant import read_seats
 from batch.status import RowStatus
 
-__all__ = ["predict_migration", "run_migration"]
+__all__ = ["predict_migration", "record_report", "run_migration"]
 
 
 def predict_migration(migration: Migration, *, no_waves: bool = False) -> None:
@@ -107,3 +108,14 @@ def _record(settings: Settings, migration: Migration) -> None:
         },
     ) as journal:
         journal.finish(FINISHED, counts=dict(migration.counts()))
+
+
+def record_report(settings: Settings, migration: Migration, report: Path) -> None:
+    """Note the migration's workbook in its journal (``runs`` lists it; undo writes beside it).
+
+    A dry run, or a migration that changed nothing, has no journal: nothing to note.
+    """
+    if not migration.wrote:
+        return
+    with Journal.open(settings.home, migration.migration_id) as journal:
+        journal.set(report=str(report.resolve()))

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from batch.errors import JournalError
-from batch.run.history import GROUP_ASSIGN, done_ops
+from batch.reports.workbook import output_path
+from batch.run.history import GROUP_ASSIGN, done_ops, report_place
 from batch.run.journal import JournalOp, runs_dir
 from batch.run.plan import PlannedOp
 
-__all__ = ["UNDO_HEADERS", "write_undo_sheet"]
+__all__ = ["UNDO_HEADERS", "report_beside", "write_undo_sheet"]
 
 UNDO_HEADERS = (
     "UserPrincipalName",
@@ -70,6 +71,15 @@ def write_undo_sheet(home: Path, run_id: str, names: Mapping[str, str]) -> Path:
                 ]
             )
     return path
+
+
+def report_beside(home: Path, run_id: str, kind: str) -> Path:
+    """A new report's path next to run ``run_id``'s report (or input), else in this folder."""
+    place = report_place(home, run_id)
+    if place is None:
+        return output_path(kind).resolve()
+    folder, source = place
+    return output_path(kind, input_path=source, directory=folder)
 
 
 def _inverse(ops: list[JournalOp]) -> dict[str, dict[str, Any]]:
