@@ -54,7 +54,6 @@ from batch.graph.answers import (
     display_url,
     header_float,
     index_responses,
-    lower_keys,
     parse_retry_after,
     request_error,
     status_error,
@@ -72,11 +71,18 @@ from batch.graph.queries import (
     is_guid,
     users_filter_path,
 )
+from batch.graph.reads import (
+    MAX_BATCH_ITEMS,
+    RETRY_READ_STATUSES,
+    ReadAnswer,
+    ReadBudget,
+    get_many,
+)
 
 log = logging.getLogger(__name__)
 
-#: Graph's limit on requests inside one ``$batch`` body.
-MAX_BATCH_ITEMS = 20
+__all__ = ["MAX_BATCH_ITEMS", "RETRY_READ_STATUSES", "ClientStats", "GraphClient", "RetryPolicy"]
+
 #: Values per ``in (...)`` clause. Graph's ``in`` on directory objects is "limited to 15
 #: expressions" and answers 400 past it (graph-reference.md section 11, known-issues.md).
 MAX_IN_VALUES = 15
@@ -87,9 +93,6 @@ DEFAULT_TIMEOUT = (10.0, 60.0)
 USER_AGENT = "m365batch"
 
 
-#: answers after which a read (or an idempotent request) is sent again: throttled (429),
-#: and the server errors Graph documents as transient (500, 502, 503, 504; errors.md)
-RETRY_READ_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: answers after which a write is sent again: only those that say it was not carried out
 #: (429 throttled, 503 "repeat the request after a delay"); 500/502/504 leave the outcome
 #: unknown, so a write is never resent blindly after them
@@ -122,6 +125,11 @@ class ClientStats:
     server_errors: int = 0  #: answers with status 5xx (single requests and whole batches)
     resource_units: float = 0.0  #: sum of x-ms-resource-unit headers seen
     token_renewals: int = 0
+    #: round trips answered, and their seconds, of single requests and of ``$batch`` posts
+    singles: int = 0
+    single_seconds: float = 0.0
+    batches: int = 0
+    batch_seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **counts: float) -> None:
@@ -129,6 +137,17 @@ class ClientStats:
         with self._lock:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
+
+    def round_trips(self, default: float = 0.25) -> tuple[float, float]:
+        """Seconds a single request and a ``$batch`` took on average so far (estimates).
+
+        Before any ``$batch`` was answered one is taken to cost two single round trips; before
+        anything was answered, a single one ``default`` seconds.
+        """
+        with self._lock:
+            single = self.single_seconds / self.singles if self.singles else default
+            batch = self.batch_seconds / self.batches if self.batches else 2 * single
+        return single, batch
 
 
 def build_session(
@@ -169,7 +188,9 @@ class GraphClient:
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.stats = ClientStats()
-        self._sleep = sleep
+        self.sleep = sleep
+        #: resource units batched reads spend (:mod:`batch.graph.reads`), shared by threads
+        self.read_budget = ReadBudget(sleep=sleep)
 
     # -- URLs -------------------------------------------------------------------------
 
@@ -292,7 +313,7 @@ class GraphClient:
                     log.debug(
                         "%s %s: %s, retrying in %.2f s", method, display_url(url), status, delay
                     )
-                    self._sleep(delay)
+                    self.sleep(delay)
                     continue
             raise status_error(method, url, status, body, response.headers)
 
@@ -322,7 +343,7 @@ class GraphClient:
                     )
                     self.stats.add(retries=1)
                     log.debug("%s %s: %s, retrying in %.2f s", method, display_url(url), exc, delay)
-                    self._sleep(delay)
+                    self.sleep(delay)
                     continue
                 raise
 
@@ -364,8 +385,13 @@ class GraphClient:
         response._m365batch_token = token  # type: ignore[attr-defined]  # for renew()
         elapsed = time.monotonic() - started
         units = header_float(response.headers.get("x-ms-resource-unit"))
+        batch = url.endswith("/$batch")
         self.stats.add(
             requests=1,
+            singles=int(not batch),
+            single_seconds=0.0 if batch else elapsed,
+            batches=int(batch),
+            batch_seconds=elapsed if batch else 0.0,
             throttled=int(response.status_code == 429),
             server_errors=int(response.status_code >= 500),
             resource_units=units,
@@ -506,7 +532,8 @@ class GraphClient:
         *,
         rejected: list[tuple[str, GraphStatusError]] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Yield the items of several collection GETs, sent 20 to a ``$batch`` when many.
+        """Yield the items of several collection GETs, sent 20 to a ``$batch`` when many,
+        several batches in flight (:func:`batch.graph.reads.get_many`).
 
         With ``rejected``, a GET that Graph answers 400 (a query it will not run) is put
         there with its error instead of being raised.
@@ -520,55 +547,21 @@ class GraphClient:
                         raise
                     rejected.append((path, exc))
             return
-        pending = list(paths)
-        attempts: dict[str, int] = {}
-        while pending:
-            chunk, pending = pending[:MAX_BATCH_ITEMS], pending[MAX_BATCH_ITEMS:]
-            items = [{"id": str(i), "method": "GET", "url": p} for i, p in enumerate(chunk)]
-            reply = self.send_batch(items)
-            wait = 0.0
-            for index, path in enumerate(chunk):
-                answer = (reply.responses or {}).get(str(index))
-                status = int(answer.get("status", 0)) if answer else 0
-                if answer and status < 400:
-                    body = answer.get("body") or {}
-                    yield from body.get("value") or []
-                    if body.get("@odata.nextLink"):
-                        yield from self.get_all(str(body["@odata.nextLink"]))
-                    continue
-                attempts[path] = attempts.get(path, 0) + 1
-                if rejected is not None and answer is not None and status == 400:
-                    rejected.append((path, self._read_error(path, answer)))
-                    continue
-                wait = max(wait, self._reread_delay(path, reply, answer, attempts[path]))
-                pending.append(path)
-            if wait:
-                self.stats.add(retries=1)
-                self._sleep(min(wait, self.retry.max_retry_after))
+        answers = get_many(self, paths)
+        for path in dict.fromkeys(paths):
+            answer = answers[path]
+            if answer.status < 400:
+                body = answer.body if isinstance(answer.body, dict) else {}
+                yield from body.get("value") or []
+                if body.get("@odata.nextLink"):
+                    yield from self.get_all(str(body["@odata.nextLink"]))
+            elif rejected is not None and answer.status == 400:
+                rejected.append((path, self._read_error(path, answer)))
+            else:
+                raise self._read_error(path, answer)
 
-    def _reread_delay(
-        self, path: str, reply: BatchReply, answer: dict[str, Any] | None, attempt: int
-    ) -> float:
-        """The wait before a batched GET that failed goes again; raises when it does not."""
-        status = int(answer.get("status", 0)) if answer else 0
-        retryable = answer is None or status in RETRY_READ_STATUSES
-        if not retryable or attempt > self.retry.max_retries:
-            if answer is None:
-                raise reply.error or status_error(
-                    "POST", f"{self.graph_url}/$batch", reply.status or 0, reply.body, reply.headers
-                )
-            raise self._read_error(path, answer)
-        # an item's own Retry-After, or the whole batch's when it was refused whole
-        headers = lower_keys(answer.get("headers") if answer else dict(reply.headers))
-        delay = parse_retry_after(headers.get("retry-after"))
-        if delay is None:
-            delay = backoff_delay(attempt, self.retry.backoff_base, self.retry.backoff_cap)
-        return delay
-
-    def _read_error(self, path: str, answer: dict[str, Any]) -> GraphStatusError:
-        status = int(answer.get("status", 0))
-        headers = lower_keys(answer.get("headers"))
-        return status_error("GET", self.url(path), status, answer.get("body"), headers)
+    def _read_error(self, path: str, answer: ReadAnswer) -> GraphStatusError:
+        return status_error("GET", self.url(path), answer.status, answer.body, answer.headers)
 
 
 def _json_or_text(response: requests.Response) -> Any:

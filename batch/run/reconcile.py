@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +120,8 @@ def reconcile_rows(
     poll: float = 1.0,
     written: Collection[int] | None = None,
     verify_wait: float = DEFAULT_VERIFY_WAIT,
+    known: Mapping[str, UserState] | None = None,
+    sent: Collection[int] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> ReadBackResult:
@@ -129,15 +132,18 @@ def reconcile_rows(
     :param written: the rows whose writes were applied: only these are re-read while they
         do not match (default: every row the plan had writes for).
     :param verify_wait: seconds the re-reads may take in all (0: no re-read).
+    :param known: the users as read when planning, by casefolded name; with ``sent``, only
+        the users of rows something was sent for are read again (the others' state is
+        what the run found), else every row's user is.
+    :param sent: the rows at least one write was sent for (whatever its outcome).
     """
     rows = [row for row in plan.rows if row.user_id]
     if not rows:
         return ReadBackResult()
     group_keys = {g for row in rows for g in (*row.request.join_groups, *row.request.leave_groups)}
-    groups, _ = read_groups(client, group_keys) if group_keys else ({}, {})
+    users, groups = _read_rows(client, rows, group_keys, known, sent)
     group_names = dict(group_names or {})
     group_names.update({g.id: g.display_name for g in groups.values()})
-    users = read_users(client, [row.request.user for row in rows])
 
     waited = _wait_for_group_licensing(
         client, rows, users, groups, timeout=wait_for_groups, poll=poll, sleep=sleep, clock=clock
@@ -167,6 +173,30 @@ def reconcile_rows(
     }
     _note_still_not_as_asked(checked, reread, verify_wait)
     return ReadBackResult(checked, round(max(0.0, waited), 1), len(reread))
+
+
+def _read_rows(
+    client: Any,
+    rows: list[RowPlan],
+    group_keys: set[str],
+    known: Mapping[str, UserState] | None,
+    sent: Collection[int] | None,
+) -> tuple[dict[str, UserState], dict[str, GroupInfo]]:
+    """The rows' users (read again, or as known when nothing was sent for them) and the
+    groups they name, read side by side."""
+    users: dict[str, UserState] = {}
+    to_read = rows
+    if known is not None and sent is not None:
+        keys = {row.request.user.casefold() for row in rows}
+        users.update({key: state for key, state in known.items() if key in keys})
+        to_read = [
+            row for row in rows if row.row in sent or row.request.user.casefold() not in known
+        ]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-back") as pool:
+        groups_read = pool.submit(read_groups, client, group_keys) if group_keys else None
+        users.update(read_users(client, [row.request.user for row in to_read]))
+        groups = groups_read.result()[0] if groups_read else {}
+    return users, groups
 
 
 def _wait_for_group_licensing(

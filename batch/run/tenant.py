@@ -13,7 +13,7 @@ assignments, and a user holding a SKU both directly and through a group consumes
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,25 +174,77 @@ class GroupInfo:
     members: frozenset[str]  # user object ids (direct members)
 
 
-#: page through the whole directory when the sheet names at least 1 user in this many: a
-#: page brings 999 users for the cost of one request, a $filter lookup brings 15
-PAGE_ALL_RATIO = 30
-#: sheets this small are always looked up, without asking the directory's size first
-LOOKUP_ALWAYS = 300
+#: users per page when the whole directory is paged
+PAGE_SIZE = 999
+#: a page of 999 users takes about a round trip plus this long to build and carry (measured
+#: on the simulated tenant; Graph's own pages are slower, which only favours lookups)
+PAGE_EXTRA_SECONDS = 0.1
 GROUP_SELECT = "id,displayName,assignedLicenses,groupTypes,securityEnabled"
+
+
+def lookup_seconds(users: int, batch_round_trip: float) -> float:
+    """Expected wall time of looking ``users`` up: 15 to a lookup, 20 lookups to a ``$batch``,
+    :data:`batch.graph.reads.MAX_IN_FLIGHT` batches in flight, paced to the read budget."""
+    from batch.graph.client import MAX_IN_VALUES
+    from batch.graph.reads import MAX_BATCH_ITEMS, MAX_IN_FLIGHT, READ_RU_BUDGET, RU_WINDOW
+
+    lookups = -(-users // MAX_IN_VALUES)
+    batches = -(-lookups // MAX_BATCH_ITEMS)
+    rounds = -(-batches // MAX_IN_FLIGHT)
+    windows = -(-max(0, lookups - READ_RU_BUDGET) // READ_RU_BUDGET)  # 1 RU a lookup
+    return rounds * batch_round_trip + windows * RU_WINDOW
+
+
+def paging_seconds(directory: int, round_trip: float) -> float:
+    """Expected wall time of paging a directory of ``directory`` users (pages come one by one)."""
+    return max(1, -(-directory // PAGE_SIZE)) * (round_trip + PAGE_EXTRA_SECONDS)
+
+
+def choose_reading(
+    users: int, *, round_trip: float, batch_round_trip: float, directory: int | None = None
+) -> str:
+    """How to read ``users`` named users: ``"lookup"``, ``"page"`` the whole directory, or
+    ``"count"``: the directory's size is needed to tell (it costs a round trip itself).
+
+    By expected wall time, not by request count: lookups go in parallel, pages one after
+    the other. When paging even a directory of just these users would not save more than
+    the round trip that asking its size costs, the choice needs no size.
+    """
+    lookup = lookup_seconds(users, batch_round_trip)
+    if lookup <= paging_seconds(users, round_trip) + round_trip:
+        return "lookup"
+    if directory is None:
+        return "count"
+    return "page" if paging_seconds(directory, round_trip) < lookup else "lookup"
 
 
 def read_users(client: Any, wanted: Iterable[str]) -> dict[str, UserState]:
     """Read the named users (UPNs or object ids); returns ``{casefolded name: state}``.
 
-    Users are looked up by ``$filter`` (15 to a request, 20 requests to a ``$batch``), or,
-    when the sheet names a large share of the directory, the whole directory is paged at
-    999 a page, which costs fewer requests (see :data:`PAGE_ALL_RATIO`).
+    Users are looked up by ``$filter`` (15 to a request, 20 requests to a ``$batch``,
+    several batches in flight), or, when the sheet names so much of the directory that
+    paging it (999 a page, one page after the other) is expected to be quicker, the whole
+    directory is paged (:func:`choose_reading`; round trips are estimated from the
+    client's requests so far).
     """
     names = {str(w).strip().casefold() for w in wanted if str(w).strip()}
     found: dict[str, UserState] = {}
-    if len(names) > LOOKUP_ALWAYS and _page_all(client, len(names)):
-        for user in client.get_all("/users", params={"$select": USER_SELECT, "$top": 999}):
+    if not names:
+        return found
+    stats = getattr(client, "stats", None)
+    single, batch = stats.round_trips() if stats is not None else (0.25, 0.5)
+    choice = choose_reading(len(names), round_trip=single, batch_round_trip=batch)
+    if choice == "count":
+        size = _directory_size(client)
+        choice = (
+            "lookup"
+            if size is None
+            else choose_reading(
+                len(names), round_trip=single, batch_round_trip=batch, directory=size
+            )
+        )
+    if choice == "page":
+        for user in client.get_all("/users", params={"$select": USER_SELECT, "$top": PAGE_SIZE}):
             for key in (
                 str(user.get("userPrincipalName") or "").casefold(),
                 str(user["id"]).casefold(),
@@ -205,20 +257,19 @@ def read_users(client: Any, wanted: Iterable[str]) -> dict[str, UserState]:
     return found
 
 
-def _page_all(client: Any, wanted: int) -> bool:
-    """Whether paging the whole directory is cheaper than looking ``wanted`` users up."""
+def _directory_size(client: Any) -> int | None:
+    """The directory's user count (an advanced query, one request); None when unknown."""
     from batch.errors import GraphError
 
-    try:  # the directory's size: an advanced query, one request for a page of one
+    try:
         page = client.get(
             "/users",
             params={"$select": "id", "$top": 1, "$count": "true"},
             headers={"ConsistencyLevel": "eventual"},
         )
-        size = int(page["@odata.count"])
+        return int(page["@odata.count"])
     except (GraphError, KeyError, TypeError, ValueError):
-        return wanted > 10 * LOOKUP_ALWAYS  # size unknown: page only for big sheets
-    return wanted * PAGE_ALL_RATIO >= size
+        return None
 
 
 def read_groups(client: Any, names: Iterable[str]) -> tuple[dict[str, GroupInfo], dict[str, str]]:
@@ -306,17 +357,39 @@ def name_licensing_groups(
     Licensing groups are few (one per product or bundle), so each is read on its own; a
     group that cannot be read (gone, or no permission to read groups) is named by its id.
     """
-    from batch.errors import GraphStatusError
-
     unnamed = {
         g for state in users.values() for held in state.licenses.values() for g in held.groups
     } - set(group_names)
-    for group_id in sorted(unnamed):
-        try:
-            group = client.get(f"/groups/{group_id}", params={"$select": "id,displayName"})
-        except GraphStatusError as exc:
-            if exc.status not in (403, 404):
-                raise
-            group = {}
+    for group_id, group in _read_by_id(client, "/groups", sorted(unnamed), "id,displayName"):
         group_names[group_id] = str(group.get("displayName") or group_id)
     return group_names
+
+
+def _read_by_id(
+    client: Any, collection: str, ids: list[str], select: str
+) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """``(id, object)`` for each id, read in ``$batch`` when several; ``{}`` when the object
+    is gone or may not be read (403, 404)."""
+    from batch.errors import GraphStatusError
+    from batch.graph.answers import status_error
+    from batch.graph.reads import get_many
+
+    if len(ids) <= 1:
+        for one in ids:
+            try:
+                yield one, client.get(f"{collection}/{one}", params={"$select": select})
+            except GraphStatusError as exc:
+                if exc.status not in (403, 404):
+                    raise
+                yield one, {}
+        return
+    paths = {one: f"{collection}/{one}?$select={select}" for one in ids}
+    answers = get_many(client, list(paths.values()))
+    for one, path in paths.items():
+        answer = answers[path]
+        if answer.status < 400:
+            yield one, answer.body if isinstance(answer.body, dict) else {}
+        elif answer.status in (403, 404):
+            yield one, {}
+        else:
+            raise status_error("GET", client.url(path), answer.status, answer.body, answer.headers)

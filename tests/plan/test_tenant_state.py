@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from batch.run.tenant import seats_from_skus, user_state
 
 E3 = "05e9a617-0261-4cee-bb44-138d3ef5d965"
@@ -86,12 +88,21 @@ def test_without_assignment_states_licenses_count_as_direct() -> None:
     assert state.account_enabled is True and state.usage_location is None
 
 
+class _Stats:
+    def __init__(self, single: float, batch: float) -> None:
+        self.single, self.batch = single, batch
+
+    def round_trips(self) -> tuple[float, float]:
+        return self.single, self.batch
+
+
 class _Directory:
     """A stand-in client that records how users were read."""
 
-    def __init__(self, size: int | None) -> None:
+    def __init__(self, size: int | None, single: float = 0.2, batch: float = 0.4) -> None:
         self.size = size
         self.calls: list[str] = []
+        self.stats = _Stats(single, batch)
 
     def get(self, path: str, params: dict, headers: dict | None = None) -> dict:
         self.calls.append("count")
@@ -106,18 +117,45 @@ class _Directory:
         return {n: {"id": n, "userPrincipalName": n} for n in names}
 
 
-def test_users_are_looked_up_unless_the_sheet_covers_much_of_the_directory() -> None:
+def test_reading_is_chosen_by_expected_wall_time() -> None:
+    from batch.run.tenant import choose_reading, lookup_seconds, paging_seconds
+
+    # 200 ms a request, 400 ms a batch of lookups: 2,000 users are 7 batches, all in flight
+    assert lookup_seconds(2_000, 0.4) == pytest.approx(0.4)
+    assert paging_seconds(20_000, 0.2) == pytest.approx(21 * 0.3)
+    for users in (1, 50, 2_000, 10_000, 20_000):  # lookups beat paging even these users alone
+        assert choose_reading(users, round_trip=0.2, batch_round_trip=0.4) == "lookup"
+    # 100,000 users: 6,667 lookups pass the read budget (1,750 RU per 10 s) and wait
+    assert lookup_seconds(100_000, 0.4) == pytest.approx(42 * 0.4 + 3 * 10)
+    assert choose_reading(100_000, round_trip=0.2, batch_round_trip=0.4) == "count"
+    big = {"round_trip": 0.2, "batch_round_trip": 0.4}
+    assert choose_reading(100_000, directory=100_000, **big) == "page"
+    assert choose_reading(100_000, directory=1_000_000, **big) == "lookup"
+    # not by request count: 5,000 users are 334 lookups in 17 batches, or 21 pages of a
+    # 20,000-user directory; when batches are slow (10 s each), the pages win
+    slow = {"round_trip": 0.05, "batch_round_trip": 10.0}
+    assert choose_reading(5_000, **slow) == "count"
+    assert choose_reading(5_000, directory=20_000, **slow) == "page"
+    assert choose_reading(5_000, directory=20_000, **big) == "lookup"
+
+
+def test_the_directory_size_is_asked_only_when_the_choice_needs_it() -> None:
     from batch.run.tenant import read_users
 
     small = _Directory(size=100_000)
     read_users(small, [f"u{i}@x.example" for i in range(50)])
-    assert small.calls == ["lookup"]  # small sheets never ask the size
-    big_sheet = _Directory(size=100_000)
-    found = read_users(big_sheet, [f"u{i}@x.example" for i in range(5_000)])
-    assert big_sheet.calls == ["count", "page-all"] and len(found) == 5
+    assert small.calls == ["lookup"]  # an obvious choice: no $count round trip
+    sheet = _Directory(size=20_000)
+    read_users(sheet, [f"u{i}@x.example" for i in range(2_000)])
+    assert sheet.calls == ["lookup"]
+    everyone = _Directory(size=100_000)
+    found = read_users(everyone, [f"u{i}@x.example" for i in range(100_000)])
+    assert everyone.calls == ["count", "page-all"] and len(found) == 5
     big_tenant = _Directory(size=1_000_000)
-    read_users(big_tenant, [f"u{i}@x.example" for i in range(5_000)])
+    read_users(big_tenant, [f"u{i}@x.example" for i in range(100_000)])
     assert big_tenant.calls == ["count", "lookup"]
     unknown = _Directory(size=None)
-    read_users(unknown, [f"u{i}@x.example" for i in range(1_000)])
+    read_users(unknown, [f"u{i}@x.example" for i in range(100_000)])
     assert unknown.calls == ["count", "lookup"]
+    nobody = _Directory(size=10)
+    assert read_users(nobody, ["", "  "]) == {} and nobody.calls == []

@@ -14,7 +14,13 @@ from collections import Counter
 from batch.crashpoints import crashpoint
 from batch.errors import BatchError, ReportError
 from batch.jobs.onboarding.context import RunContext, RunResult, exit_code_for
-from batch.jobs.onboarding.outcomes import change_lines, engine_counters, read_back, row_outcomes
+from batch.jobs.onboarding.outcomes import (
+    change_lines,
+    engine_counters,
+    read_back,
+    row_outcomes,
+    sent_rows,
+)
 from batch.jobs.onboarding.prepare import Prepared
 from batch.jobs.onboarding.report import write_run_workbook
 from batch.run.execute import execute_plan, settle
@@ -83,7 +89,9 @@ def _execute_and_report(ctx: RunContext, prepared: Prepared) -> tuple[RunResult,
     journal_ops = list(journal.ops())
     outcomes = row_outcomes(prepared, journal_ops, planned_keys, stopped=stop is not None)
     log.info("phase: read-back started (%d rows)", len(prepared.plan.rows))
-    readback = read_back(ctx.client, prepared, outcomes, stopped=stop is not None)
+    readback = read_back(
+        ctx.client, prepared, outcomes, stopped=stop is not None, sent=sent_rows(journal_ops)
+    )
     log.info("phase: read-back finished (waited %.1f s)", readback.waited)
     counters = engine_counters(stats)
     counters["Read-back waited (s)"] = readback.waited

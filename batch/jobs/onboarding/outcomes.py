@@ -6,7 +6,7 @@ from its journaled operations, then the read-back says whether the tenant shows 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from batch.graph.client import GraphClient
 from batch.graph.engine import EngineStats
@@ -17,7 +17,7 @@ from batch.run.journal import JournalOp
 from batch.run.reconcile import ReadBackResult, reconcile_rows
 from batch.status import RowStatus
 
-__all__ = ["change_lines", "engine_counters", "read_back", "row_outcomes"]
+__all__ = ["change_lines", "engine_counters", "read_back", "row_outcomes", "sent_rows"]
 
 NOT_SENT = "not sent: the run stopped; `m365batch resume` continues"
 NOT_CONFIRMED = "outcome not confirmed; `m365batch resume` checks and continues"
@@ -66,10 +66,13 @@ def read_back(
     outcomes: Mapping[int, RowOutcome],
     *,
     stopped: bool,
+    sent: Collection[int] | None = None,
 ) -> ReadBackResult:
     """Read the rows back from the tenant and put what it shows on their outcomes.
 
-    A stopped run does not wait for the tenant: what it shows now is what the report says.
+    With ``sent`` (the rows a write was sent for), only those rows' users are read again;
+    the others are as the plan found them. A stopped run does not wait for the tenant:
+    what it shows now is what the report says.
     """
     options = prepared.options
     readback = reconcile_rows(
@@ -80,6 +83,9 @@ def read_back(
         wait_for_groups=0 if stopped else options.wait_for_groups,
         written={row for row, o in outcomes.items() if o.status == RowStatus.APPLIED},
         verify_wait=0 if stopped else options.verify_wait,
+        known=prepared.users if sent is not None else None,
+        sent=sent,
+        group_names=prepared.group_names,
     )
     for row, back in readback.rows.items():
         outcome = outcomes[row]
@@ -108,6 +114,15 @@ def _added_removed(ops: Sequence[JournalOp], names: Mapping[str, str]) -> tuple[
             ]
             removed += [names.get(s, s) for s in body.get("removeLicenses") or []]
     return ", ".join(added), ", ".join(removed)
+
+
+def sent_rows(journal_ops: Sequence[JournalOp]) -> set[int]:
+    """The rows at least one of whose journaled writes was sent (in any process of the run)."""
+    return {
+        op.row
+        for op in journal_ops
+        if op.row is not None and (op.state != "planned" or op.attempts)
+    }
 
 
 def change_lines(journal_ops: Sequence[JournalOp]) -> list[ChangeLine]:

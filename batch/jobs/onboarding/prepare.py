@@ -13,18 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batch.graph.client import GraphClient
-from batch.intake.catalog import Catalog
-from batch.intake.sources import read_sheet
-from batch.intake.validate import ValidationResult, validate_sheet
+from batch.intake.validate import ValidationResult
 from batch.jobs.onboarding.options import RunOptions
+from batch.jobs.onboarding.reading import read_sheet_and_tenant
 from batch.run.plan import Plan, build_plan
-from batch.run.tenant import (
-    SkuSeats,
-    name_licensing_groups,
-    read_groups,
-    read_users,
-    seats_from_skus,
-)
+from batch.run.tenant import SkuSeats, UserState, seats_from_skus
 from batch.status import SETTLED_BAD, RowStatus
 
 __all__ = ["Prepared", "prepare"]
@@ -42,6 +35,11 @@ class Prepared:
     names: dict[str, str]  # sku id -> part number
     options: RunOptions
     started: dt.datetime = field(default_factory=dt.datetime.now)
+    #: the rows' users as read when planning, by casefolded name (the read-back reads
+    #: again only the users that were written to)
+    users: dict[str, UserState] = field(default_factory=dict)
+    #: group id -> display name of the groups those users hold licenses through
+    group_names: dict[str, str] = field(default_factory=dict)
 
     @property
     def has_bad_rows(self) -> bool:
@@ -77,32 +75,32 @@ class Prepared:
 
 
 def prepare(client: GraphClient, path: Path, options: RunOptions) -> Prepared:
-    """Read, validate and plan ``path`` against the tenant. Writes nothing anywhere."""
-    sheet = read_sheet(path, sheet=options.sheet)
-    skus = list(client.get_all("/subscribedSkus"))
-    catalog = Catalog.load(skus)
-    validation = validate_sheet(sheet, catalog, as_of=options.as_of)
-    ready = [row for row in validation.rows if row.ready]
-    users = read_users(client, [row.user for row in ready])
-    group_names = {g for row in ready for g in (*row.join_groups, *row.leave_groups)}
-    groups, problems = read_groups(client, group_names) if group_names else ({}, {})
-    seats = seats_from_skus(skus)
+    """Read, validate and plan ``path`` against the tenant. Writes nothing anywhere.
+
+    The tenant is read while the sheet is read and validated (:mod:`.reading`).
+    """
+    started = dt.datetime.now()
+    read = read_sheet_and_tenant(client, path, options)
+    seats = seats_from_skus(read.skus)
     plan = build_plan(
-        validation,
+        read.validation,
         seats=seats,
-        users=users,
-        groups=groups,
-        group_problems=problems,
+        users=read.users,
+        groups=read.groups,
+        group_problems=read.group_problems,
         options=options.plan_options,
         graph_url=client.graph_url,
-        group_names=name_licensing_groups(client, users, {}),
+        group_names=dict(read.group_names),
     )
     return Prepared(
         path=path,
-        sha256=sheet.sha256,
-        validation=validation,
+        sha256=read.sheet.sha256,
+        validation=read.validation,
         plan=plan,
         seats=seats,
         names={s.sku_id: s.part_number for s in seats},
         options=options,
+        started=started,
+        users=read.users,
+        group_names=read.group_names,
     )
