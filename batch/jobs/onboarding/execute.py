@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 from batch.crashpoints import crashpoint
 from batch.errors import BatchError, ReportError
@@ -22,7 +23,7 @@ from batch.jobs.onboarding.outcomes import (
     sent_rows,
 )
 from batch.jobs.onboarding.prepare import Prepared
-from batch.jobs.onboarding.report import write_run_workbook
+from batch.jobs.onboarding.report import read_seats, write_run_workbook
 from batch.run.execute import execute_plan, settle
 from batch.run.journal import FINISHED, INTERRUPTED, RUNNING, RunInterrupted
 
@@ -51,6 +52,11 @@ def run_prepared(ctx: RunContext, prepared: Prepared) -> RunResult:
     if stop is not None:
         raise stop
     return result
+
+
+def _changes_groups(prepared: Prepared) -> bool:
+    """Whether the plan joins or leaves groups (licenses Entra then assigns in the background)."""
+    return any(row.request.join_groups or row.request.leave_groups for row in prepared.plan.rows)
 
 
 def _unreported(ctx: RunContext, counts: Counter[str], exc: Exception) -> ReportError:
@@ -89,10 +95,15 @@ def _execute_and_report(ctx: RunContext, prepared: Prepared) -> tuple[RunResult,
     journal_ops = list(journal.ops())
     outcomes = row_outcomes(prepared, journal_ops, planned_keys, stopped=stop is not None)
     log.info("phase: read-back started (%d rows)", len(prepared.plan.rows))
-    readback = read_back(
-        ctx.client, prepared, outcomes, stopped=stop is not None, sent=sent_rows(journal_ops)
-    )
-    log.info("phase: read-back finished (waited %.1f s)", readback.waited)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report") as pool:
+        # the report's seats, read while the rows are: unless group licensing is still
+        # being processed (the read-back waits for it, and with it for the seats it takes)
+        seats_read = None if _changes_groups(prepared) else pool.submit(read_seats, ctx.client)
+        readback = read_back(
+            ctx.client, prepared, outcomes, stopped=stop is not None, sent=sent_rows(journal_ops)
+        )
+        log.info("phase: read-back finished (waited %.1f s)", readback.waited)
+        seats_now = seats_read.result() if seats_read is not None else None
     counters = engine_counters(stats)
     counters["Read-back waited (s)"] = readback.waited
     counters["Rows re-read (not yet as asked)"] = readback.reread_rows
@@ -104,7 +115,7 @@ def _execute_and_report(ctx: RunContext, prepared: Prepared) -> tuple[RunResult,
     log.info("phase: report started")
     try:
         report = write_run_workbook(
-            ctx, prepared, outcomes, changes, counters=counters, notes=notes
+            ctx, prepared, outcomes, changes, counters=counters, notes=notes, seats_now=seats_now
         )
     except (ReportError, OSError) as exc:
         raise _unreported(ctx, counts, exc) from exc

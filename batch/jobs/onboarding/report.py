@@ -11,9 +11,9 @@ from batch.jobs.onboarding.options import option_lines
 from batch.jobs.onboarding.prepare import Prepared
 from batch.reports.run import ChangeLine, RowOutcome, RunFacts, plan_outcomes, write_run_report
 from batch.reports.workbook import output_path
-from batch.run.tenant import read_seats
+from batch.run.tenant import SkuSeats, read_seats
 
-__all__ = ["write_plan_report", "write_run_workbook"]
+__all__ = ["read_seats", "write_plan_report", "write_run_workbook"]
 
 
 def write_plan_report(prepared: Prepared, tenant: str, output: Path | None) -> Path:
@@ -46,9 +46,12 @@ def write_run_workbook(
     *,
     counters: Mapping[str, float],
     notes: Sequence[str],
+    seats_now: Sequence[SkuSeats] | None = None,
 ) -> Path:
-    """The run's workbook, with the seats as the tenant has them now."""
-    seats_now = read_seats(ctx.client)
+    """The run's workbook, with the seats as the tenant has them now (read here unless
+    ``seats_now`` was read already, after the writes)."""
+    if seats_now is None:
+        seats_now = read_seats(ctx.client)
     facts = RunFacts(
         tenant=ctx.settings.describe(),
         mode=ctx.kind,
@@ -67,7 +70,7 @@ def write_run_workbook(
         validation=prepared.validation,
         plan=prepared.plan,
         outcomes=outcomes,
-        seats_after=seats_now,
+        seats_after=list(seats_now),
         changes=changes,
         overwrite=ctx.overwrite,
     )
