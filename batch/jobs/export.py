@@ -26,7 +26,8 @@ from typing import IO, Any
 
 from batch.errors import ReportError
 from batch.files import atomic_write
-from batch.reports.workbook import ReportWorkbook, needs_quote_prefix
+from batch.reports.printing import PrintedWorkbook
+from batch.reports.workbook import needs_quote_prefix
 from batch.run.tenant import GROUP_SELECT, SkuSeats, UserState, seats_from_skus, user_state
 
 __all__ = ["EXPORT_HEADERS", "Snapshot", "read_snapshot", "write_snapshot"]
@@ -224,8 +225,13 @@ def write_snapshot(snapshot: Snapshot, path: Path, *, as_csv: bool = False) -> P
     """Write the rows as XLSX (sheet ``Assignments``) or CSV, atomically; never overwrite."""
     if as_csv:
         return _write_csv(path, snapshot.headers, snapshot.rows)
-    with ReportWorkbook(path) as book:
+    with PrintedWorkbook(path) as book:
         book.add_table("Assignments", snapshot.headers, snapshot.rows, status_column=None)
+        # printed one page wide, narrowed first to stay readable (the user kept whole)
+        book.fit_table_to_page(
+            "Assignments", snapshot.headers, snapshot.rows, keep=snapshot.headers[:1]
+        )
+        book.fit_for_print(no_repeat=())
     return book.path
 
 

@@ -29,9 +29,9 @@ from typing import Any
 
 from batch.intake.catalog import name_ids, name_parts, product_name
 from batch.intake.validate import ValidationResult
+from batch.reports.printing import PrintedWorkbook
 from batch.reports.summary import AttentionLine, Dashboard, write_dashboard
 from batch.reports.validation import problems_table, user_columns
-from batch.reports.workbook import ReportWorkbook
 from batch.run.plan import Plan, RowPlan
 from batch.run.tenant import SkuSeats
 from batch.status import STATUS_ORDER, RowStatus
@@ -174,7 +174,7 @@ def write_run_report(
     after = {s.sku_id: s for s in seats_after} if seats_after is not None else None
     names = product_names(seat.before for seat in plan.seats)
     lines = _seat_lines(plan, after)
-    with ReportWorkbook(path, overwrite=overwrite) as book:
+    with PrintedWorkbook(path, overwrite=overwrite) as book:
         board = _dashboard(facts, validation, plan, outcomes, after, names)
         board.chart_rows = chart_rows(len(lines))
         placed = write_dashboard(book, "Summary", board)
@@ -188,6 +188,10 @@ def write_run_report(
             status_column=headers[width + 1],
             freeze_columns=user_columns(validation.sheet),
         )
+        # printed one page wide: narrowed first to stay readable (user, status, detail kept)
+        keep = [*headers[user_columns(validation.sheet) - 1 : user_columns(validation.sheet)]]
+        keep += [headers[width + 1], headers[width + 4]]
+        book.fit_table_to_page("Rows", headers, rows, kinds={headers[width]: "int"}, keep=keep)
         headers, problems = problems_table(validation)
         problems = [(*p[:4], name_parts(str(p[4]), names), *p[5:]) for p in problems]
         book.add_table("Problems", headers, problems, kinds={"Row": "int"}, status_column=None)
@@ -399,7 +403,7 @@ def seat_line(before: SkuSeats, assigned_after: int, free_after: int) -> tuple[o
 
 
 def add_licenses_sheet(
-    book: ReportWorkbook,
+    book: PrintedWorkbook,
     lines: Sequence[Sequence[object]],
     *,
     summary: Any,

@@ -175,6 +175,7 @@ def _fill_workbook(
     license_count, country_count = _add_lists(book, catalog)
     _add_dropdowns(book, sheet, license_count, country_count)
     _add_instructions(book)
+    book.fit_for_print(no_repeat=("Instructions",))
     sheet.activate()
 
 

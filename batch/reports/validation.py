@@ -8,8 +8,8 @@ from pathlib import Path
 from batch.intake.model import VALIDATION_STATUSES
 from batch.intake.sheet import Sheet
 from batch.intake.validate import ValidationResult
+from batch.reports.printing import PrintedWorkbook
 from batch.reports.summary import AttentionLine, Dashboard, write_dashboard
-from batch.reports.workbook import ReportWorkbook
 from batch.status import RowStatus
 
 __all__ = ["problems_table", "rows_table", "user_columns", "write_validation_workbook"]
@@ -86,7 +86,7 @@ def write_validation_workbook(
     result: ValidationResult, path: Path, *, overwrite: bool = False
 ) -> Path:
     """Write the validation workbook (Problems, Rows) atomically; return its path."""
-    with ReportWorkbook(path, overwrite=overwrite) as book:
+    with PrintedWorkbook(path, overwrite=overwrite) as book:
         write_dashboard(book, "Summary", _dashboard(result))
         headers, rows = problems_table(result)
         book.add_table("Problems", headers, rows, kinds={"Row": "int"}, status_column=None)
@@ -98,6 +98,10 @@ def write_validation_workbook(
             kinds={headers[-3]: "int"},
             status_column=headers[-2],
             freeze_columns=user_columns(result.sheet),
+        )
+        user = headers[user_columns(result.sheet) - 1 : user_columns(result.sheet)]
+        book.fit_table_to_page(
+            "Rows", headers, rows, kinds={headers[-3]: "int"}, keep=[*user, *headers[-2:]]
         )
         book.fit_for_print()
     return book.path

@@ -372,14 +372,20 @@ class ReportWorkbook:
         on_sheet.insert_chart(at, chart)
 
     def fit_for_print(self, *, no_repeat: Iterable[str] = ("Summary",)) -> None:
-        """Print (or save as PDF) every sheet landscape, one page wide, header on each page."""
+        """Print (or save as PDF) every sheet landscape on A4, one page wide and as many pages
+        tall as it takes, with narrow margins and the file, sheet and "Page N of M" in the
+        footer. A table's header row repeats on every page and its gridlines print; sheets in
+        ``no_repeat`` (dashboards, instructions) keep their own look."""
         skip = set(no_repeat)
         for sheet in self.book.worksheets():
             sheet.set_landscape()
             sheet.set_paper(9)  # A4
             sheet.fit_to_pages(1, 0)
+            sheet.set_margins(left=0.3, right=0.3, top=0.4, bottom=0.5)
+            sheet.set_footer("&L&8&F: &A&R&8Page &P of &N")
             if sheet.get_name() not in skip:
                 sheet.repeat_rows(0)
+                sheet.hide_gridlines(0)  # shown on screen and printed
 
     def add_list_validation(
         self,

@@ -1,7 +1,9 @@
-"""What people read in every kind of workbook: nothing cut off, products by their names.
+"""What people read in every kind of workbook: nothing cut off, products by their names,
+every sheet printing landscape one page wide.
 
 The workbooks are made by the real CLI on the shipped samples against a simulated tenant:
-validate, plan, apply, true-up (the shipped price template) and a migration dry run.
+validate, plan, apply, its undo, true-up (the shipped price template), a migration dry run
+and run, export and the input template.
 """
 
 from __future__ import annotations
@@ -17,11 +19,22 @@ import pytest
 from openpyxl.utils import get_column_letter
 
 from batch.intake.catalog import _plans_by_id, _reference
+from batch.reports.printing import BUDGET
 from batch.simulator import SimulatorOptions, start_simulator
 from tests.run.runkit import SAMPLE, Tenant
 
 ROOT = Path(__file__).resolve().parents[2]
-KINDS = ("validate", "plan", "apply", "true-up", "migrate")
+KINDS = (
+    "validate",
+    "plan",
+    "apply",
+    "undo",
+    "true-up",
+    "migrate",
+    "migrate-run",
+    "export",
+    "template",
+)
 #: sheets that are the user's own data as given (input columns, exports), not our words
 DATA_SHEETS = {"Assignments", "Lists"}
 CAP = 90  #: the widest any report column may be
@@ -49,10 +62,21 @@ def workbooks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Pa
                 "--dry-run",
             ],
         }
+        commands["migrate-run"] = [*commands["migrate"][:-1], "--yes"]
+        commands["export"] = ["export"]
+        commands["template"] = ["template"]
         for kind, args in commands.items():
             done = tenant.cli(*args, "--output", str(books[kind]))
             assert done.returncode in (0, 3), done.stdout + done.stderr
             assert books[kind].exists(), done.stdout + done.stderr
+            if kind == "apply":
+                run_id = next(
+                    x.split()[1].rstrip(":")
+                    for x in done.stdout.splitlines()
+                    if x.startswith("Run ")
+                )
+                undone = tenant.cli("undo", run_id, "--yes", "--output", str(books["undo"]))
+                assert undone.returncode == 0, undone.stdout + undone.stderr
         yield books
 
 
@@ -118,7 +142,10 @@ def _names() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
 
 
 def _input_columns(sheet: Any) -> int:
-    """On a Rows or Map sheet, how many columns are the input as given (before Row)."""
+    """On a Rows or Map sheet, how many columns are the input as given (before Row); on the
+    template's Users sheet, all of them (examples in the input's own format)."""
+    if sheet.title == "Users" and sheet.parent.sheetnames[0] == "Users":
+        return sheet.max_column
     if sheet.title not in ("Rows", "Map"):
         return 0
     headers = [c.value for c in sheet[1]]
@@ -161,3 +188,25 @@ def test_true_up_with_the_empty_price_template_says_no_prices(
     facts = {r[0]: r[1] for r in rows if r and r[0]}
     assert facts["Prices"] == "no prices given (prices-template.csv has none filled in)"
     assert any("Cost of purchased seats" in r for r in rows)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_sheet_prints_landscape_one_page_wide(workbooks: dict[str, Path], kind: str) -> None:
+    """Every sheet prints landscape on A4, fitted to one page wide (as many pages tall as it
+    takes), a table's header row on every page; a wide Rows sheet is narrowed to be read."""
+    book = openpyxl.load_workbook(workbooks[kind])
+    try:
+        for sheet in book.worksheets:
+            setup = sheet.page_setup
+            where = (kind, sheet.title)
+            assert setup.orientation == "landscape", where
+            assert sheet.sheet_properties.pageSetUpPr.fitToPage, where
+            assert (setup.fitToWidth or 1) == 1 and setup.fitToHeight in (0, "0"), where
+            assert setup.paperSize in (9, "9"), where
+            tables = sheet.title not in ("Summary", "Instructions", "Cost")
+            assert (sheet.print_title_rows == "$1:$1") == tables, (where, sheet.print_title_rows)
+            if sheet.title == "Rows":  # (a column's width holds a character of padding)
+                widths = sum(_width(sheet, c) for c in range(1, sheet.max_column + 1))
+                assert widths <= BUDGET + sheet.max_column, (where, widths)
+    finally:
+        book.close()

@@ -30,6 +30,7 @@ from typing import Any
 from batch.intake.catalog import name_ids, name_parts, sku_label
 from batch.jobs.migrate.mapping import MapRule
 from batch.jobs.migrate.model import Migration, reconcile_text
+from batch.reports.printing import PrintedWorkbook
 from batch.reports.run import (
     CHANGE_HEADERS,
     CHANGE_KINDS,
@@ -40,7 +41,6 @@ from batch.reports.run import (
     yes_no,
 )
 from batch.reports.summary import AttentionLine, Dashboard, write_dashboard
-from batch.reports.workbook import ReportWorkbook
 from batch.run.tenant import SkuSeats
 from batch.status import STATUS_ORDER, RowStatus
 
@@ -115,13 +115,20 @@ RECONCILE_HEADERS = (
 def write_migration_report(migration: Migration, path: Path, *, tenant: str) -> Path:
     """Write the migration workbook atomically; return its path."""
     names = product_names(migration.seats_before)
-    with ReportWorkbook(path) as book:
+    with PrintedWorkbook(path) as book:
         board = _dashboard(migration, names)
         board.facts = _named(_summary(migration, tenant), names)
         board.chart_rows = chart_rows(len(migration.seats_before))
         placed = write_dashboard(book, "Summary", board)
         rows = _named(_rows(migration), names)
         book.add_table("Rows", ROW_HEADERS, rows, kinds={"Wave": "int"}, freeze_columns=1)
+        book.fit_table_to_page(
+            "Rows",
+            ROW_HEADERS,
+            rows,
+            kinds={"Wave": "int"},
+            keep=[ROW_HEADERS[0], "Status", "Detail"],
+        )
         width = len(migration.map_headers)
         map_headers = (*migration.map_headers, "Row", "Status", "Users", "Detail")
         book.add_table(
@@ -219,6 +226,8 @@ def _dashboard(migration: Migration, names: Mapping[str, str]) -> Dashboard:
             "Dry run: nothing has been written. Statuses say what a run would do now."
             if planning
             else "Migration finished. Seats below are as read back after it."
+            if migration.wrote
+            else "Migration ran, but nothing was changed: see who waits and why below."
         ),
         counts=[("Users", len(migration.moves))]
         + [(str(s), counts[s]) for s in STATUS_ORDER if counts.get(s)],
