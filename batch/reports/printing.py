@@ -38,14 +38,16 @@ def _shown(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _natural(headers: Sequence[str], rows: Sequence[Sequence[object]], cap: int) -> list[int]:
+def _natural(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], text: Sequence[bool], cap: int
+) -> list[int]:
     """Each column's width as ``add_table`` gives it: its longest value, text capped."""
     widths = [len(h) for h in headers]
     for values in rows[:SAMPLE]:
         for col, value in enumerate(values[: len(widths)]):
             longest = max((len(p) for p in _shown(value).split("\n")), default=0)
             widths[col] = max(widths[col], longest)
-    return [max(min(w + 2, cap), 8) for w in widths]
+    return [max(min(w + 2, cap) if text[c] else w + 2, 8) for c, w in enumerate(widths)]
 
 
 def print_widths(
@@ -61,7 +63,7 @@ def print_widths(
     first shrink to :data:`FLOOR`, then the widest text columns share a common width.
     Columns that are not ``text`` (numbers, dates) keep theirs; those in ``keep`` up to
     :data:`KEEP` characters."""
-    widths = _natural(headers, rows, cap)
+    widths = _natural(headers, rows, text, cap)
     if sum(widths) <= budget:
         return widths
     sample = rows[:SAMPLE] or [()]
@@ -118,7 +120,7 @@ def fit_table_to_page(
     kinds_of = [
         (c, kinds.get(h, "text")) for c, h in enumerate(headers) if not text[c] or c in kept
     ]
-    natural = _natural(headers, rows, 50)
+    natural = _natural(headers, rows, text, 50)
     widths = print_widths(headers, rows, text=text, keep=kept)
     if widths == natural:
         return
@@ -133,10 +135,10 @@ def fit_table_to_page(
         tallest = 1
         for col, value in enumerate(values[: len(widths)]):
             shown = _shown(value)
-            if not text[col] or not shown or col in kept:
+            if not text[col] or not shown:
                 continue
             tallest = max(tallest, _lines(shown, widths[col]))
-            if needs_quote_prefix(shown) and len(shown) + 2 > widths[col]:
+            if col not in kept and needs_quote_prefix(shown) and len(shown) + 2 > widths[col]:
                 # a cell with a format of its own does not take the column's wrap
                 book.write_text(sheet, index, col, shown, text_wrap=True, valign="top")
         if tallest > 1:
