@@ -29,7 +29,7 @@ from batch.intake.values import upn_problem
 from batch.jobs.onboarding.options import RunOptions
 from batch.run.tenant import GroupInfo, UserState, name_licensing_groups, read_groups, read_users
 
-__all__ = ["SheetAndTenant", "read_sheet_and_tenant", "sheet_users"]
+__all__ = ["SheetAndTenant", "name_groups_later", "read_sheet_and_tenant", "sheet_users"]
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,6 @@ class SheetAndTenant:
     users: dict[str, UserState]
     groups: dict[str, GroupInfo] = field(default_factory=dict)
     group_problems: dict[str, str] = field(default_factory=dict)
-    #: group id -> display name of the groups the users hold licenses through
-    group_names: dict[str, str] = field(default_factory=dict)
 
 
 def sheet_users(sheet: Sheet) -> set[str]:
@@ -80,15 +78,21 @@ def read_sheet_and_tenant(client: Any, path: Path, options: RunOptions) -> Sheet
         users.update(_not_asked(client, [row.user for row in ready], asked))
         groups, problems = groups_read.result() if groups_read else ({}, {})
         log.info("phase: users read (%d found)", len(users))
-    return SheetAndTenant(
-        sheet,
-        validation,
-        skus,
-        users,
-        groups,
-        problems,
-        name_licensing_groups(client, users, {}),
-    )
+    return SheetAndTenant(sheet, validation, skus, users, groups, problems)
+
+
+def name_groups_later(client: Any, users: dict[str, UserState]) -> Future[dict[str, str]]:
+    """Name the groups ``users`` hold licenses through, in the background.
+
+    Nothing before the first write needs the names, unless a row clashes with a license
+    inherited from a group (the plan then names the group); the report needs them for
+    LicensesAfter, long after.
+    """
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-names")
+    try:
+        return pool.submit(name_licensing_groups, client, users, {})
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _not_asked(client: Any, wanted: Iterable[str], asked: set[str]) -> dict[str, UserState]:
