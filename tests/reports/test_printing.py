@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from batch.reports.printing import BUDGET, FLOOR, KEEP, print_widths
+from pathlib import Path
+
+import openpyxl
+
+from batch.reports.printing import (
+    BUDGET,
+    FLOOR,
+    KEEP,
+    PRINTABLE_ROWS,
+    PrintedWorkbook,
+    print_widths,
+)
 
 HEADERS = ("Email", "Notes", "Licenses", "Row", "Status", "Detail", "RequestId", "LicensesAfter")
 TEXT = [True, True, True, False, True, True, True, True]
@@ -50,3 +61,16 @@ def test_with_no_room_the_columns_stop_at_their_floor() -> None:
     widths = print_widths(HEADERS, _rows(3), text=TEXT, keep=[0], budget=20)
     floors = [KEEP, FLOOR, FLOOR, 14, 9, 8, len("RequestId") + 2, len("LicensesAfter") + 2]
     assert widths == floors
+
+
+def test_a_table_too_long_to_print_is_left_as_written(tmp_path: Path) -> None:
+    headers = ("Email", "Added", "Detail", "LicensesAfter", "Notes", "RequestId")
+    rows = [tuple(f"{h} of row {n} " * 6 for h in headers) for n in range(PRINTABLE_ROWS + 1)]
+    for count, narrowed in ((PRINTABLE_ROWS + 1, False), (40, True)):
+        path = tmp_path / f"{count}.xlsx"
+        with PrintedWorkbook(path) as book:
+            book.add_table("Rows", headers, rows[:count], status_column=None)
+            book.fit_table_to_page("Rows", headers, rows[:count], budget=120)
+        sheet = openpyxl.load_workbook(path)["Rows"]
+        widths = [(d.max - d.min + 1) * d.width for d in sheet.column_dimensions.values()]
+        assert (sum(widths) <= 120 + 6) is narrowed, widths
