@@ -22,7 +22,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -39,6 +39,7 @@ __all__ = [
     "name_ids",
     "name_parts",
     "normalise_guid",
+    "part_namer",
     "plan_label",
     "short_key",
     "sku_label",
@@ -438,6 +439,24 @@ def name_parts(text: str, names: Mapping[str, str]) -> str:
         return text
     pattern = _parts_pattern(tuple(sorted(wanted, key=len, reverse=True)))
     return pattern.sub(lambda m: sku_label(m.group(0), wanted[m.group(0)]), text)
+
+
+def part_namer(names: Mapping[str, str]) -> Callable[[str], str]:
+    """:func:`name_parts` with ``names`` fixed, for the many cells of one report: the pattern
+    is built once and each distinct text named once."""
+    wanted = {p: n for p, n in names.items() if n and n != p}
+    if not wanted:
+        return str
+    pattern = _parts_pattern(tuple(sorted(wanted, key=len, reverse=True)))
+
+    def label(match: re.Match[str]) -> str:
+        return sku_label(match.group(0), wanted[match.group(0)])
+
+    @lru_cache(maxsize=4096)
+    def named(text: str) -> str:
+        return pattern.sub(label, text) if text else text
+
+    return named
 
 
 @lru_cache(maxsize=32)

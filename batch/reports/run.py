@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from batch.intake.catalog import name_ids, name_parts, product_name
+from batch.intake.catalog import name_ids, name_parts, part_namer, product_name
 from batch.intake.validate import ValidationResult
 from batch.reports.printing import PrintedWorkbook
 from batch.reports.summary import AttentionLine, Dashboard, write_dashboard
@@ -193,7 +193,8 @@ def write_run_report(
         keep += [headers[width + 1], headers[width + 4]]
         book.fit_table_to_page("Rows", headers, rows, kinds={headers[width]: "int"}, keep=keep)
         headers, problems = problems_table(validation)
-        problems = [(*p[:4], name_parts(str(p[4]), names), *p[5:]) for p in problems]
+        named = part_namer(names)
+        problems = [(*p[:4], named(str(p[4])), *p[5:]) for p in problems]
         book.add_table("Problems", headers, problems, kinds={"Row": "int"}, status_column=None)
         add_licenses_sheet(
             book,
@@ -350,6 +351,7 @@ def _rows_table(
     headers = tuple(validation.sheet.headers) + extra
     width = len(validation.sheet.headers)
     table = []
+    named = part_namer(names)
     for row in rows:
         outcome = outcomes[row.row]
         values = tuple(row.request.values) + ("",) * (width - len(row.request.values))
@@ -358,13 +360,13 @@ def _rows_table(
                 *values[:width],
                 row.row,
                 outcome.status,
-                name_parts(outcome.added, names),
-                name_parts(outcome.removed, names),
-                name_parts(name_ids(outcome.detail), names),
+                named(outcome.added),
+                named(outcome.removed),
+                named(name_ids(outcome.detail)),
                 outcome.error_code,
                 outcome.request_id,
                 yes_no(outcome.verified),
-                name_parts(outcome.licenses_after, names),
+                named(outcome.licenses_after),
             )
         )
     return headers, table

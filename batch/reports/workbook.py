@@ -34,6 +34,7 @@ from xlsxwriter.exceptions import XlsxWriterException
 from batch.crashpoints import crashpoint
 from batch.errors import ReportError
 from batch.files import AtomicFile
+from batch.intake.sources import paused_gc
 from batch.status import RowStatus
 
 __all__ = [
@@ -74,6 +75,8 @@ NUMBER_FORMATS = {
     "date": "yyyy-mm-dd",
     "datetime": "yyyy-mm-dd hh:mm:ss",
 }
+_NUMERIC_KINDS = frozenset({"int", "number", "currency", "percent"})
+_DATE_KINDS = frozenset({"date", "datetime"})
 
 
 def needs_quote_prefix(text: str) -> bool:
@@ -162,6 +165,11 @@ class ReportWorkbook:
         )
         self._formats: dict[tuple[tuple[str, Any], ...], Any] = {}
         self._closed = False
+        # A big sheet is millions of small acyclic cell objects that the cyclic garbage
+        # collector would scan again and again (a third of the writing time): it pauses
+        # until the workbook is saved or dropped.
+        self._paused = contextlib.ExitStack()
+        self._paused.enter_context(paused_gc())
 
     # ------------------------------------------------------------------ formats
 
@@ -256,14 +264,52 @@ class ReportWorkbook:
         )
         widths = [len(str(h)) for h in headers]
         long_cells: list[tuple[int, int, str]] = []  #: cells that wrap: their rows grow
+        count = self._write_rows(
+            sheet, rows, col_kinds, col_formats, status_index, widths, long_cells, max_width
+        )
+        self._fit_columns(sheet, widths, col_kinds, long_cells, max_width, status_index)
+        sheet.freeze_panes(1, freeze_columns)
+        if headers:
+            sheet.autofilter(0, 0, max(count, 1), len(headers) - 1)
+        return TableInfo(sheet=sheet.get_name(), rows=count, columns=len(headers))
+
+    def _write_rows(
+        self,
+        sheet: Any,
+        rows: Iterable[Sequence[object]],
+        col_kinds: Sequence[str],
+        col_formats: Sequence[str | None],
+        status_index: int,
+        widths: list[int],
+        long_cells: list[tuple[int, int, str]],
+        max_width: int,
+    ) -> int:
+        """Write the data rows from row 1 on; note widths and long cells of the first rows.
+
+        Returns how many rows were written.
+        """
         count = 0
         write_value, write_text = self.write_value, self.write_text
+        # XlsxWriter's undecorated writers: the public ones only add A1-notation parsing
+        write_string = getattr(sheet, "_write_string", sheet.write_string)
+        write_number = getattr(sheet, "_write_number", sheet.write_number)
+        write_datetime = getattr(sheet, "_write_datetime", sheet.write_datetime)
+        # the formats every cell of a column or status shares, looked up once
+        status_formats: dict[object, Any] = {}
+        typed_formats = [
+            self.fmt(num_format=col_formats[col])
+            if kind in _NUMERIC_KINDS or kind in _DATE_KINDS
+            else None
+            for col, kind in enumerate(col_kinds)
+        ]
         for count, values in enumerate(rows, start=1):  # noqa: B007 - count used after the loop
             for col, value in enumerate(values):
                 kind = col_kinds[col] if col < len(col_kinds) else "text"
                 if col == status_index and value in STATUS_COLOURS:
-                    fill, font = STATUS_COLOURS[str(value)]
-                    write_text(sheet, count, col, value, bg_color=fill, font_color=font)
+                    if value not in status_formats:
+                        fill, font = STATUS_COLOURS[str(value)]
+                        status_formats[value] = self.fmt(bg_color=fill, font_color=font)
+                    write_string(count, col, str(value), status_formats[value])
                 elif kind == "text":
                     if value is None or value == "":
                         continue
@@ -273,9 +319,20 @@ class ReportWorkbook:
                         and len(value) <= CELL_LIMIT
                         and not _CONTROL.search(value)
                     ):
-                        sheet.write_string(count, col, value)  # fast path: plain text
+                        write_string(count, col, value)  # fast path: plain text
                     else:
                         write_text(sheet, count, col, value)
+                elif (
+                    kind in _NUMERIC_KINDS
+                    and isinstance(value, (int, float))
+                    and not isinstance(value, bool)
+                ):
+                    write_number(count, col, value, typed_formats[col])  # fast path: a number
+                elif kind in _DATE_KINDS and isinstance(value, dt.date):
+                    moment = value
+                    if isinstance(moment, dt.datetime) and moment.tzinfo is not None:
+                        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+                    write_datetime(count, col, moment, typed_formats[col])  # fast path: a date
                 else:
                     write_value(sheet, count, col, value, kind, number_format=col_formats[col])
                 if count <= WIDTH_SAMPLE and col < len(widths):
@@ -283,11 +340,7 @@ class ReportWorkbook:
                     widths[col] = max(widths[col], shown)
                     if shown > max_width - 2:
                         long_cells.append((count, col, str(value)))
-        self._fit_columns(sheet, widths, col_kinds, long_cells, max_width, status_index)
-        sheet.freeze_panes(1, freeze_columns)
-        if headers:
-            sheet.autofilter(0, 0, max(count, 1), len(headers) - 1)
-        return TableInfo(sheet=sheet.get_name(), rows=count, columns=len(headers))
+        return count
 
     def _fit_columns(
         self,
@@ -424,6 +477,13 @@ class ReportWorkbook:
             return self.path
         self._closed = True
         try:
+            self._save()
+        finally:
+            self._paused.close()
+        return self.path
+
+    def _save(self) -> None:
+        try:
             self.book.close()
             self._file.commit(before_move=lambda: crashpoint("report.save"))
         except FileExistsError as exc:
@@ -432,24 +492,27 @@ class ReportWorkbook:
         except (OSError, XlsxWriterException) as exc:
             self._file.discard()
             raise ReportError(f"cannot write {self.path}: {exc}.") from exc
-        return self.path
 
     def discard(self) -> None:
         """Drop the temporary file (after a failure)."""
         self._closed = True
+        self._paused.close()
         self._file.discard()
 
     def __enter__(self) -> ReportWorkbook:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is not None:
-            # The original error matters, not one from closing a half-built workbook.
-            with contextlib.suppress(Exception):
-                self.book.close()
-            self.discard()
-        else:
-            self.save()
+        try:
+            if exc_type is not None:
+                # The original error matters, not one from closing a half-built workbook.
+                with contextlib.suppress(Exception):
+                    self.book.close()
+                self.discard()
+            else:
+                self.save()
+        finally:
+            self._paused.close()
 
 
 def _grow_rows(
