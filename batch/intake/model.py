@@ -34,6 +34,8 @@ class Severity(enum.StrEnum):
     INFO = "info"
 
 
+_SEVERITY_ORDER = {severity: index for index, severity in enumerate(Severity)}
+
 #: the statuses a row can have after validation alone
 VALIDATION_STATUSES = (RowStatus.READY, RowStatus.INVALID, RowStatus.DEFERRED, RowStatus.SKIPPED)
 
@@ -149,7 +151,10 @@ class ValidationResult:
 
     def detail(self, row: int) -> str:
         """One line for the report's Detail column: errors first, then warnings."""
-        found = sorted(self.findings_for(row), key=lambda f: list(Severity).index(f.severity))
+        found = self.findings_for(row)
+        if not found:
+            return ""
+        found = sorted(found, key=lambda f: _SEVERITY_ORDER[f.severity])
         return "; ".join(f.message for f in found)
 
 

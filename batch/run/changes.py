@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from batch.intake.catalog import MUTUALLY_EXCLUSIVE_PLANS
 from batch.run.tenant import UserState
@@ -202,8 +203,8 @@ def plan_clash(
 
     :param sku_plans: SKU id -> its servicePlanIds (the tenant's ``subscribedSkus``).
     """
-    if not change.add:
-        return None
+    if not any(_exclusive_plans(sku_plans.get(sku, ())) for sku in change.add):
+        return None  # nothing added can clash (the common case: answered without the sources)
     replaced = set(change.add) | set(change.remove)
     after = [s for s in _sources(state) if s.group is not None or s.sku_id not in replaced]
     after += [_Source(sku, None, frozenset(plans)) for sku, plans in change.add.items()]
@@ -211,7 +212,7 @@ def plan_clash(
     # "other side"), in the order the user holds them
     enabled: dict[str, list[_Source]] = {}
     for source in sorted(after, key=lambda s: s.group is None and s.sku_id in change.add):
-        for plan in {p.lower() for p in sku_plans.get(source.sku_id, ())} & _EXCLUSIVE:
+        for plan in _exclusive_plans(sku_plans.get(source.sku_id, ())):
             if plan not in source.disabled:
                 enabled.setdefault(plan, []).append(source)
     for first, second in MUTUALLY_EXCLUSIVE_PLANS:
@@ -230,6 +231,18 @@ def plan_clash(
                             other_added=other.group is None and other.sku_id in change.add,
                         )
     return None
+
+
+def _exclusive_plans(plans: Iterable[str]) -> frozenset[str]:
+    """The mutually exclusive plans among a SKU's ``plans`` (lower case)."""
+    if isinstance(plans, frozenset):
+        return _exclusive_of_set(plans)
+    return frozenset(p.lower() for p in plans) & _EXCLUSIVE
+
+
+@lru_cache(maxsize=256)
+def _exclusive_of_set(plans: frozenset[str]) -> frozenset[str]:
+    return frozenset(p.lower() for p in plans) & _EXCLUSIVE
 
 
 def _sources(state: UserState) -> list[_Source]:

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
+from batch.intake.sources import paused_gc
 from batch.intake.validate import Action, RowRequest, ValidationResult
 from batch.run.changes import (
     Desire,
@@ -42,6 +43,7 @@ from batch.run.changes import (
     plan_clash,
 )
 from batch.run.clashes import clash_detail, sku_plans
+from batch.run.seats import FREE_WAVE, SWAP_WAVE, TAKE_WAVE, settle
 from batch.run.tenant import GroupInfo, SkuSeats, UserState
 from batch.status import RowStatus
 
@@ -55,10 +57,6 @@ PLANNED, NO_CHANGE, INVALID, FAILED, DEFERRED, SKIPPED = (
     RowStatus.SKIPPED,
 )
 APPLIED = RowStatus.APPLIED
-
-#: waves: writes that only give seats back go first, then swaps (which give one SKU's seat
-#: back as they take another's), then writes that only take seats
-FREE_WAVE, SWAP_WAVE, TAKE_WAVE = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -224,8 +222,13 @@ class PlanOptions:
     exact_plans: bool = False
 
 
-def desire_for(request: RowRequest, options: PlanOptions) -> Desire:
-    """What a validated row asks of its user, in the terms of :mod:`batch.run.changes`."""
+def desire_for(
+    request: RowRequest, options: PlanOptions, *, leaving: frozenset[str] = frozenset()
+) -> Desire:
+    """What a validated row asks of its user, in the terms of :mod:`batch.run.changes`.
+
+    :param leaving: ids of the groups the row's user leaves in the same row.
+    """
 
     def plans(add: Any) -> frozenset[str] | None:
         given = frozenset(p.lower() for p in add.disabled_plans)
@@ -238,6 +241,7 @@ def desire_for(request: RowRequest, options: PlanOptions) -> Desire:
         offboard=request.action is Action.OFFBOARD,
         exact=options.exact,
         exact_plans=options.exact_plans,
+        leaving=leaving,
     )
 
 
@@ -266,10 +270,11 @@ def build_plan(
     names = {s.sku_id: s.part_number for s in forecast.values()}
     planner = _Planner(options, users, groups, group_problems, forecast, names, graph_url)
     planner.group_names.update(group_names or {})
-    rows = [
-        planner.plan_row(request, validation.detail(request.row)) for request in validation.rows
-    ]
-    planner.settle_seats(rows)
+    with paused_gc():  # many small acyclic objects: see paused_gc
+        rows = [
+            planner.plan_row(request, validation.detail(request.row)) for request in validation.rows
+        ]
+        planner.settle_seats(rows)
     if "usage_location" in validation.sheet.fields:  # the sheet has the column: name it
         header = validation.sheet.column_name("usage_location")
         for row in rows:
@@ -340,7 +345,7 @@ class _Planner:
         if problem:
             plan.status, plan.error_code, plan.detail = FAILED, "GroupProblem", problem
             return plan
-        desire = replace(desire_for(request, self.options), leaving=frozenset(g.id for g in leaves))
+        desire = desire_for(request, self.options, leaving=frozenset(g.id for g in leaves))
         change = license_change(
             desire,
             state,
@@ -495,47 +500,18 @@ class _Planner:
         plan.ops.append(op.key)
 
     def settle_seats(self, rows: list[RowPlan]) -> None:
-        """Give every row its seats, wave by wave and in sheet order; a short row fails whole.
-
-        A failing row gives nothing back, which can make a later row short too, so the
-        allocation repeats until no new row fails (it only ever adds failures).
-        """
+        """Give every row its seats, wave by wave and in sheet order; a short row fails whole
+        (:func:`batch.run.seats.settle`)."""
         planned = [row for row in rows if row.status == PLANNED]
-        failed: dict[int, list[str]] = {}
-        while True:
-            available = {sku: f.free_before for sku, f in self.forecast.items()}
-            taken: Counter[str] = Counter()
-            freed: Counter[str] = Counter()
-            shortfall: Counter[str] = Counter()
-            newly: dict[int, list[str]] = {}
-            for wave in (FREE_WAVE, SWAP_WAVE, TAKE_WAVE):
-                for row in planned:
-                    needed = Counter(sku for w, sku in self.takes.get(row.row, []) if w == wave)
-                    short = [sku for sku, n in needed.items() if available.get(sku, 0) < n]
-                    for sku in short:
-                        shortfall[sku] += needed[sku] - max(0, available.get(sku, 0))
-                    if short and row.row not in failed:
-                        newly.setdefault(row.row, []).extend(short)
-                    if short or row.row in failed or row.row in newly:
-                        continue
-                    for sku, n in needed.items():
-                        available[sku] -= n
-                        taken[sku] += n
-                for row in planned:  # seats given back in this wave serve the next ones
-                    if row.row in failed or row.row in newly:
-                        continue
-                    for w, sku in self.frees.get(row.row, []):
-                        if w == wave and sku in available:
-                            available[sku] += 1
-                            freed[sku] += 1
-            if not newly:
-                break
-            failed.update(newly)
+        free = {sku: f.free_before for sku, f in self.forecast.items()}
+        settled = settle([row.row for row in planned], free, self.takes, self.frees)
         for sku, seats in self.forecast.items():
-            seats.freed, seats.taken, seats.shortfall = freed[sku], taken[sku], shortfall[sku]
+            seats.freed = settled.freed[sku]
+            seats.taken = settled.taken[sku]
+            seats.shortfall = settled.shortfall[sku]
         for row in planned:
-            if row.row in failed:
-                self._fail_for_seats(row, failed[row.row])
+            if row.row in settled.failed:
+                self._fail_for_seats(row, settled.failed[row.row])
             else:
                 self.kept.update(row.ops)
 
