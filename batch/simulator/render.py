@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
+from functools import lru_cache
 from typing import Any
 
 from batch.simulator.schema import ACTIVE_STATES
@@ -125,10 +126,16 @@ def effective_licenses(rows: list[sqlite3.Row]) -> dict[str, set[str]]:
     for row in rows:
         if row["state"] not in ACTIVE_STATES:
             continue
-        disabled = set(json.loads(row["disabled_plans"]))
+        disabled = set(_plan_list(row["disabled_plans"]))
         sku = row["sku_id"]
         result[sku] = result[sku] & disabled if sku in result else disabled
     return result
+
+
+@lru_cache(maxsize=4096)
+def _plan_list(text: str) -> tuple[str, ...]:
+    """A license row's ``disabled_plans`` JSON, parsed once per distinct text (few exist)."""
+    return tuple(json.loads(text))
 
 
 def render_users(
@@ -154,12 +161,34 @@ def render_users(
     return [_render_user(r, wanted, licenses.get(r["id"], []), plans) for r in rows]
 
 
+#: user properties read straight from a column of the users table
+_COLUMNS = {
+    "id": "id",
+    "userPrincipalName": "upn",
+    "displayName": "display_name",
+    "givenName": "given_name",
+    "surname": "surname",
+    "mail": "mail",
+    "usageLocation": "usage_location",
+    "department": "department",
+    "employeeId": "employee_id",
+    "jobTitle": "job_title",
+    "country": "country",
+    "userType": "user_type",
+    "createdDateTime": "created",
+}
+
+
 def _render_user(
     row: Any, wanted: list[str], lic_rows: list[Any], plans: dict[str, list[dict[str, str]]]
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    effective: dict[str, set[str]] | None = None  # computed once, when a property needs it
     for prop in wanted:
-        if prop == "signInActivity":
+        column = _COLUMNS.get(prop)
+        if column is not None:
+            out[prop] = row[column]
+        elif prop == "signInActivity":
             # Missing data (issue 1898) is null; absent for users who never signed in
             # (documented); an object when any of the three times is known.
             if row["sign_in_missing"]:
@@ -170,64 +199,27 @@ def _render_user(
                     "lastNonInteractiveSignInDateTime": row["last_non_interactive"],
                     "lastSuccessfulSignInDateTime": row["last_successful"],
                 }
-            continue
-        out[prop] = _user_value(row, prop, lic_rows, plans)
+        elif prop in ("assignedLicenses", "assignedPlans"):
+            if effective is None:
+                effective = effective_licenses(lic_rows)
+            out[prop] = _license_value(prop, effective, lic_rows, plans)
+        else:
+            out[prop] = _user_value(row, prop, lic_rows)
     return out
 
 
-def _user_value(
-    row: sqlite3.Row, prop: str, lic_rows: list[sqlite3.Row], plans: dict[str, list[dict[str, str]]]
-) -> Any:
-    simple = {
-        "id": "id",
-        "userPrincipalName": "upn",
-        "displayName": "display_name",
-        "givenName": "given_name",
-        "surname": "surname",
-        "mail": "mail",
-        "usageLocation": "usage_location",
-        "department": "department",
-        "employeeId": "employee_id",
-        "jobTitle": "job_title",
-        "country": "country",
-        "userType": "user_type",
-        "createdDateTime": "created",
-    }
-    if prop in simple:
-        return row[simple[prop]]
+def _user_value(row: sqlite3.Row, prop: str, lic_rows: list[sqlite3.Row]) -> Any:
     if prop == "accountEnabled":
         return bool(row["account_enabled"])
     if prop == "businessPhones":
         return []
     if prop in ("mobilePhone", "officeLocation", "preferredLanguage"):
         return None
-    effective = effective_licenses(lic_rows)
-    if prop == "assignedLicenses":
-        return [{"disabledPlans": sorted(d), "skuId": s} for s, d in effective.items()]
-    if prop == "assignedPlans":
-        result = []
-        seen: set[str] = set()
-        assigned = {r["sku_id"]: r["assigned"] for r in lic_rows}
-        for sku, disabled in effective.items():
-            for plan in plans.get(sku, []):
-                pid = plan["servicePlanId"]
-                if pid in disabled or pid in seen:
-                    continue
-                seen.add(pid)
-                result.append(
-                    {
-                        "assignedDateTime": assigned.get(sku),
-                        "capabilityStatus": "Enabled",
-                        "service": service_name(plan["servicePlanName"]),
-                        "servicePlanId": pid,
-                    }
-                )
-        return result
     if prop == "licenseAssignmentStates":
         return [
             {
                 "assignedByGroup": r["source"] or None,
-                "disabledPlans": json.loads(r["disabled_plans"]),
+                "disabledPlans": list(_plan_list(r["disabled_plans"])),
                 "error": r["error"],
                 "lastUpdatedDateTime": r["updated"],
                 "skuId": r["sku_id"],
@@ -236,6 +228,35 @@ def _user_value(
             for r in lic_rows
         ]
     raise KeyError(prop)
+
+
+def _license_value(
+    prop: str,
+    effective: dict[str, set[str]],
+    lic_rows: list[sqlite3.Row],
+    plans: dict[str, list[dict[str, str]]],
+) -> Any:
+    """``assignedLicenses`` or ``assignedPlans`` from the user's effective licenses."""
+    if prop == "assignedLicenses":
+        return [{"disabledPlans": sorted(d), "skuId": s} for s, d in effective.items()]
+    result = []
+    seen: set[str] = set()
+    assigned = {r["sku_id"]: r["assigned"] for r in lic_rows}
+    for sku, disabled in effective.items():
+        for plan in plans.get(sku, []):
+            pid = plan["servicePlanId"]
+            if pid in disabled or pid in seen:
+                continue
+            seen.add(pid)
+            result.append(
+                {
+                    "assignedDateTime": assigned.get(sku),
+                    "capabilityStatus": "Enabled",
+                    "service": service_name(plan["servicePlanName"]),
+                    "servicePlanId": pid,
+                }
+            )
+    return result
 
 
 def consumed_units(db: sqlite3.Connection) -> dict[str, int]:
