@@ -139,6 +139,8 @@ class TrueUp:
     changes: list[tuple[str, str, str, str, Any, Any, Any]] | None
     previous: Previous | None
     notes: list[str]
+    #: product names already looked up (a report asks for them once a user and license)
+    _products: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def currencies(self) -> list[str]:
@@ -146,7 +148,10 @@ class TrueUp:
 
     def product(self, sku_id: str) -> str:
         """The product name of a SKU for reports."""
-        return self.catalog.friendly_name(sku_id)
+        name = self._products.get(sku_id)
+        if name is None:
+            name = self._products[sku_id] = self.catalog.friendly_name(sku_id)
+        return name
 
     def group_name(self, group_id: str) -> str:
         """A group's display name (its id when groups could not be read)."""

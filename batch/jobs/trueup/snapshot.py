@@ -41,11 +41,14 @@ What ``signInActivity`` says, user by user:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from queue import Empty, Queue
+from typing import Any, TypeVar
 
 from batch.errors import GraphStatusError, PermissionDenied
 from batch.run.tenant import HeldLicense, SkuSeats, seats_from_skus, user_state
@@ -53,6 +56,7 @@ from batch.run.tenant import HeldLicense, SkuSeats, seats_from_skus, user_state
 __all__ = ["LicenseError", "LicensedUser", "Snapshot", "read_tenant", "users_query"]
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 USER_FIELDS = (
     "id,userPrincipalName,displayName,accountEnabled,createdDateTime,department,"
@@ -226,10 +230,57 @@ def _read_users(
     client: Any, *, sign_in: bool, filtered: bool, progress: Progress | None
 ) -> Iterator[dict[str, Any]]:
     params, headers = users_query(sign_in=sign_in, filtered=filtered)
-    for seen, user in enumerate(client.get_all("/users", params=params, headers=headers), 1):
+    users = read_ahead(client.get_all("/users", params=params, headers=headers))
+    for seen, user in enumerate(users, 1):
         if progress and seen % 10_000 == 0:
             progress(f"read {seen:,} users")
         yield user
+
+
+#: users read ahead of the ones being processed (two pages of 500)
+READ_AHEAD = 1000
+
+
+@dataclass(frozen=True)
+class _End:
+    """The reader's last word: done, or the error that stopped it."""
+
+    error: BaseException | None = None
+
+
+def read_ahead(items: Iterator[T], ahead: int = READ_AHEAD) -> Iterator[T]:
+    """``items``, read in a thread up to ``ahead`` items ahead of the caller.
+
+    Pages come one after the other (each names the next), so the tenant would wait while
+    a page is processed and the caller while the next is read; read ahead, the two
+    overlap. An error reaches the caller where it happened, after the items before it;
+    a caller that stops early stops the reading at its next item.
+    """
+    queue: Queue[T | _End] = Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                queue.put(item)
+        except BaseException as exc:  # noqa: BLE001 - handed over to the caller as is
+            queue.put(_End(exc))
+        else:
+            queue.put(_End())
+
+    threading.Thread(target=read, name="read-ahead", daemon=True).start()
+    try:
+        while not isinstance(item := queue.get(), _End):
+            yield item
+        if item.error is not None:
+            raise item.error
+    finally:
+        stop.set()
+        with contextlib.suppress(Empty):  # a reader waiting on a full queue moves on
+            while True:
+                queue.get_nowait()
 
 
 def read_tenant(
