@@ -10,8 +10,9 @@ operations / quota; the target is at most 1.2x that, end to end (process start, 
 writes, read-back and report).
 
 plan: a tenant of 100,000 users and a sheet naming every one of them; ``m365batch plan`` in
-a subprocess, its wall time and peak memory (target: <= 60 s, < 1.5 GB), then the report
-workbook for 100,000 rows written on its own (target: <= 15 s).
+a subprocess, its wall time and peak memory (targets: <= 15 s, < 1 GB; the memory is the
+CLI process's alone: the simulator serves from this script's process), then, for where
+the time goes, the plan prepared again and its report workbook written in this process.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ from batch.simulator import RunningSimulator, SimulatorOptions, start_simulator
 from batch.simulator.seed import generate_tenant
 
 FLOW_FREE = "f30db892-07e9-47e9-837c-80727f46fd3d"
+PLAN_SECONDS = 15.0  #: target wall time of the 100,000-row plan
+PLAN_MB = 1024.0  #: target peak memory of the plan's process
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
 
 
 def tenant_env(sim: RunningSimulator, home: Path) -> dict[str, str]:
@@ -172,8 +179,9 @@ def bench_plan(folder: Path) -> None:
             raise SystemExit(f"plan exited {result.returncode}")
         print(
             f"plan: {users:,} rows on a {users:,}-user tenant: {elapsed:.1f} s wall "
-            "(target <= 60 s),"
-            f" peak RSS {peak:.0f} MB (target < 1,536 MB)"
+            f"(target <= {PLAN_SECONDS:.0f} s: {verdict(elapsed <= PLAN_SECONDS)}), "
+            f"peak RSS of the CLI process {peak:.0f} MB "
+            f"(target < {PLAN_MB:,.0f} MB: {verdict(peak < PLAN_MB)})"
         )
         print("plan: " + result.stdout.strip().splitlines()[0])
 
@@ -192,8 +200,8 @@ def bench_plan(folder: Path) -> None:
         write_plan_report(prepared, settings.describe(), folder / "plan-again.xlsx")
         t2 = time.perf_counter()
         print(
-            f"plan: in-process prepare {t1 - t0:.1f} s; report workbook for {users:,} rows "
-            f"{t2 - t1:.1f} s (target <= 15 s)"
+            f"plan: in this process (the simulator's thread competing): prepare "
+            f"{t1 - t0:.1f} s, report workbook for {users:,} rows {t2 - t1:.1f} s"
         )
 
 
