@@ -102,11 +102,13 @@ def execute_plan(
     *,
     settings: EngineSettings | None = None,
     on_progress: Callable[[EngineStats], None] | None = None,
+    on_done: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], list[EngineStats]]:
     """Run the operations not yet done, wave by wave; return every result by key, and stats.
 
     Results of operations finished by an earlier process of the same run come from the
-    journal, so the caller sees the whole run.
+    journal, so the caller sees the whole run. ``on_done`` is told the key of each
+    operation whose result was journaled, as it is.
     """
     ops = list(ops)
     done = {j.key: j.result or {} for j in journal.ops("done")}
@@ -122,6 +124,8 @@ def execute_plan(
             # "sent" with an unknown outcome) so that resume takes them up again.
             if result.outcome not in _UNFINISHED:
                 journal.mark_done(operation.key, _settled(operation, result))
+                if on_done is not None:
+                    on_done(operation.key)
 
         results, wave_stats = run_operations(
             client,

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from batch.crashpoints import crashpoint
 from batch.errors import BatchError, ReportError
 from batch.jobs.onboarding.context import RunContext, RunResult, exit_code_for
+from batch.jobs.onboarding.earlyread import write
 from batch.jobs.onboarding.outcomes import (
     change_lines,
     engine_counters,
@@ -24,7 +25,6 @@ from batch.jobs.onboarding.outcomes import (
 )
 from batch.jobs.onboarding.prepare import Prepared
 from batch.jobs.onboarding.report import read_seats, write_run_workbook
-from batch.run.execute import execute_plan, settle
 from batch.run.journal import FINISHED, INTERRUPTED, RUNNING, RunInterrupted
 
 __all__ = ["run_prepared"]
@@ -76,21 +76,9 @@ def _unreported(ctx: RunContext, counts: Counter[str], exc: Exception) -> Report
 def _execute_and_report(ctx: RunContext, prepared: Prepared) -> tuple[RunResult, BatchError | None]:
     """Send what is still to send, read back, write the report; the error that stopped it."""
     journal = ctx.journal
-    stop: BatchError | None = None
     planned_keys = {op.key for op in prepared.plan.ops}
-    try:
-        _, stats = execute_plan(
-            ctx.client,
-            prepared.plan.ops,
-            journal,
-            settings=ctx.engine,
-            on_progress=ctx.on_progress,
-        )
-    except BatchError as exc:  # breaker, permissions: report what happened, then stop
-        journal.set(stop_reason=str(exc))
-        stop, stats = exc, []
-    # answers lost in this process or an earlier one: the tenant says how they ended
-    settle(ctx.client, journal, wait=0 if stop else prepared.options.verify_wait)
+    written = write(ctx, prepared)
+    stop, stats = written.stop, written.stats
     crashpoint("readback")
     journal_ops = list(journal.ops())
     outcomes = row_outcomes(prepared, journal_ops, planned_keys, stopped=stop is not None)
@@ -100,7 +88,12 @@ def _execute_and_report(ctx: RunContext, prepared: Prepared) -> tuple[RunResult,
         # being processed (the read-back waits for it, and with it for the seats it takes)
         seats_read = None if _changes_groups(prepared) else pool.submit(read_seats, ctx.client)
         readback = read_back(
-            ctx.client, prepared, outcomes, stopped=stop is not None, sent=sent_rows(journal_ops)
+            ctx.client,
+            prepared,
+            outcomes,
+            stopped=stop is not None,
+            sent=sent_rows(journal_ops) - written.rows,
+            early=written.users,
         )
         log.info("phase: read-back finished (waited %.1f s)", readback.waited)
         seats_now = seats_read.result() if seats_read is not None else None

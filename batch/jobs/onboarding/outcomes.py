@@ -14,7 +14,7 @@ from batch.jobs.onboarding.prepare import Prepared
 from batch.reports.run import ChangeLine, RowOutcome, plan_outcomes
 from batch.run.execute import result_ok
 from batch.run.journal import JournalOp
-from batch.run.reconcile import ReadBackResult, reconcile_rows
+from batch.run.reconcile import ReadBackResult, UserState, reconcile_rows
 from batch.status import RowStatus
 
 __all__ = ["change_lines", "engine_counters", "read_back", "row_outcomes", "sent_rows"]
@@ -67,11 +67,13 @@ def read_back(
     *,
     stopped: bool,
     sent: Collection[int] | None = None,
+    early: Mapping[str, UserState] | None = None,
 ) -> ReadBackResult:
     """Read the rows back from the tenant and put what it shows on their outcomes.
 
-    With ``sent`` (the rows a write was sent for), only those rows' users are read again;
-    the others are as the plan found them. A stopped run does not wait for the tenant:
+    With ``sent`` (the rows a write was sent for and not read back ``early``, while the
+    writes went on), only those rows' users are read again; the others are as the plan
+    found them, or as read early. A stopped run does not wait for the tenant:
     what it shows now is what the report says.
     """
     options = prepared.options
@@ -83,7 +85,7 @@ def read_back(
         wait_for_groups=0 if stopped else options.wait_for_groups,
         written={row for row, o in outcomes.items() if o.status == RowStatus.APPLIED},
         verify_wait=0 if stopped else options.verify_wait,
-        known=prepared.users if sent is not None else None,
+        known={**prepared.users, **(early or {})} if sent is not None else None,
         sent=sent,
         group_names=prepared.group_names,
     )
