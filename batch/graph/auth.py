@@ -51,6 +51,7 @@ from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 
 from batch.config import Settings
 from batch.errors import AuthError, ConfigError
+from batch.graph.httpcache import load_http_cache, save_http_cache
 from batch.logs import register_secret
 
 if TYPE_CHECKING:
@@ -386,18 +387,25 @@ def _msal_app(
     timeout: float | tuple[float, float],
     **extra: Any,
 ) -> Any:
-    """An msal application for ``settings``, with an in-memory cache; errors as AuthError."""
+    """An msal application for ``settings``, with an in-memory token cache (its discovery
+    answers kept in ``settings.home``: :mod:`batch.graph.httpcache`); errors as AuthError."""
+    http_cache = load_http_cache(settings.home)
+    known = set(http_cache)
     kwargs: dict[str, Any] = {
         "authority": settings.authority,
         "http_client": http_client or new_session(settings.ca_bundle, timeout=timeout),
         "token_cache": msal.TokenCache(),  # memory only
+        "http_cache": http_cache,
         **extra,
     }
     if not needs_instance_discovery(settings.authority_host):
         kwargs["instance_discovery"] = False
     try:
-        # msal fetches the tenant's OpenID configuration here (network I/O).
-        return kind(settings.client_id, **kwargs)
+        # msal fetches the tenant's OpenID configuration here (network I/O), unless cached
+        app = kind(settings.client_id, **kwargs)
+        if set(http_cache) != known:
+            save_http_cache(settings.home, http_cache)
+        return app
     except ValueError as exc:
         problem = credential_problem(settings, exc)
         if problem is not None:

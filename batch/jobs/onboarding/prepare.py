@@ -57,7 +57,7 @@ class Prepared:
             return {}
         try:
             return dict(self.group_naming.result())
-        except Exception:  # noqa: BLE001 - the read-back names what is missing itself
+        except Exception:  # the read-back names what is missing itself
             log.debug("naming the licensing groups failed", exc_info=True)
             return {}
 
