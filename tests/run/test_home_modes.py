@@ -45,7 +45,11 @@ def test_every_file_in_a_fresh_home_is_owner_only(tmp_path: Path) -> None:
         )
         assert applied.returncode in (0, 3), applied.stdout + applied.stderr
         run_id = list_runs(home)[0].run_id
-        undone = _cli(home, work, "undo", run_id, "--yes", "--max-removals", "1000")
+        # a report kept in the home (asked for there; by default it goes beside the run's)
+        kept = home / "runs" / run_id / "undo.xlsx"
+        undone = _cli(
+            home, work, "undo", run_id, "--yes", "--max-removals", "1000", "--output", str(kept)
+        )
         assert undone.returncode in (0, 3), undone.stdout + undone.stderr
         trueup = _cli(home, work, "true-up", "--output", "t.xlsx")
         assert trueup.returncode == 0, trueup.stdout + trueup.stderr
@@ -61,7 +65,7 @@ def test_every_file_in_a_fresh_home_is_owner_only(tmp_path: Path) -> None:
     assert {"runs", "logs", "locks", "simulator"} <= kinds
     assert any(name.endswith("tenant.db") for name in modes)
     assert any(name.endswith("journal.sqlite") for name in modes)
-    assert any(name.endswith(".xlsx") for name in modes)  # the undo's report, in its run
+    assert any(name.endswith("undo.xlsx") for name in modes)  # the undo's report, in its run
     wrong = {
         name: oct(mode)
         for name, mode in modes.items()
