@@ -38,6 +38,7 @@ __all__ = [
     "licenses_text",
     "overlap_table",
     "plan_coverage",
+    "summary_lines",
     "trueup_output_path",
 ]
 
@@ -510,3 +511,30 @@ def trueup_output_path(
         candidate = folder / f"true-up-{tenant_key}-{stamp}-{counter}.xlsx"
         counter += 1
     return candidate
+
+
+def summary_lines(trueup: TrueUp) -> list[str]:
+    """The short console summary of a true-up."""
+    seats, saving = trueup.reclaimable()
+    money = ", ".join(
+        f"{amount:,.2f} {currency}".strip() for currency, amount in sorted(saving.items())
+    )
+    if not trueup.currencies:
+        money = "no prices given"
+    lines = [
+        f"SKUs: {len(trueup.skus)}   licensed users: {len(trueup.snapshot.users):,}   "
+        f"free seats: {trueup.free_seats:,}",
+        f"Reclaimable seats: {seats:,}   monthly saving: {money or '0.00'}",
+        f"License errors: {len(trueup.snapshot.errors):,}   Graph: {trueup.snapshot.requests:,} "
+        f"requests, {trueup.snapshot.resource_units:,.0f} resource units, "
+        f"{trueup.snapshot.throttled} throttled (429)",
+    ]
+    if trueup.changes is not None:
+        users = sum(1 for c in trueup.changes if c[0] in ("User added", "User removed"))
+        lines.append(
+            f"Changes since {trueup.previous.path.name if trueup.previous else '?'}: "
+            f"{users} users added or removed, "
+            f"{sum(1 for c in trueup.changes if c[3] in ('Purchased', 'Assigned'))} "
+            "seat count changes"
+        )
+    return lines

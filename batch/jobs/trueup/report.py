@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from batch.jobs.trueup.reckon import TrueUp, licenses_text
+from batch.jobs.trueup.reckon import TrueUp, licenses_text, summary_lines
 from batch.reports.workbook import NUMBER_FORMATS, ReportWorkbook
 
-__all__ = ["NO_PRICE", "write_trueup_workbook"]
+__all__ = ["NO_PRICE", "run_trueup", "summary_lines", "write_trueup_workbook"]
 
 NO_PRICE = "no price"
 COST_NOTES = (  # what the two monthly costs mean, one line each
@@ -549,6 +549,7 @@ def run_trueup(
 ) -> tuple[TrueUp, Path]:
     """Read the tenant, compute the true-up and write its workbook; returns both."""
     from batch.intake.catalog import Catalog
+    from batch.intake.sources import paused_gc
     from batch.jobs.trueup.previous import read_previous
     from batch.jobs.trueup.prices import PriceList, read_prices
     from batch.jobs.trueup.reckon import compute_trueup, trueup_output_path
@@ -560,40 +561,16 @@ def run_trueup(
         from batch.errors import ReportError
 
         raise ReportError(f"{output} already exists; choose another --output name.")
-    snapshot = read_tenant(client, tenant_label=tenant_label, progress=progress)
-    catalog = Catalog.load(snapshot.skus)
-    prices = read_prices(prices_path, catalog) if prices_path else PriceList()
-    trueup = compute_trueup(
-        snapshot, catalog, prices, inactive_days=inactive_days, previous=previous
-    )
-    if progress:
-        progress(f"writing the workbook ({len(snapshot.users):,} users)")
-    path = write_trueup_workbook(trueup, output or trueup_output_path(snapshot.tenant_key))
-    return trueup, path
-
-
-def summary_lines(trueup: TrueUp) -> list[str]:
-    """The short console summary of a true-up."""
-    seats, saving = trueup.reclaimable()
-    money = ", ".join(
-        f"{amount:,.2f} {currency}".strip() for currency, amount in sorted(saving.items())
-    )
-    if not trueup.currencies:
-        money = "no prices given"
-    lines = [
-        f"SKUs: {len(trueup.skus)}   licensed users: {len(trueup.snapshot.users):,}   "
-        f"free seats: {trueup.free_seats:,}",
-        f"Reclaimable seats: {seats:,}   monthly saving: {money or '0.00'}",
-        f"License errors: {len(trueup.snapshot.errors):,}   Graph: {trueup.snapshot.requests:,} "
-        f"requests, {trueup.snapshot.resource_units:,.0f} resource units, "
-        f"{trueup.snapshot.throttled} throttled (429)",
-    ]
-    if trueup.changes is not None:
-        users = sum(1 for c in trueup.changes if c[0] in ("User added", "User removed"))
-        lines.append(
-            f"Changes since {trueup.previous.path.name if trueup.previous else '?'}: "
-            f"{users} users added or removed, "
-            f"{sum(1 for c in trueup.changes if c[3] in ('Purchased', 'Assigned'))} "
-            "seat count changes"
+    # Reading, reckoning and writing build a few million small acyclic objects that the
+    # cyclic garbage collector would scan again and again: it pauses until the end.
+    with paused_gc():
+        snapshot = read_tenant(client, tenant_label=tenant_label, progress=progress)
+        catalog = Catalog.load(snapshot.skus)
+        prices = read_prices(prices_path, catalog) if prices_path else PriceList()
+        trueup = compute_trueup(
+            snapshot, catalog, prices, inactive_days=inactive_days, previous=previous
         )
-    return lines
+        if progress:
+            progress(f"writing the workbook ({len(snapshot.users):,} users)")
+        path = write_trueup_workbook(trueup, output or trueup_output_path(snapshot.tenant_key))
+    return trueup, path
