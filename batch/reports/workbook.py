@@ -317,7 +317,7 @@ class ReportWorkbook:
                         isinstance(value, str)
                         and not needs_quote_prefix(value)
                         and len(value) <= CELL_LIMIT
-                        and not _CONTROL.search(value)
+                        and (value.isprintable() or not _CONTROL.search(value))
                     ):
                         write_string(count, col, value)  # fast path: plain text
                     else:
