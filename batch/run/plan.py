@@ -319,6 +319,7 @@ class _Planner:
         self.frees: dict[int, list[tuple[int, str]]] = {}
         self.sku_plans = sku_plans(f.before for f in forecast.values())
         self.group_names = {g.id: g.display_name for g in groups.values()}
+        self._desires: dict[tuple[object, ...], Desire] = {}
 
     def label(self, sku: str) -> str:
         return self.names.get(sku, sku)
@@ -345,7 +346,7 @@ class _Planner:
         if problem:
             plan.status, plan.error_code, plan.detail = FAILED, "GroupProblem", problem
             return plan
-        desire = desire_for(request, self.options, leaving=frozenset(g.id for g in leaves))
+        desire = self._desire(request, frozenset(g.id for g in leaves))
         change = license_change(
             desire,
             state,
@@ -390,10 +391,24 @@ class _Planner:
         plan.detail = "; ".join(filter(None, [findings, *change.notes]))
         return plan
 
+    def _desire(self, request: RowRequest, leaving: frozenset[str]) -> Desire:
+        """:func:`desire_for`, made once for all the rows that ask the same (most do)."""
+        key = (
+            request.add_licenses,
+            request.remove_licenses,
+            request.usage_location,
+            request.action,
+            leaving,
+        )
+        desire = self._desires.get(key)
+        if desire is None:
+            desire = self._desires[key] = desire_for(request, self.options, leaving=leaving)
+        return desire
+
     def _adds_to_disabled(self, request: RowRequest, state: UserState) -> bool:
         if not request.add_licenses or self.options.include_disabled:
             return False
-        return bool(license_change(desire_for(request, self.options), state, name=self.names).add)
+        return bool(license_change(self._desire(request, frozenset()), state, name=self.names).add)
 
     def _group_changes(
         self, request: RowRequest, state: UserState
