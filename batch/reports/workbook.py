@@ -310,18 +310,19 @@ class ReportWorkbook:
                         fill, font = STATUS_COLOURS[str(value)]
                         status_formats[value] = self.fmt(bg_color=fill, font_color=font)
                     write_string(count, col, str(value), status_formats[value])
-                elif kind == "text":
-                    if value is None or value == "":
-                        continue
+                elif value is None or value == "":
+                    continue  # an empty cell stays empty (and is no wider than its header)
+                elif isinstance(value, str):
                     if (
-                        isinstance(value, str)
-                        and not needs_quote_prefix(value)
+                        not value.startswith(_FORMULA_START)
                         and len(value) <= CELL_LIMIT
                         and (value.isprintable() or not _CONTROL.search(value))
                     ):
                         write_string(count, col, value)  # fast path: plain text
                     else:
                         write_text(sheet, count, col, value)
+                elif kind == "text":
+                    write_text(sheet, count, col, value)
                 elif (
                     kind in _NUMERIC_KINDS
                     and isinstance(value, (int, float))
