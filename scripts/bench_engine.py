@@ -36,7 +36,7 @@ from batch.simulator import SimulatorOptions, start_simulator
 from batch.simulator.seed import generate_tenant
 
 
-def _tenant_file(folder: Path, users: int) -> tuple[Path, str]:
+def tenant_file(folder: Path, users: int) -> tuple[Path, str]:
     """A generated tenant with one user-assignable SKU big enough for every user.
 
     Users start unlicensed with a usage location, so that every assignment is valid and
@@ -60,7 +60,8 @@ def _tenant_file(folder: Path, users: int) -> tuple[Path, str]:
     return path, sku["skuId"]
 
 
-def _settings(sim: Any, home: Path) -> Settings:
+def client_settings(sim: Any, home: Path) -> Settings:
+    """Settings that point the Graph client at the running simulated tenant."""
     return Settings(
         home=home,
         tenant_id=sim.tenant_id,
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="m365batch-bench-") as tmp:
         folder = Path(tmp)
-        seed_path, sku = _tenant_file(folder, args.ops + args.sequential_ops)
+        seed_path, sku = tenant_file(folder, args.ops + args.sequential_ops)
         options = SimulatorOptions(
             seed=3,
             time_scale=args.time_scale,
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"simulator up in {time.monotonic() - t0:.1f} s: quota {quota:.0f} writes/s, "
                 f"latency {args.latency_ms} ms + {args.item_latency_ms} ms/item"
             )
-            client = GraphClient(_settings(sim, folder / "home"))
+            client = GraphClient(client_settings(sim, folder / "home"))
             everyone = [u["id"] for u in client.get_all("/users", {"$select": "id", "$top": 999})]
             users = everyone[: args.ops]
             sequential_users = everyone[args.ops : args.ops + args.sequential_ops]

@@ -30,7 +30,7 @@ import queue
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from batch.errors import BatchError, PermissionDenied
@@ -38,39 +38,11 @@ from batch.graph import policy
 from batch.graph.answers import BatchReply, header_float, item_status, lower_keys, parse_retry_after
 from batch.graph.client import GraphClient
 from batch.graph.operations import Operation, Outcome, ReadBack, Result, Verifier, assign_license
-from batch.graph.pacing import Pacer
+from batch.graph.pacing import Pacer, reported_percentage
 from batch.graph.policy import Decision, EngineSettings, Unit
+from batch.graph.stats import EngineStats
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EngineStats:
-    """Counters for progress lines and the report."""
-
-    operations: int = 0  #: operations taken from the stream
-    finished: int = 0
-    requests: int = 0  #: $batch requests sent
-    items_sent: int = 0
-    throttled_items: int = 0  #: items answered 429 (inside a batch or with the whole batch)
-    throttled_requests: int = 0  #: whole $batch requests answered 429
-    retries: int = 0  #: items sent again
-    lag_retries: int = 0  #: operations sent again after "invalid usage location" (lag)
-    verifications: int = 0
-    token_renewals: int = 0
-    resource_units: float = 0.0
-    failures: int = 0  #: item attempts counted as failed by the breaker
-    attempts: int = 0  #: item attempts counted by the breaker
-    outcomes: dict[str, int] = field(default_factory=dict)
-    rate: float = 0.0  #: the pacer's current rate (items per second)
-    concurrency: int = 0
-    elapsed: float = 0.0
-
-    def snapshot(self) -> EngineStats:
-        """A copy safe to hand to another thread."""
-        copy = EngineStats(**{k: v for k, v in asdict(self).items() if k != "outcomes"})
-        copy.outcomes = dict(self.outcomes)
-        return copy
 
 
 @dataclass
@@ -79,6 +51,7 @@ class _Batch:
     items: list[dict[str, Any]]
     #: unit -> (prerequisite item id, operation item id); None for the one not sent
     ids: dict[Unit, tuple[str | None, str | None]]
+    sent_at: float = 0.0
 
 
 class BatchEngine:
@@ -186,6 +159,7 @@ class BatchEngine:
                 self._pacer_wake = now + wait
                 return
             self._pacer.take(len(batch.items), now)
+            batch.sent_at = now
             for unit in batch.units:
                 self._note_sent(unit, batch.ids[unit])
                 self._renewals.sent(unit.seq)
@@ -216,7 +190,8 @@ class BatchEngine:
         units: list[Unit] = []
         items: list[dict[str, Any]] = []
         ids: dict[Unit, tuple[str | None, str | None]] = {}
-        while self._ready and self._ready[0][0] <= now and len(items) < self.settings.batch_size:
+        size = min(self.settings.batch_size, self._pacer.batch_limit())
+        while self._ready and self._ready[0][0] <= now and len(items) < size:
             unit = heapq.heappop(self._ready)[2]
             item_id = str(len(items) + 1)
             if unit.prereq_done:
@@ -281,14 +256,21 @@ class BatchEngine:
 
     def _on_batch(self, batch: _Batch, reply: BatchReply | BaseException, at: float) -> None:
         if isinstance(reply, BaseException):
+            self._pacer.answered(len(batch.items), 0, at, sent_at=batch.sent_at)
             self._on_request_error(batch, reply, at)
             return
         self.stats.resource_units += header_float(reply.headers.get("x-ms-resource-unit"))
-        self._limit_feedback(reply.headers, at)
         kind = policy.request_answer(reply)
         if kind is policy.RequestAnswer.ITEMS and reply.responses is not None:
-            self._on_items(batch, reply.responses, at)
+            self._on_items(batch, reply.responses, at, reported_percentage(reply.headers))
             return
+        self._pacer.answered(
+            len(batch.items),
+            0,
+            at,
+            sent_at=batch.sent_at,
+            limit_percentage=reported_percentage(reply.headers),
+        )
         if kind is not policy.RequestAnswer.FAILED:
             self._shrink()  # a sign of strain: no answer, 429/5xx on the whole
         if kind is policy.RequestAnswer.REFUSED:  # nothing in it was carried out
@@ -296,7 +278,7 @@ class BatchEngine:
             if reply.status == 429:
                 self.stats.throttled_requests += 1
                 self.stats.throttled_items += len(batch.items)
-                self._pacer.throttled(at)
+                self._pacer.throttled(at, retry_after=delay, sent_at=batch.sent_at)
             if delay is not None:
                 self._pacer.hold(at + delay)
         url = f"{self.client.graph_url}/$batch"
@@ -318,7 +300,9 @@ class BatchEngine:
         for unit in batch.units:
             self._unknown(unit, at, message=str(error))
 
-    def _on_items(self, batch: _Batch, responses: dict[str, Any], at: float) -> None:
+    def _on_items(
+        self, batch: _Batch, responses: dict[str, Any], at: float, percentage: float | None
+    ) -> None:
         s = self.settings
         # Grow by one per answered batch until the first sign of strain, then by 1/c.
         step = 1.0 if self._conc_growing else 1 / self._concurrency
@@ -328,7 +312,7 @@ class BatchEngine:
         for answer in responses.values():
             headers = lower_keys(answer.get("headers"))
             self.stats.resource_units += header_float(headers.get("x-ms-resource-unit"))
-            self._limit_feedback(headers, at)
+            percentage = max(percentage or 0.0, reported_percentage(headers) or 0.0) or None
             status = item_status(answer)
             if 200 <= status < 300:
                 accepted += 1
@@ -339,9 +323,13 @@ class BatchEngine:
                     throttled_delays.append(delay)
         for unit in batch.units:
             self._on_unit_answer(unit, batch.ids[unit], responses, at)
-        self._pacer.accepted(accepted, at)
+        self._pacer.answered(
+            len(batch.items), accepted, at, sent_at=batch.sent_at, limit_percentage=percentage
+        )
         if any(item_status(a) == 429 for a in responses.values()):
-            self._pacer.throttled(at)
+            # the longest Retry-After is the first item refused: the closest to the send
+            longest = max(throttled_delays) if throttled_delays else None
+            self._pacer.throttled(at, retry_after=longest, sent_at=batch.sent_at)
             if throttled_delays:
                 self._pacer.hold(at + min(throttled_delays))
 
@@ -551,13 +539,11 @@ class BatchEngine:
             if error is not None:
                 self._halt(error)
 
-    def _limit_feedback(self, headers: Mapping[str, str], at: float) -> None:
-        value = headers.get("x-ms-throttle-limit-percentage")
-        if value:
-            self._pacer.limit_percentage(header_float(value), at)
-
     def _update_stats(self) -> None:
-        self.stats.rate = round(self._pacer.rate, 1) if hasattr(self, "_pacer") else 0.0
+        if hasattr(self, "_pacer"):
+            self.stats.rate = round(self._pacer.rate, 1)
+            self.stats.quota_rate = round(self._pacer.quota_rate or 0.0, 1)
+            self.stats.quota_window = self._pacer.quota_window
         self.stats.concurrency = int(getattr(self, "_concurrency", 0))
         self.stats.token_renewals = max(self.stats.token_renewals, self.client.stats.token_renewals)
         if hasattr(self, "_started"):

@@ -1,24 +1,43 @@
-"""Pacing for the batch engine: run close to Graph's write quota without bouncing off it.
+"""Pacing for the batch engine: run just under Graph's write quota without bouncing off it.
 
-Graph's identity write quota is a token bucket per app and tenant (3,000 writes per 150 s,
-graph-reference.md section 2) that the client cannot see. :class:`Pacer` is a client-side
-token bucket of item sends per second whose rate is learnt from the service's feedback,
-the way TCP learns a path's capacity:
+Graph's identity write quota is per app and tenant, over a window the client cannot see
+(3,000 writes per 150 s, graph-reference.md section 2; the service calls it a token bucket).
+:class:`Pacer` is a client-side token bucket of item sends per second whose rate it learns
+from the service's answers; the engine asks it before every ``$batch`` how many items may go
+(:meth:`Pacer.batch_limit`) and when (:meth:`Pacer.wait_time`), and tells it what came back
+(:meth:`Pacer.answered`, :meth:`Pacer.throttled`).
 
-- *slow start*: from ``initial_rate`` the rate doubles every ``interval`` while nothing is
-  throttled, and the pacer was the bottleneck (it made a batch wait);
-- on throttling (429 items, or a whole ``$batch`` answered 429) the rate is set to what the
-  service actually *accepted* over the last ``window`` seconds, times ``backoff`` (0.95): when
-  we send faster than the quota, the accepted rate *is* the quota. One decrease per
-  ``cooldown``, so the many batches in flight that saw the same overload count once;
-- afterwards it grows back quickly (x1.5 per ``interval``) while below 90 % of the rate
-  the service accepted when it last throttled, then probes gently: ``increase`` x rate per
-  interval, the step doubling with every clean interval (capped at 50 %), until the next 429;
-- ``x-ms-throttle-limit-percentage`` (sent above 80 % of a limit) at or above 0.95 ends
-  slow start: the quota is near, so stop doubling. It does not stop the gentle probing: a
-  service that stays near its limit reports a high percentage all the time;
-- a ``Retry-After`` holds every send until it has passed (the quota is shared by the whole
-  app and tenant, so other items would be throttled too).
+- *Slow start*: from ``initial_rate`` the rate doubles every ``interval`` while nothing is
+  throttled and the pacer was the bottleneck (it made a batch wait), but never beyond twice
+  the rate the service is seen to accept.
+- *Before the first 429* what is in flight is capped, so that a long window we are filling
+  with a burst is not overrun by the batches in flight when it fills: Graph sends
+  ``x-ms-throttle-limit-percentage`` once more than 0.8 of a limit is used, and a window
+  holds at most the writes accepted so far; so without the header the window has room for
+  a quarter of them, and with it for ``accepted / percentage - accepted`` (the percentage
+  taken ``rounding`` lower, as it may be rounded up). One batch more may go: the one that
+  meets the 429. The header also ends slow start, the rate then no faster than the accepted
+  rate over the percentage, growing by ``near_growth`` per interval.
+- *The first 429 tells the window*: its ``Retry-After`` is the time until the oldest write
+  the service counts leaves its window. A long one (above ``long_after`` seconds) means we
+  filled a long window with a burst, so the write it forgets first is our first one: the
+  window is ``sent + Retry-After - first write`` (150 s on Graph) and the limit is every
+  write accepted in it (answers still in flight then are added as they come). The engine
+  holds every send until the ``Retry-After`` (the quota is the whole app's), then the pacer
+  paces at the learnt sustained rate, limit / window, rather than bursting again, and a
+  model of the window (our accepted writes by send time, plus those in flight) keeps what
+  the window holds under the limit. A later 429 lowers the limit to what the window holds.
+- A short ``Retry-After`` means a short window: the quota is the rate the service accepted
+  over the sends of the last ``measure`` seconds (accepted items over the time between the
+  first and last send, which does not depend on how the sends were sized). Until two
+  measures agree (within ``agree``) it grows by ``near_growth`` per clean interval; then it
+  is confirmed, grows by ``probe`` (0.5 %) per clean interval, and a 429 lowers it by
+  ``probe`` only (the service's jitter, not a lower quota) unless the measure is clearly
+  lower. One decrease per ``cooldown``: the batches in flight that met the same overload
+  count once.
+- *Pace*: ``backoff`` (0.98) of the learnt quota, in sends of at most ``rate x granule``
+  items (1 to 20), so that a window's writes are spread over it rather than sent at once;
+  after any hold the bucket starts empty.
 
 The engine is single-threaded around the pacer (all calls come from its dispatch loop), so
 the pacer has no lock. Times are ``time.monotonic()`` seconds passed in by the caller.
@@ -27,6 +46,7 @@ the pacer has no lock. Times are ``time.monotonic()`` seconds passed in by the c
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -34,38 +54,62 @@ from dataclasses import dataclass
 class PacerSettings:
     """Tuning of :class:`Pacer`; the defaults suit Graph's identity write quota."""
 
-    initial_rate: float = 40.0  #: items per second at the start (real quota: 20/s per app+tenant)
+    initial_rate: float = 40.0  #: items per second at the start
     min_rate: float = 1.0
     max_rate: float = 5000.0
-    burst: int = 20  #: bucket size in items: one full $batch
+    burst: int = 20  #: the most items one send may carry: one full $batch
+    granule: float = 0.2  #: a send carries at most this many seconds of the rate
     interval: float = 0.5  #: seconds between increases
-    increase: float = 0.05  #: additive increase, as a fraction of the rate, per interval
-    backoff: float = 0.95  #: new rate = accepted rate x backoff on throttling
+    near_growth: float = 1.1  #: growth per interval once near the limit, before any 429
+    probe: float = 0.005  #: upward probe of a confirmed short window's quota, per interval
+    agree: float = 0.05  #: two measures of a quota this close confirm it
+    backoff: float = 0.98  #: pace at this fraction of the learnt quota
     floor: float = 0.25  #: one decrease never goes below rate x floor
-    window: float = 2.0  #: seconds of accepted items used to measure the service's rate
+    measure: float = 2.0  #: seconds of accepted items that measure a short window's quota
+    long_after: float = 2.0  #: a longer Retry-After means a long window
+    memory: float = 900.0  #: seconds of sends remembered: the longest window it can learn
     cooldown: float = 0.5  #: minimum seconds between two decreases
+    near: float = 0.8  #: the limit percentage at which Graph starts reporting
+    rounding: float = 0.05  #: the reported percentage may be this much above the true one
 
 
 class Pacer:
-    """A token bucket of item sends whose rate adapts to throttling feedback (AIMD)."""
+    """A token bucket of item sends whose rate is learnt from the service's answers."""
 
     def __init__(self, settings: PacerSettings | None = None, *, now: float = 0.0) -> None:
         self.settings = settings or PacerSettings()
         self.rate = self.settings.initial_rate
         self.slow_start = True
-        self._tokens = float(self.settings.burst)
+        #: the learnt sustained quota (writes per second); None before the first 429
+        self.quota_rate: float | None = None
+        #: the learnt window (seconds) when it is long; None for a short or unknown one
+        self.quota_window: float | None = None
+        #: the learnt limit (writes per ``quota_window``)
+        self.quota_limit: float | None = None
+        self.decreases = 0
+        self._tokens = float(self.batch_limit())
         self._refilled = now
         self._hold_until = now
         self._last_decrease = -1e9
         self._last_increase = now
-        self._throttled_since_increase = False
-        self._limited = False
-        self._accepted: deque[tuple[float, int]] = deque()
-        self._last_max = 0.0  # rate when last throttled
-        self._step = self.settings.increase
-        self.decreases = 0
+        self._clean = True  # not throttled since the last increase
+        self._limited = False  # the bucket made a send wait since the last increase
+        self._confirmed = False  # two measures of a short window's quota agreed
+        self._recent: deque[tuple[float, int]] = deque()  # (sent at, accepted) per send
+        self._answers: deque[tuple[float, int]] = deque()  # (answered at, accepted)
+        self._sends: deque[tuple[float, int]] = deque()  # (sent at, accepted)
+        self._in_window = 0  # accepted items in ``_sends``
+        self._first_sent: float | None = None  # send time of the first accepted write
+        self._accepted_total = 0
+        self._inflight = 0
+        self._room: float | None = None  # at most this many writes fit the window (unlearnt)
 
     # -- sending ---------------------------------------------------------------------------
+
+    def batch_limit(self) -> int:
+        """The most items the next send may carry."""
+        s = self.settings
+        return max(1, min(s.burst, int(self.rate * s.granule)))
 
     def wait_time(self, items: int, now: float) -> float:
         """Seconds before ``items`` may be sent (0 when they may go now)."""
@@ -73,89 +117,234 @@ class Pacer:
         if now < self._hold_until:
             return self._hold_until - now
         needed = min(items, self.settings.burst)
-        if self._tokens >= needed:
+        room = self._window_wait(needed, now)
+        if room > 0:
+            return room
+        if self._tokens >= needed - 1e-9:  # what the refill's rounding may leave short
             return 0.0
         self._limited = True
         return (needed - self._tokens) / self.rate
 
     def take(self, items: int, now: float) -> None:
-        """Spend tokens for ``items`` sent now."""
+        """Spend tokens for ``items`` sent now; they are in flight until answered."""
         self._refill(now)
         self._tokens -= min(items, self.settings.burst)
+        self._inflight += items
 
     def hold(self, until: float) -> None:
-        """Send nothing before ``until`` (a Retry-After)."""
-        self._hold_until = max(self._hold_until, until)
+        """Send nothing before ``until`` (a Retry-After); the bucket restarts empty then."""
+        if until > self._hold_until:
+            self._hold_until = until
+            self._tokens = 0.0
+            self._refilled = max(self._refilled, until)
 
     # -- feedback --------------------------------------------------------------------------
 
-    def accepted(self, items: int, now: float) -> None:
-        """``items`` writes were accepted by the service."""
-        if items:
-            self._accepted.append((now, items))
-        self._trim(now)
+    def answered(
+        self,
+        items: int,
+        accepted: int,
+        now: float,
+        *,
+        sent_at: float | None = None,
+        limit_percentage: float | None = None,
+    ) -> None:
+        """A send of ``items`` was answered: ``accepted`` of them were carried out.
 
-    def throttled(self, now: float) -> None:
-        """The service answered 429: lower the rate to what it accepted (once per cooldown)."""
-        self._throttled_since_increase = True
+        ``limit_percentage`` is the highest ``x-ms-throttle-limit-percentage`` in the answer
+        (None when the service sent none: less than 0.8 of every limit is used).
+        """
+        sent = now if sent_at is None else sent_at
+        self._inflight = max(0, self._inflight - items)
+        self._recent.append((sent, accepted))
+        if accepted:
+            self._answers.append((now, accepted))
+            self._sends.append((sent, accepted))
+            self._in_window += accepted
+            self._accepted_total += accepted
+            if self._first_sent is None or sent < self._first_sent:
+                self._first_sent = sent
+            self._late_in_first_window(sent, accepted)
+        self._trim(now)
+        self._near_limit(limit_percentage, now)
+
+    def throttled(
+        self, now: float, *, retry_after: float | None = None, sent_at: float | None = None
+    ) -> None:
+        """The service answered 429 (to items or to the whole send): learn the quota from it."""
+        s = self.settings
+        self._clean = False
         self.slow_start = False
-        if now - self._last_decrease < self.settings.cooldown:
+        self._room = None
+        if now - self._last_decrease < s.cooldown:
             return
         self._trim(now)
-        measured = self.accepted_rate(now)
-        if measured > 0:
-            new_rate = min(self.rate, measured * self.settings.backoff)
-            # What the service accepted while saturated is the best guess of its quota.
-            self._last_max = measured
+        sent = now if sent_at is None else sent_at
+        if self.quota_window is not None:
+            self._limit_from_window()
+        elif (
+            retry_after is not None and retry_after > s.long_after and self._first_sent is not None
+        ):
+            self._learn_long_window(sent + retry_after - self._first_sent)
         else:
-            new_rate = self.rate * self.settings.floor
-            self._last_max = min(self._last_max, self.rate) if self._last_max else self.rate
-        new_rate = max(new_rate, self.rate * self.settings.floor, self.settings.min_rate)
-        if new_rate >= self.rate:
-            new_rate = max(self.settings.min_rate, self.rate * self.settings.backoff)
-        self._step = self.settings.increase
-        self.rate = new_rate
+            self._learn_short_window(now)
         self._last_decrease = now
         self.decreases += 1
 
-    def limit_percentage(self, value: float, now: float) -> None:
-        """The service reported ``x-ms-throttle-limit-percentage`` (0.8 to 1.8)."""
-        if value >= 0.95:
-            self.slow_start = False
-
     def tick(self, now: float) -> None:
         """Grow the rate when an interval passed without throttling and the pacer was limiting."""
-        if now - self._last_increase < self.settings.interval:
+        s = self.settings
+        if now - self._last_increase < s.interval:
             return
-        if not self._throttled_since_increase and self._limited:
+        if self._clean and self._limited:
             if self.slow_start:
-                grown = self.rate * 2
-            elif self.rate < 0.9 * self._last_max:
-                grown = min(self.rate * 1.5, 0.9 * self._last_max)
-            else:
-                grown = self.rate + max(1.0, self.rate * self._step)
-                self._step = min(0.5, self._step * 2)
-            self.rate = min(self.settings.max_rate, grown)
+                # double, but stay within twice what the service is seen to accept
+                self.rate = min(self.rate * 2, max(self.rate, 2 * self.accepted_rate(now)))
+            elif self.quota_rate is None:
+                self.rate *= s.near_growth
+            elif self.quota_window is None:  # a short window: probe its quota upwards
+                self.quota_rate *= 1 + s.probe if self._confirmed else s.near_growth
+                self.rate = self.quota_rate * s.backoff
+            self.rate = max(s.min_rate, min(s.max_rate, self.rate))
         self._last_increase = now
-        self._throttled_since_increase = False
+        self._clean = True
         self._limited = False
 
     def accepted_rate(self, now: float) -> float:
-        """Writes accepted per second over the last ``window`` seconds."""
+        """Writes accepted per second over the last ``measure`` seconds (by answer time)."""
         self._trim(now)
-        if not self._accepted:
+        if not self._answers:
             return 0.0
-        span = max(self.settings.window * 0.25, now - self._accepted[0][0], 1e-3)
-        span = min(span, self.settings.window)
-        return sum(n for _, n in self._accepted) / span
+        span = max(self.settings.measure * 0.25, now - self._answers[0][0], 1e-3)
+        span = min(span, self.settings.measure)
+        return sum(n for _, n in self._answers) / span
+
+    # -- learning --------------------------------------------------------------------------
+
+    def _learn_short_window(self, now: float) -> None:
+        """A 429 on a short window: its quota is the rate the service just accepted.
+
+        Two measures in a row that agree (within ``agree``) confirm it: from then on it is
+        probed upwards by ``probe`` per interval (not ``near_growth``), and a 429 lowers it
+        by ``probe`` only, unless the measure is clearly lower (by twice ``agree``).
+        """
+        s = self.settings
+        measured = self.sent_rate(now)
+        if measured <= 0:
+            self.rate = max(s.min_rate, self.rate * s.floor)
+            return
+        previous = self.quota_rate
+        if self._confirmed and previous and measured >= previous * (1 - 2 * s.agree):
+            # a confirmed quota: a 429 near it is the service's jitter, not a lower quota
+            self.quota_rate = max(measured, previous * (1 - s.probe))
+        else:
+            self._confirmed = previous is not None and abs(measured / previous - 1) <= s.agree
+            self.quota_rate = measured
+        self.rate = max(s.min_rate, self.quota_rate * s.backoff)
+
+    def sent_rate(self, now: float) -> float:
+        """Writes accepted per second of sending, over the sends of the last ``measure``
+        seconds: the accepted items of every send but the first, over the time from the
+        first send to the last (even sends of any size measure their rate exactly)."""
+        self._trim(now)
+        recent = sorted(e for e in self._recent if e[0] >= now - self.settings.measure)
+        if len(recent) < 3 or recent[-1][0] - recent[0][0] <= 0:
+            return self.accepted_rate(now)
+        return sum(n for _, n in recent[1:]) / (recent[-1][0] - recent[0][0])
+
+    def _learn_long_window(self, window: float) -> None:
+        """The first 429 after a burst into a long window: every accepted write is in it."""
+        assert self._first_sent is not None
+        self.quota_window = window
+        self.quota_limit = float(sum(n for at, n in self._sends if at < self._first_sent + window))
+        self._set_long_rate()
+
+    def _late_in_first_window(self, sent: float, accepted: int) -> None:
+        """An answer that came after the window was learnt, for a write sent in its first
+        window (it was in flight): the limit counts it too."""
+        if self.quota_window is None or self.quota_limit is None or self._first_sent is None:
+            return
+        if sent < self._first_sent + self.quota_window:
+            self.quota_limit += accepted
+            self._set_long_rate()
+
+    def _limit_from_window(self) -> None:
+        """A 429 on a learnt long window: the limit is at most what the window holds now."""
+        assert self.quota_window is not None
+        held = float(self._in_window)
+        if self.quota_limit is None or held < self.quota_limit:
+            self.quota_limit = max(1.0, held)
+        self._set_long_rate()
+
+    def _set_long_rate(self) -> None:
+        s = self.settings
+        assert self.quota_window is not None and self.quota_limit is not None
+        self.quota_rate = self.quota_limit / self.quota_window
+        self.rate = max(s.min_rate, min(s.max_rate, self.quota_rate * s.backoff))
+
+    def _near_limit(self, value: float | None, now: float) -> None:
+        s = self.settings
+        if value is None or value <= s.near:
+            self._room = None
+            return
+        if self.slow_start and self.quota_rate is None:
+            # as much as the service accepts now would fill the limit: go no faster
+            self.rate = max(s.min_rate, min(self.rate, self.sent_rate(now) / value))
+        self.slow_start = False
+        if self.quota_rate is None:
+            # The window holds at most what was accepted so far: the limit is at most that
+            # divided by the share of it used (the reported share may be rounded up).
+            share = max(value - s.rounding, s.near - s.rounding)
+            self._room = self._accepted_total / share
+
+    def _window_wait(self, items: int, now: float) -> float:
+        """Seconds until ``items`` more fit the window's limit as modelled (0: they fit)."""
+        s = self.settings
+        if self.quota_rate is None and self._inflight:
+            # Unlearnt: with no percentage reported a long window is at most 0.8 full, so it
+            # has room for a quarter of what it holds; with one, as much as that says. One
+            # batch more may be in flight (the one that meets the 429 that tells the window).
+            room = self._accepted_total * (1 / s.near)
+            if self._room is not None:
+                room = min(room, self._room)
+            cap = s.burst + room - self._accepted_total
+            return s.interval if self._inflight + items > cap else 0.0
+        if self.quota_window is None or self.quota_limit is None:
+            return 0.0
+        self._trim(now)
+        excess = self._in_window + self._inflight + items - self.quota_limit
+        if excess <= 0:
+            return 0.0
+        freed = 0
+        for at, n in self._sends:
+            freed += n
+            if freed >= excess:
+                return max(1e-3, at + self.quota_window - now)
+        return self.settings.interval  # what is in flight is the excess: wait for answers
+
+    # -- bookkeeping -----------------------------------------------------------------------
 
     def _trim(self, now: float) -> None:
-        while self._accepted and self._accepted[0][0] < now - self.settings.window:
-            self._accepted.popleft()
+        s = self.settings
+        while self._answers and self._answers[0][0] < now - s.measure:
+            self._answers.popleft()
+        while self._recent and self._recent[0][0] < now - 2 * s.measure:
+            self._recent.popleft()
+        horizon = self.quota_window if self.quota_window is not None else s.memory
+        while self._sends and self._sends[0][0] <= now - horizon:
+            self._in_window -= self._sends.popleft()[1]
 
     def _refill(self, now: float) -> None:
         if now > self._refilled:
-            self._tokens = min(
-                float(self.settings.burst), self._tokens + (now - self._refilled) * self.rate
-            )
+            cap = float(self.batch_limit())
+            self._tokens = min(cap, self._tokens + (now - self._refilled) * self.rate)
             self._refilled = now
+
+
+def reported_percentage(headers: Mapping[str, str]) -> float | None:
+    """An answer's ``x-ms-throttle-limit-percentage`` (sent above 0.8 of a limit), else None."""
+    try:
+        value = float(headers.get("x-ms-throttle-limit-percentage") or 0)
+    except ValueError:
+        return None
+    return value or None

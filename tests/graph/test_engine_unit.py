@@ -233,20 +233,3 @@ def test_no_verify_hook_means_unknown_never_resent(tmp_path: Path) -> None:
     engine.run([op])
     assert engine.results["row 2"].outcome is Outcome.UNKNOWN
     assert fake.applied["u0"] == 1
-
-
-def test_pacer_learns_the_accepted_rate() -> None:
-    from batch.graph.pacing import Pacer
-
-    pacer = Pacer(PacerSettings(initial_rate=50, cooldown=0.0), now=0.0)
-    now = 0.0
-    for _ in range(40):  # the service accepts 100 items/s, we were sending faster
-        now += 0.1
-        pacer.accepted(10, now)
-    pacer.rate = 150
-    pacer.throttled(now)
-    assert 90 <= pacer.rate <= 105  # what was accepted, not 150 x 0.95
-    pacer.rate = 1000
-    pacer.throttled(now + 1)
-    assert pacer.rate == 250  # one decrease never below a quarter
-    assert not pacer.slow_start

@@ -74,6 +74,22 @@ def test_throttled_write_gets_429_with_retry_after_and_scope(
     assert graph.get("/organization").status_code == 200
 
 
+def test_limit_percentage_header_above_80_percent(graph: Graph, sim: RunningSimulator) -> None:
+    """x-ms-throttle-limit-percentage: "Returned only when the application consumed more
+    than 0.8 of its limit. The value ranges from 0.8 to 1.8"; 1.0 = "You start to see
+    throttling". Here the write limit is 10: writes 1 to 8 carry no header, the 9th 0.9,
+    the 10th 1.0, and the 11th is throttled with at least 1.0. Source:
+    includes/throttling-identity-and-access.md."""
+    sim.options.write_quota = 10
+    user = user_id(sim, OBRIEN)
+    answers = [graph.assign(user, [FLOW_FREE]) for _ in range(11)]
+    assert [a.status_code for a in answers] == [200] * 10 + [429]
+    header = "x-ms-throttle-limit-percentage"
+    assert all(header not in a.headers for a in answers[:8])
+    assert [float(a.headers[header]) for a in answers[8:10]] == [0.9, 1.0]
+    assert 1.0 <= float(answers[10].headers[header]) <= 1.8
+
+
 @pytest.mark.parametrize("status", [429, 503, 504])
 def test_whole_batch_faults(sim: RunningSimulator, graph: Graph, status: int) -> None:
     """A $batch POST may itself be answered 429/503 (with Retry-After) or 504 and nothing in

@@ -1,0 +1,206 @@
+"""The pacer on its own, with fake time: what it learns from answers and what it lets go."""
+
+from __future__ import annotations
+
+import pytest
+
+from batch.graph.pacing import Pacer, PacerSettings, reported_percentage
+
+
+def _burst(pacer: Pacer, sends: int, items: int, every: float, start: float = 0.0) -> float:
+    """``sends`` sends of ``items``, all accepted, one every ``every`` seconds from
+    ``start``; each answered 0.4 s after it went. Returns the last answer's time."""
+    at = start
+    for i in range(sends):
+        sent = start + i * every
+        pacer.take(items, sent)
+        at = sent + 0.4
+        pacer.answered(items, items, at, sent_at=sent)
+    return at
+
+
+def test_a_long_retry_after_teaches_the_window_and_its_limit() -> None:
+    """300 writes accepted in a burst from t=0, then a 429 on a send at t=1.5 whose
+    Retry-After (13.5 s) says the first write leaves the window at t=15: the window is
+    15 s, the limit 300, the pace 98 % of 20/s."""
+    pacer = Pacer(PacerSettings(), now=0.0)
+    at = _burst(pacer, 15, 20, 0.1)
+    pacer.take(20, 1.5)
+    pacer.answered(20, 0, 1.9, sent_at=1.5)
+    pacer.throttled(1.9, retry_after=13.5, sent_at=1.5)
+    assert at < 1.9
+    assert pacer.quota_window == pytest.approx(15.0)
+    assert pacer.quota_limit == 300
+    assert pacer.quota_rate == pytest.approx(20.0)
+    assert pacer.rate == pytest.approx(19.6)
+
+
+def test_a_write_in_flight_when_the_window_was_learnt_counts_in_its_limit() -> None:
+    pacer = Pacer(PacerSettings(), now=0.0)
+    _burst(pacer, 14, 20, 0.1)  # 280 accepted
+    pacer.take(20, 1.4)  # in flight, sent before the one throttled
+    pacer.take(20, 1.5)
+    pacer.answered(20, 0, 1.9, sent_at=1.5)
+    pacer.throttled(1.9, retry_after=13.5, sent_at=1.5)
+    assert pacer.quota_limit == 280
+    pacer.answered(20, 20, 2.0, sent_at=1.4)
+    assert pacer.quota_limit == 300
+    assert pacer.quota_rate == pytest.approx(20.0)
+
+
+def test_after_a_long_hold_it_paces_instead_of_bursting_again() -> None:
+    """Once the Retry-After has passed the bucket starts empty and the window model lets
+    no more than the limit in: sends go at the learnt rate, a batch at a time."""
+    pacer = Pacer(PacerSettings(), now=0.0)
+    _burst(pacer, 15, 20, 0.1)
+    pacer.take(20, 1.5)
+    pacer.answered(20, 0, 1.9, sent_at=1.5)
+    pacer.throttled(1.9, retry_after=13.5, sent_at=1.5)
+    pacer.hold(1.9 + 13.5)
+    assert pacer.wait_time(1, 10.0) == pytest.approx(5.4)
+    limit = pacer.batch_limit()
+    assert limit == 3  # 19.6/s x 0.2 s
+    # at the hold's end the burst's first writes are leaving; the bucket is empty
+    assert pacer.wait_time(limit, 15.4) == pytest.approx(limit / pacer.rate)
+    sent = 0
+    now = 15.4
+    while now < 30.0:  # a second window's worth of time
+        wait = pacer.wait_time(limit, now)
+        if wait > 0:
+            now += wait
+            continue
+        pacer.take(limit, now)
+        pacer.answered(limit, limit, now + 0.4, sent_at=now)
+        sent += limit
+    assert 270 <= sent <= 300  # about 19.6/s over 14.6 s, never more than the limit
+
+
+def test_the_window_model_keeps_what_it_holds_under_the_limit() -> None:
+    pacer = Pacer(PacerSettings(), now=0.0)
+    _burst(pacer, 15, 20, 0.1)
+    pacer.take(20, 1.5)
+    pacer.answered(20, 0, 1.9, sent_at=1.5)
+    pacer.throttled(1.9, retry_after=13.5, sent_at=1.5)
+    pacer.rate = 1000.0  # even a fast bucket cannot send into a full window
+    # the write sent at t=0 leaves the window at t=15: not before
+    assert pacer.wait_time(1, 14.0) == pytest.approx(1.0)
+    assert pacer.wait_time(20, 15.01) == 0.0  # the 20 sent at t=0 have left
+    pacer.take(20, 15.01)
+    # in flight, they fill the window again until the send of t=0.1 leaves it
+    assert pacer.wait_time(1, 15.01) == pytest.approx(0.09)
+
+
+def test_a_short_retry_after_measures_the_accepted_rate() -> None:
+    """A 429 with a short Retry-After on a service accepting 100/s while we sent faster:
+    the quota is what was accepted (not the send rate), and nothing is held as a long
+    window."""
+    pacer = Pacer(PacerSettings(), now=0.0)
+    pacer.rate = 150.0
+    _burst(pacer, 30, 10, 0.1)  # 10 accepted per send, 10 sends a second
+    pacer.throttled(3.3, retry_after=0.05, sent_at=2.9)
+    assert pacer.quota_window is None
+    assert pacer.quota_rate == pytest.approx(100.0)
+    assert pacer.rate == pytest.approx(98.0)
+
+
+def _grow(pacer: Pacer, now: float) -> None:
+    """One clean interval in which the bucket made a send wait."""
+    pacer.tick(now)  # closes the interval with the 429
+    pacer.wait_time(10_000, now + 0.1)
+    pacer.tick(now + 0.5)
+
+
+def test_a_short_window_is_probed_gently_once_two_measures_agree() -> None:
+    settings = PacerSettings(cooldown=0.0)
+    pacer = Pacer(settings, now=0.0)
+    _burst(pacer, 30, 10, 0.1)  # 100/s accepted
+    pacer.throttled(3.3, retry_after=0.05, sent_at=2.9)
+    assert pacer.quota_rate == pytest.approx(100.0)
+    _grow(pacer, 3.4)  # unconfirmed: grows by near_growth
+    assert pacer.quota_rate == pytest.approx(100.0 * settings.near_growth)
+    _burst(pacer, 30, 10, 0.1, start=4.0)
+    pacer.throttled(7.3, retry_after=0.05, sent_at=6.9)  # 100 again, not 110: unconfirmed
+    _burst(pacer, 30, 10, 0.1, start=8.0)
+    pacer.throttled(11.3, retry_after=0.05, sent_at=10.9)  # 100 twice: confirmed
+    assert pacer.quota_rate == pytest.approx(100.0)
+    _grow(pacer, 11.4)
+    assert pacer.quota_rate == pytest.approx(100.0 * (1 + settings.probe))
+    # a 429 while sending a little slower is jitter: the quota drops by probe at most
+    _burst(pacer, 15, 19, 0.2, start=12.0)  # 95/s
+    pacer.throttled(15.3, retry_after=0.05, sent_at=14.9)
+    assert pacer.quota_rate == pytest.approx(100.0 * (1 + settings.probe) * (1 - settings.probe))
+    # a clearly lower measure is a lower quota
+    _burst(pacer, 30, 5, 0.1, start=16.0)  # 50/s
+    pacer.throttled(19.3, retry_after=0.05, sent_at=18.9)
+    assert pacer.quota_rate == pytest.approx(50.0)
+    assert pacer.rate == pytest.approx(49.0)
+
+
+def test_one_decrease_per_cooldown() -> None:
+    pacer = Pacer(PacerSettings(cooldown=0.5), now=0.0)
+    _burst(pacer, 30, 10, 0.1)
+    pacer.throttled(3.3, retry_after=0.05, sent_at=2.9)
+    rate = pacer.rate
+    pacer.throttled(3.4, retry_after=0.05, sent_at=3.0)
+    assert pacer.rate == rate
+    assert pacer.decreases == 1
+
+
+def test_before_any_429_in_flight_is_capped_by_what_was_accepted() -> None:
+    """No percentage reported: a window is at most 0.8 full, so a quarter of the writes
+    accepted so far (plus one batch) may be in flight."""
+    pacer = Pacer(PacerSettings(initial_rate=10_000), now=0.0)
+    _burst(pacer, 10, 20, 0.01)  # 200 accepted
+    pacer.take(60, 1.0)
+    assert pacer.wait_time(10, 2.0) == 0.0  # 70 <= 20 + 200 / 4
+    pacer.take(10, 2.0)
+    assert pacer.wait_time(1, 3.0) > 0
+
+
+def test_a_reported_percentage_ends_slow_start_and_tightens_the_cap() -> None:
+    """At 0.9 reported (true share at least 0.85) with 240 accepted the limit is at most
+    282: one batch more than the 42 left may be in flight."""
+    pacer = Pacer(PacerSettings(initial_rate=10_000), now=0.0)
+    _burst(pacer, 12, 20, 0.01)  # 240 accepted
+    pacer.take(60, 1.0)
+    pacer.take(20, 1.0)
+    pacer.answered(20, 0, 1.4, sent_at=1.0, limit_percentage=0.9)
+    assert not pacer.slow_start
+    assert pacer.wait_time(2, 2.0) == 0.0  # 60 + 2 <= 20 + 282 - 240
+    assert pacer.wait_time(3, 2.0) > 0
+    # an answer without the header: below 0.8 again, only the quarter cap applies
+    pacer.answered(0, 0, 2.1, sent_at=1.1)
+    assert pacer.wait_time(20, 3.0) == 0.0
+
+
+def test_slow_start_doubles_only_while_the_service_keeps_up() -> None:
+    pacer = Pacer(PacerSettings(initial_rate=40, interval=0.5), now=0.0)
+    _burst(pacer, 5, 4, 0.1)  # 40/s accepted
+    pacer.wait_time(1000, 0.6)  # the bucket limits
+    pacer.tick(0.6)
+    assert pacer.rate == 80
+    pacer.wait_time(1000, 1.2)
+    pacer.tick(1.2)
+    # nothing more was accepted since (25/s over the last 0.8 s): no doubling to 160
+    assert pacer.accepted_rate(1.2) == pytest.approx(25.0)
+    assert pacer.rate == 80
+
+
+def test_a_hold_restarts_the_bucket_empty() -> None:
+    pacer = Pacer(PacerSettings(initial_rate=100), now=0.0)
+    assert pacer.wait_time(20, 0.0) == 0.0
+    pacer.hold(1.0)
+    assert pacer.wait_time(20, 0.5) == pytest.approx(0.5)
+    assert pacer.wait_time(20, 1.0) == pytest.approx(0.2)  # 20 items at 100/s
+
+
+@pytest.mark.parametrize(
+    "headers, value",
+    [
+        ({"x-ms-throttle-limit-percentage": "0.9"}, 0.9),
+        ({}, None),
+        ({"x-ms-throttle-limit-percentage": "n/a"}, None),
+    ],
+)
+def test_reported_percentage(headers: dict[str, str], value: float | None) -> None:
+    assert reported_percentage(headers) == value
