@@ -28,13 +28,17 @@ from the service's answers; the engine asks it before every ``$batch`` how many 
   model of the window (our accepted writes by send time, plus those in flight) keeps what
   the window holds under the limit. A later 429 lowers the limit to what the window holds.
 - A short ``Retry-After`` means a short window: the quota is the rate the service accepted
-  over the sends of the last ``measure`` seconds (accepted items over the time between the
-  first and last send, which does not depend on how the sends were sized). Until two
-  measures agree (within ``agree``) it grows by ``near_growth`` per clean interval; then it
-  is confirmed, grows by ``probe`` (0.5 %) per clean interval, and a 429 lowers it by
-  ``probe`` only (the service's jitter, not a lower quota) unless the measure is clearly
-  lower. One decrease per ``cooldown``: the batches in flight that met the same overload
-  count once.
+  over the sends of the last ``measure`` seconds since the last hold (accepted items over
+  the time from the first send to the last, so sends of any size measure their rate, and
+  over at least half of ``measure``: over less, a window with room left looks faster than
+  it is). That first measure is low when the rate was still climbing, so it grows by
+  ``near_growth`` per clean interval (the pacer made a send wait, nothing was throttled).
+  A later 429 whose measure is within ``drop`` of the quota learnt confirms it: we were
+  just over it or met the service's jitter, so it is lowered by ``decrease`` (2 %), and
+  from then on grows by ``probe`` (0.2 %) per clean interval. A measure further below moves
+  the quota half way down to it, unconfirmed (a first measure taken too early, or a quota
+  that dropped). One decrease per ``cooldown``: the batches in flight that met the same
+  overload count once.
 - *Pace*: ``backoff`` (0.98) of the learnt quota, in sends of at most ``rate x granule``
   items (1 to 20), so that a window's writes are spread over it rather than sent at once;
   after any hold the bucket starts empty.
@@ -60,9 +64,10 @@ class PacerSettings:
     burst: int = 20  #: the most items one send may carry: one full $batch
     granule: float = 0.2  #: a send carries at most this many seconds of the rate
     interval: float = 0.5  #: seconds between increases
-    near_growth: float = 1.1  #: growth per interval once near the limit, before any 429
-    probe: float = 0.005  #: upward probe of a confirmed short window's quota, per interval
-    agree: float = 0.05  #: two measures of a quota this close confirm it
+    near_growth: float = 1.05  #: growth per interval once near the limit, before any 429
+    probe: float = 0.002  #: upward probe of a confirmed short window's quota, per interval
+    drop: float = 0.1  #: a short window's measure within this of its quota confirms it
+    decrease: float = 0.02  #: a confirmed short window's quota is lowered so much by a 429
     backoff: float = 0.98  #: pace at this fraction of the learnt quota
     floor: float = 0.25  #: one decrease never goes below rate x floor
     measure: float = 2.0  #: seconds of accepted items that measure a short window's quota
@@ -94,7 +99,7 @@ class Pacer:
         self._last_increase = now
         self._clean = True  # not throttled since the last increase
         self._limited = False  # the bucket made a send wait since the last increase
-        self._confirmed = False  # two measures of a short window's quota agreed
+        self._confirmed = False  # a short window's quota was measured twice alike
         self._recent: deque[tuple[float, int]] = deque()  # (sent at, accepted) per send
         self._answers: deque[tuple[float, int]] = deque()  # (answered at, accepted)
         self._sends: deque[tuple[float, int]] = deque()  # (sent at, accepted)
@@ -224,32 +229,41 @@ class Pacer:
     def _learn_short_window(self, now: float) -> None:
         """A 429 on a short window: its quota is the rate the service just accepted.
 
-        Two measures in a row that agree (within ``agree``) confirm it: from then on it is
-        probed upwards by ``probe`` per interval (not ``near_growth``), and a 429 lowers it
-        by ``probe`` only, unless the measure is clearly lower (by twice ``agree``).
+        A later 429 whose measure is not clearly lower (by ``drop``) than the quota learnt
+        confirms it, and lowers it by ``decrease`` only; from then on it is probed upwards by
+        ``probe`` per interval (before, by ``near_growth``).
         """
         s = self.settings
-        measured = self.sent_rate(now)
-        if measured <= 0:
+        previous = self.quota_rate
+        # only sends since the last hold ended: the hold's pause is not the service's rate
+        measured = self.sent_rate(now, since=self._hold_until) or self.sent_rate(now)
+        if measured is None:
+            measured = self.accepted_rate(now)
+        if not measured:
             self.rate = max(s.min_rate, self.rate * s.floor)
             return
-        previous = self.quota_rate
-        if self._confirmed and previous and measured >= previous * (1 - 2 * s.agree):
-            # a confirmed quota: a 429 near it is the service's jitter, not a lower quota
-            self.quota_rate = max(measured, previous * (1 - s.probe))
-        else:
-            self._confirmed = previous is not None and abs(measured / previous - 1) <= s.agree
+        if previous is None:
+            self._confirmed = False
             self.quota_rate = measured
+        else:
+            # Near what was learnt it is confirmed: we were just over it, or met the
+            # service's jitter. Further below, the quota moves half way to the measure (a
+            # first measure may have been taken too early, or the quota may have dropped).
+            self._confirmed = measured >= previous * (1 - s.drop)
+            halfway = previous + min(0.0, measured - previous) / 2
+            self.quota_rate = min(previous * (1 - s.decrease), halfway)
         self.rate = max(s.min_rate, self.quota_rate * s.backoff)
 
-    def sent_rate(self, now: float) -> float:
+    def sent_rate(self, now: float, *, since: float | None = None) -> float | None:
         """Writes accepted per second of sending, over the sends of the last ``measure``
-        seconds: the accepted items of every send but the first, over the time from the
-        first send to the last (even sends of any size measure their rate exactly)."""
+        seconds (and not before ``since``): the accepted items of every send but the first,
+        over the time from the first send to the last (so sends of any size measure their
+        rate exactly). None with fewer than three sends, or over less than half of it."""
         self._trim(now)
-        recent = sorted(e for e in self._recent if e[0] >= now - self.settings.measure)
-        if len(recent) < 3 or recent[-1][0] - recent[0][0] <= 0:
-            return self.accepted_rate(now)
+        start = max(now - self.settings.measure, since if since is not None else -1e18)
+        recent = sorted(e for e in self._recent if e[0] >= start)
+        if len(recent) < 3 or recent[-1][0] - recent[0][0] < self.settings.measure / 2:
+            return None  # too short: a window with room left would look faster than it is
         return sum(n for _, n in recent[1:]) / (recent[-1][0] - recent[0][0])
 
     def _learn_long_window(self, window: float) -> None:
@@ -289,7 +303,8 @@ class Pacer:
             return
         if self.slow_start and self.quota_rate is None:
             # as much as the service accepts now would fill the limit: go no faster
-            self.rate = max(s.min_rate, min(self.rate, self.sent_rate(now) / value))
+            accepting = self.sent_rate(now) or self.accepted_rate(now)
+            self.rate = max(s.min_rate, min(self.rate, accepting / value))
         self.slow_start = False
         if self.quota_rate is None:
             # The window holds at most what was accepted so far: the limit is at most that

@@ -110,30 +110,32 @@ def _grow(pacer: Pacer, now: float) -> None:
     pacer.tick(now + 0.5)
 
 
-def test_a_short_window_is_probed_gently_once_two_measures_agree() -> None:
+def test_a_short_window_quota_once_confirmed_moves_in_small_steps() -> None:
     settings = PacerSettings(cooldown=0.0)
     pacer = Pacer(settings, now=0.0)
     _burst(pacer, 30, 10, 0.1)  # 100/s accepted
     pacer.throttled(3.3, retry_after=0.05, sent_at=2.9)
     assert pacer.quota_rate == pytest.approx(100.0)
-    _grow(pacer, 3.4)  # unconfirmed: grows by near_growth
+    _grow(pacer, 3.4)  # not confirmed yet: grows by near_growth
     assert pacer.quota_rate == pytest.approx(100.0 * settings.near_growth)
-    _burst(pacer, 30, 10, 0.1, start=4.0)
-    pacer.throttled(7.3, retry_after=0.05, sent_at=6.9)  # 100 again, not 110: unconfirmed
-    _burst(pacer, 30, 10, 0.1, start=8.0)
-    pacer.throttled(11.3, retry_after=0.05, sent_at=10.9)  # 100 twice: confirmed
+    # a 429 measuring 95/s, within 10 % of 105: confirmed, half way down to the measure
+    _burst(pacer, 15, 19, 0.2, start=4.0)
+    pacer.throttled(7.3, retry_after=0.05, sent_at=6.9)
     assert pacer.quota_rate == pytest.approx(100.0)
-    _grow(pacer, 11.4)
+    assert pacer.rate == pytest.approx(98.0)
+    _grow(pacer, 7.4)  # confirmed: grows by probe
     assert pacer.quota_rate == pytest.approx(100.0 * (1 + settings.probe))
-    # a 429 while sending a little slower is jitter: the quota drops by probe at most
-    _burst(pacer, 15, 19, 0.2, start=12.0)  # 95/s
+    # a 429 at the quota: 2 % down
+    _burst(pacer, 30, 10, 0.1, start=8.0)  # 100/s
+    pacer.throttled(11.3, retry_after=0.05, sent_at=10.9)
+    confirmed = 100.0 * (1 + settings.probe) * (1 - settings.decrease)
+    assert pacer.quota_rate == pytest.approx(confirmed)
+    # a clearly lower measure: half way down, and growing fast again until confirmed
+    _burst(pacer, 30, 5, 0.1, start=12.0)  # 50/s
     pacer.throttled(15.3, retry_after=0.05, sent_at=14.9)
-    assert pacer.quota_rate == pytest.approx(100.0 * (1 + settings.probe) * (1 - settings.probe))
-    # a clearly lower measure is a lower quota
-    _burst(pacer, 30, 5, 0.1, start=16.0)  # 50/s
-    pacer.throttled(19.3, retry_after=0.05, sent_at=18.9)
-    assert pacer.quota_rate == pytest.approx(50.0)
-    assert pacer.rate == pytest.approx(49.0)
+    assert pacer.quota_rate == pytest.approx((confirmed + 50.0) / 2)
+    _grow(pacer, 15.4)
+    assert pacer.quota_rate == pytest.approx((confirmed + 50.0) / 2 * settings.near_growth)
 
 
 def test_one_decrease_per_cooldown() -> None:
