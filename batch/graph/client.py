@@ -125,11 +125,11 @@ class ClientStats:
     server_errors: int = 0  #: answers with status 5xx (single requests and whole batches)
     resource_units: float = 0.0  #: sum of x-ms-resource-unit headers seen
     token_renewals: int = 0
-    #: round trips answered, and their seconds, of single requests and of ``$batch`` posts
+    #: round trips answered, and their seconds: single requests, ``$batch`` posts of reads
     singles: int = 0
     single_seconds: float = 0.0
-    batches: int = 0
-    batch_seconds: float = 0.0
+    read_batches: int = 0
+    read_batch_seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **counts: float) -> None:
@@ -139,14 +139,14 @@ class ClientStats:
                 setattr(self, name, getattr(self, name) + value)
 
     def round_trips(self, default: float = 0.25) -> tuple[float, float]:
-        """Seconds a single request and a ``$batch`` took on average so far (estimates).
+        """Seconds a single request and a ``$batch`` of reads took on average so far (estimates).
 
-        Before any ``$batch`` was answered one is taken to cost two single round trips; before
-        anything was answered, a single one ``default`` seconds.
+        Before any ``$batch`` of reads was answered one is taken to cost two single round
+        trips; before anything was answered, a single one ``default`` seconds.
         """
         with self._lock:
             single = self.single_seconds / self.singles if self.singles else default
-            batch = self.batch_seconds / self.batches if self.batches else 2 * single
+            batch = self.read_batch_seconds / self.read_batches if self.read_batches else 2 * single
         return single, batch
 
 
@@ -390,8 +390,6 @@ class GraphClient:
             requests=1,
             singles=int(not batch),
             single_seconds=0.0 if batch else elapsed,
-            batches=int(batch),
-            batch_seconds=elapsed if batch else 0.0,
             throttled=int(response.status_code == 429),
             server_errors=int(response.status_code >= 500),
             resource_units=units,

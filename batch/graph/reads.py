@@ -135,6 +135,8 @@ def _send_group(client: Any, paths: list[str], cost: int) -> dict[str, ReadAnswe
         client.read_budget.take(cost * len(pending))
         items = [{"id": str(i), "method": "GET", "url": p} for i, p in enumerate(pending)]
         reply = client.send_batch(items)
+        if reply.status is not None:
+            client.stats.add(read_batches=1, read_batch_seconds=reply.elapsed)
         wait, again = 0.0, []
         for index, path in enumerate(pending):
             answer = (reply.responses or {}).get(str(index))

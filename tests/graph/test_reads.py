@@ -91,6 +91,9 @@ def test_every_user_is_found_with_several_batches_in_flight() -> None:
     assert all(found[upn]["userPrincipalName"] == upn for upn in asked)
     assert graph.posts == [20] * 5  # 100 lookups of 15, 20 to a $batch
     assert 1 < graph.most_in_flight <= MAX_IN_FLIGHT
+    # the round trip of a batch of reads is what the next choice of lookups is priced at
+    assert client.stats.read_batches == 5 and client.stats.singles == 0
+    assert client.stats.round_trips(default=0.2) == (0.2, 0.0)
 
 
 def test_a_user_named_twice_and_a_missing_user() -> None:
