@@ -16,8 +16,10 @@ from the service's answers; the engine asks it before every ``$batch`` how many 
   holds at most the writes accepted so far; so without the header the window has room for
   a quarter of them, and with it for ``accepted / percentage - accepted`` (the percentage
   taken ``rounding`` lower, as it may be rounded up). One batch more may go: the one that
-  meets the 429. The header also ends slow start, the rate then no faster than the accepted
-  rate over the percentage, growing by ``near_growth`` per interval.
+  meets the 429. Once the header has come and gone again the window is short (a long one
+  only fills until it is throttled), and nothing is capped. The header also ends slow
+  start, the rate then no faster than the accepted rate over the percentage, growing by
+  ``near_growth`` per interval.
 - *The first 429 tells the window*: its ``Retry-After`` is the time until the oldest write
   the service counts leaves its window. A long one (above ``long_after`` seconds) means we
   filled a long window with a burst, so the write it forgets first is our first one: the
@@ -34,14 +36,16 @@ from the service's answers; the engine asks it before every ``$batch`` how many 
   it is). That first measure is low when the rate was still climbing, so it grows by
   ``near_growth`` per clean interval (the pacer made a send wait, nothing was throttled).
   A later 429 whose measure is within ``drop`` of the quota learnt confirms it: we were
-  just over it or met the service's jitter, so it is lowered by ``decrease`` (2 %), and
-  from then on grows by ``probe`` (0.2 %) per clean interval. A measure further below moves
+  just over it or met the service's jitter, so it is lowered by ``decrease`` (1 %), and
+  from then on grows by ``probe`` (0.4 %) per clean interval. A measure further below moves
   the quota half way down to it, unconfirmed (a first measure taken too early, or a quota
-  that dropped). One decrease per ``cooldown``: the batches in flight that met the same
-  overload count once.
+  that dropped), and it grows back by ``near_growth`` only up to just under where it met
+  the 429, then by ``probe``. One decrease per ``cooldown``: the batches in flight that
+  met the same overload count once.
 - *Pace*: ``backoff`` (0.98) of the learnt quota, in sends of at most ``rate x granule``
   items (1 to 20), so that a window's writes are spread over it rather than sent at once;
-  after any hold the bucket starts empty.
+  the bucket holds one send and a half (a send made late is caught up on), and after any
+  hold it starts empty.
 
 The engine is single-threaded around the pacer (all calls come from its dispatch loop), so
 the pacer has no lock. Times are ``time.monotonic()`` seconds passed in by the caller.
@@ -49,6 +53,7 @@ the pacer has no lock. Times are ``time.monotonic()`` seconds passed in by the c
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -65,12 +70,12 @@ class PacerSettings:
     granule: float = 0.2  #: a send carries at most this many seconds of the rate
     interval: float = 0.5  #: seconds between increases
     near_growth: float = 1.05  #: growth per interval once near the limit, before any 429
-    probe: float = 0.002  #: upward probe of a confirmed short window's quota, per interval
+    probe: float = 0.004  #: upward probe of a confirmed short window's quota, per interval
     drop: float = 0.1  #: a short window's measure within this of its quota confirms it
-    decrease: float = 0.02  #: a confirmed short window's quota is lowered so much by a 429
+    decrease: float = 0.01  #: a confirmed short window's quota is lowered so much by a 429
     backoff: float = 0.98  #: pace at this fraction of the learnt quota
     floor: float = 0.25  #: one decrease never goes below rate x floor
-    measure: float = 2.0  #: seconds of accepted items that measure a short window's quota
+    measure: float = 2.0  #: seconds of sends that measure a short window's quota
     long_after: float = 2.0  #: a longer Retry-After means a long window
     memory: float = 900.0  #: seconds of sends remembered: the longest window it can learn
     cooldown: float = 0.5  #: minimum seconds between two decreases
@@ -99,7 +104,8 @@ class Pacer:
         self._last_increase = now
         self._clean = True  # not throttled since the last increase
         self._limited = False  # the bucket made a send wait since the last increase
-        self._confirmed = False  # a short window's quota was measured twice alike
+        self._confirmed = False  # a 429 came near the short window's learnt quota
+        self._ceiling: float | None = None  # a short window's quota when it last met a 429
         self._recent: deque[tuple[float, int]] = deque()  # (sent at, accepted) per send
         self._answers: deque[tuple[float, int]] = deque()  # (answered at, accepted)
         self._sends: deque[tuple[float, int]] = deque()  # (sent at, accepted)
@@ -108,6 +114,7 @@ class Pacer:
         self._accepted_total = 0
         self._inflight = 0
         self._room: float | None = None  # at most this many writes fit the window (unlearnt)
+        self._short = False  # the reported share went down again: the window is short
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -208,7 +215,11 @@ class Pacer:
             elif self.quota_rate is None:
                 self.rate *= s.near_growth
             elif self.quota_window is None:  # a short window: probe its quota upwards
-                self.quota_rate *= 1 + s.probe if self._confirmed else s.near_growth
+                probed = self.quota_rate * (1 + s.probe)
+                if not self._confirmed:  # quickly back to just under where it met a 429
+                    ceiling = self._ceiling * (1 - s.decrease) if self._ceiling else math.inf
+                    probed = max(probed, min(self.quota_rate * s.near_growth, ceiling))
+                self.quota_rate = probed
                 self.rate = self.quota_rate * s.backoff
             self.rate = max(s.min_rate, min(s.max_rate, self.rate))
         self._last_increase = now
@@ -227,14 +238,11 @@ class Pacer:
     # -- learning --------------------------------------------------------------------------
 
     def _learn_short_window(self, now: float) -> None:
-        """A 429 on a short window: its quota is the rate the service just accepted.
-
-        A later 429 whose measure is not clearly lower (by ``drop``) than the quota learnt
-        confirms it, and lowers it by ``decrease`` only; from then on it is probed upwards by
-        ``probe`` per interval (before, by ``near_growth``).
-        """
+        """A 429 on a short window: the first measures the quota (the rate the service just
+        accepted); a later one lowers it by ``decrease``, or half way to a clearly lower
+        measure (see the module's docstring)."""
         s = self.settings
-        previous = self.quota_rate
+        previous = self._ceiling = self.quota_rate
         # only sends since the last hold ended: the hold's pause is not the service's rate
         measured = self.sent_rate(now, since=self._hold_until) or self.sent_rate(now)
         if measured is None:
@@ -299,6 +307,8 @@ class Pacer:
     def _near_limit(self, value: float | None, now: float) -> None:
         s = self.settings
         if value is None or value <= s.near:
+            # a long window only fills until we stop: the share going down means it is short
+            self._short = self._short or self._room is not None
             self._room = None
             return
         if self.slow_start and self.quota_rate is None:
@@ -315,7 +325,7 @@ class Pacer:
     def _window_wait(self, items: int, now: float) -> float:
         """Seconds until ``items`` more fit the window's limit as modelled (0: they fit)."""
         s = self.settings
-        if self.quota_rate is None and self._inflight:
+        if self.quota_rate is None and self._inflight and not self._short:
             # Unlearnt: with no percentage reported a long window is at most 0.8 full, so it
             # has room for a quarter of what it holds; with one, as much as that says. One
             # batch more may be in flight (the one that meets the 429 that tells the window).
@@ -351,7 +361,9 @@ class Pacer:
 
     def _refill(self, now: float) -> None:
         if now > self._refilled:
-            cap = float(self.batch_limit())
+            # half a send more than one send: a send made late (the loop woke late) is caught
+            # up on rather than lost
+            cap = 1.5 * self.batch_limit()
             self._tokens = min(cap, self._tokens + (now - self._refilled) * self.rate)
             self._refilled = now
 

@@ -14,6 +14,7 @@ from batch.errors import GuardStopped, PermissionDenied
 from batch.graph.answers import BatchReply, parse_retry_after
 from batch.graph.client import GraphClient, RetryPolicy
 from batch.graph.engine import BatchEngine, Operation, Outcome, assign_license
+from batch.graph.pacing import PacerSettings
 from tests.graph.conftest import quick_engine, sim_client, sim_settings
 from tests.graph.fakegraph import batch_shape_ok
 from tests.graph.tenant_helpers import add_ops, free_sku, remove_ops, users_without
@@ -109,6 +110,31 @@ def test_throttled_items_wait_for_their_retry_after(live: Any, tmp_path: Path) -
             assert min(later) >= answered + delay - 0.002, "sent before Retry-After passed"
         assert any(0 < d < 1 and d != int(d) for _, _, d in client.throttles)  # fractional
         assert _delta(live, users, before) == [1] * 40
+    finally:
+        _undo(client, users, sku)
+
+
+def test_a_long_quota_window_is_learnt_and_paced_not_burst_again(live: Any, tmp_path: Path) -> None:
+    """Graph's write quota over a long window (15 writes per 150 s here, time-scaled to
+    3 s): the first window's burst goes, then the first 429's Retry-After teaches the
+    window, and the rest is paced under it instead of bursting into every new window.
+    Counts only: few items answered 429, and each write applied once."""
+    live.options.throttling = True
+    live.options.write_quota = 15
+    live.options.write_window = 150.0
+    live.options.time_scale = 50.0
+    client = sim_client(live, tmp_path)
+    sku = free_sku(client, 50)
+    users = users_without(client, sku, 50)
+    before = _writes(live, users)
+    engine = BatchEngine(client, quick_engine(pacer=PacerSettings()))
+    stats = engine.run(add_ops(users, sku), total=50)
+    live.options.throttling = False
+    try:
+        assert all(r.outcome is Outcome.APPLIED for r in engine.results.values())
+        assert _delta(live, users, before) == [1] * 50
+        assert stats.quota_window is not None  # learnt as a long window
+        assert stats.throttled_items <= 8, stats  # bursting into each new window: about 15
     finally:
         _undo(client, users, sku)
 

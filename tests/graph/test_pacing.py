@@ -106,7 +106,8 @@ def test_a_short_retry_after_measures_the_accepted_rate() -> None:
 def _grow(pacer: Pacer, now: float) -> None:
     """One clean interval in which the bucket made a send wait."""
     pacer.tick(now)  # closes the interval with the 429
-    pacer.wait_time(10_000, now + 0.1)
+    pacer.take(20, now + 0.1)
+    assert pacer.wait_time(20, now + 0.1) > 0
     pacer.tick(now + 0.5)
 
 
@@ -136,6 +137,11 @@ def test_a_short_window_quota_once_confirmed_moves_in_small_steps() -> None:
     assert pacer.quota_rate == pytest.approx((confirmed + 50.0) / 2)
     _grow(pacer, 15.4)
     assert pacer.quota_rate == pytest.approx((confirmed + 50.0) / 2 * settings.near_growth)
+    # fast only up to just under where it met the 429, then by probe
+    for i in range(10):
+        _grow(pacer, 16.0 + i)
+    ceiling = confirmed * (1 - settings.decrease)
+    assert ceiling < pacer.quota_rate <= ceiling * (1 + settings.probe) ** 10
 
 
 def test_one_decrease_per_cooldown() -> None:
@@ -170,9 +176,11 @@ def test_a_reported_percentage_ends_slow_start_and_tightens_the_cap() -> None:
     assert not pacer.slow_start
     assert pacer.wait_time(2, 2.0) == 0.0  # 60 + 2 <= 20 + 282 - 240
     assert pacer.wait_time(3, 2.0) > 0
-    # an answer without the header: below 0.8 again, only the quarter cap applies
+    # an answer without the header: the share went down, so the window is short (a long
+    # one only fills): nothing is capped any more
     pacer.answered(0, 0, 2.1, sent_at=1.1)
-    assert pacer.wait_time(20, 3.0) == 0.0
+    pacer.take(200, 3.0)
+    assert pacer.wait_time(20, 4.0) == 0.0
 
 
 def test_slow_start_doubles_only_while_the_service_keeps_up() -> None:
