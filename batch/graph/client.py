@@ -191,6 +191,8 @@ class GraphClient:
         self.sleep = sleep
         #: resource units batched reads spend (:mod:`batch.graph.reads`), shared by threads
         self.read_budget = ReadBudget(sleep=sleep)
+        #: what was learnt about the tenant once and need not be asked again (its size)
+        self.facts: dict[str, Any] = {}
 
     # -- URLs -------------------------------------------------------------------------
 

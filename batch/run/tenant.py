@@ -258,18 +258,24 @@ def read_users(client: Any, wanted: Iterable[str]) -> dict[str, UserState]:
 
 
 def _directory_size(client: Any) -> int | None:
-    """The directory's user count (an advanced query, one request); None when unknown."""
+    """The directory's user count (an advanced query, one request, asked once per client);
+    None when unknown."""
     from batch.errors import GraphError
 
+    facts = getattr(client, "facts", {})
+    if "directory_size" in facts:
+        return facts["directory_size"]
     try:
         page = client.get(
             "/users",
             params={"$select": "id", "$top": 1, "$count": "true"},
             headers={"ConsistencyLevel": "eventual"},
         )
-        return int(page["@odata.count"])
+        size: int | None = int(page["@odata.count"])
     except (GraphError, KeyError, TypeError, ValueError):
-        return None
+        size = None
+    facts["directory_size"] = size
+    return size
 
 
 def read_groups(client: Any, names: Iterable[str]) -> tuple[dict[str, GroupInfo], dict[str, str]]:

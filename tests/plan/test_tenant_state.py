@@ -103,6 +103,7 @@ class _Directory:
         self.size = size
         self.calls: list[str] = []
         self.stats = _Stats(single, batch)
+        self.facts: dict = {}
 
     def get(self, path: str, params: dict, headers: dict | None = None) -> dict:
         self.calls.append("count")
@@ -151,6 +152,8 @@ def test_the_directory_size_is_asked_only_when_the_choice_needs_it() -> None:
     everyone = _Directory(size=100_000)
     found = read_users(everyone, [f"u{i}@x.example" for i in range(100_000)])
     assert everyone.calls == ["count", "page-all"] and len(found) == 5
+    read_users(everyone, [f"u{i}@x.example" for i in range(100_000)])  # the size is known
+    assert everyone.calls == ["count", "page-all", "page-all"]
     big_tenant = _Directory(size=1_000_000)
     read_users(big_tenant, [f"u{i}@x.example" for i in range(100_000)])
     assert big_tenant.calls == ["count", "lookup"]
