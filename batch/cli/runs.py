@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import textwrap
 from collections.abc import Sequence
@@ -131,6 +132,7 @@ def plan(app: AppContext, file: Path, output: Path | None, **options: Any) -> No
 
     with app.connect() as (settings, client):
         prepared = onboarding.prepare(client, file, _options(**options))
+        gc.freeze()  # what was read lives to the end: later collections skip it
     click.echo("\n".join(prepared.summary_lines()))
     print_plan_attention(prepared.plan, prepared.validation.sheet)
     report = onboarding.write_plan_report(prepared, settings.describe(), output)
@@ -180,6 +182,7 @@ def apply(
         run_options = replace(run_options, verify_wait=verify_wait)
     with app.connect() as (settings, client):
         prepared = onboarding.prepare(client, file, run_options)
+        gc.freeze()  # what was read lives to the end: later collections skip it
         click.echo("\n".join(prepared.summary_lines()))
         onboarding.check_removals(prepared.plan, max_removals)
         if not prepared.plan.ops:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batch.graph.client import GraphClient
+from batch.intake.sources import paused_gc
 from batch.intake.validate import ValidationResult
 from batch.jobs.onboarding.options import RunOptions
 from batch.jobs.onboarding.reading import (
@@ -101,12 +102,13 @@ def prepare(client: GraphClient, path: Path, options: RunOptions) -> Prepared:
     the users hold licenses through are named in the background, unless the plan names one.
     """
     started = dt.datetime.now()
-    read = read_sheet_and_tenant(client, path, options)
-    seats = seats_from_skus(read.skus)
-    naming = name_groups_later(client, read.users)
-    plan = _plan(client, read, seats, options, {})
-    if _names_a_group(plan, read.users):  # a clash with an inherited license: say its name
-        plan = _plan(client, read, seats, options, naming.result())
+    with paused_gc():  # the rows, the users and the plan: many small acyclic objects
+        read = read_sheet_and_tenant(client, path, options)
+        seats = seats_from_skus(read.skus)
+        naming = name_groups_later(client, read.users)
+        plan = _plan(client, read, seats, options, {})
+        if _names_a_group(plan, read.users):  # a clash with an inherited license: name it
+            plan = _plan(client, read, seats, options, naming.result())
     return Prepared(
         path=path,
         sha256=read.sheet.sha256,
