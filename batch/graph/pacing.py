@@ -36,8 +36,10 @@ from the service's answers; the engine asks it before every ``$batch`` how many 
   it is). That first measure is low when the rate was still climbing, so it grows by
   ``near_growth`` per clean interval (the pacer made a send wait, nothing was throttled).
   A later 429 whose measure is within ``drop`` of the quota learnt confirms it: we were
-  just over it or met the service's jitter, so it is lowered by ``decrease`` (1 %), and
-  from then on grows by ``probe`` (0.4 %) per clean interval. A measure further below moves
+  just over it or met the service's jitter, so it is lowered by ``decrease`` (3 %), and
+  from then on grows by ``probe`` (0.3 %) per clean interval (so that at most one 429 in
+  about ten intervals keeps it steady). Too soon after a hold to measure, it is lowered by
+  ``decrease`` too. A measure further below moves
   the quota half way down to it, unconfirmed (a first measure taken too early, or a quota
   that dropped), and it grows back by ``near_growth`` only up to just under where it met
   the 429, then by ``probe``. One decrease per ``cooldown``: the batches in flight that
@@ -70,9 +72,9 @@ class PacerSettings:
     granule: float = 0.2  #: a send carries at most this many seconds of the rate
     interval: float = 0.5  #: seconds between increases
     near_growth: float = 1.05  #: growth per interval once near the limit, before any 429
-    probe: float = 0.004  #: upward probe of a confirmed short window's quota, per interval
+    probe: float = 0.003  #: upward probe of a confirmed short window's quota, per interval
     drop: float = 0.1  #: a short window's measure within this of its quota confirms it
-    decrease: float = 0.01  #: a confirmed short window's quota is lowered so much by a 429
+    decrease: float = 0.03  #: a confirmed short window's quota is lowered so much by a 429
     backoff: float = 0.98  #: pace at this fraction of the learnt quota
     floor: float = 0.25  #: one decrease never goes below rate x floor
     measure: float = 2.0  #: seconds of sends that measure a short window's quota
@@ -244,9 +246,11 @@ class Pacer:
         s = self.settings
         previous = self._ceiling = self.quota_rate
         # only sends since the last hold ended: the hold's pause is not the service's rate
-        measured = self.sent_rate(now, since=self._hold_until) or self.sent_rate(now)
+        measured = self.sent_rate(now, since=self._hold_until)
+        if measured is None and previous is not None:
+            measured = previous  # too soon after the last hold to measure: a small step
         if measured is None:
-            measured = self.accepted_rate(now)
+            measured = self.sent_rate(now) or self.accepted_rate(now)
         if not measured:
             self.rate = max(s.min_rate, self.rate * s.floor)
             return
