@@ -316,7 +316,7 @@ def runs_table(found: Sequence[Any], width: int = RUNS_WIDTH) -> list[str]:
             str(r.sent),
             str(r.counts.get("done", 0)),
             str(r.unsettled),
-            Path(r.input_path).name if r.input_path else "",
+            f"undo of {r.undo_of}" if r.undo_of else Path(r.input_path or "").name,
         )
         for r in found
     ]

@@ -85,6 +85,8 @@ class RunInfo:
     report: str | None
     #: operations sent at least once
     sent: int = 0
+    #: the run an undo run undoes
+    undo_of: str | None = None
 
     @property
     def unsettled(self) -> int:
@@ -107,6 +109,7 @@ class RunInfo:
             "done": self.counts.get("done", 0),
             "unsettled": self.unsettled,
             "report": self.report,
+            "undo_of": self.undo_of,
         }
 
 
@@ -371,6 +374,7 @@ class Journal:
             counts=self.counts(),
             report=self.get("report"),
             sent=int(self._db.execute("SELECT COUNT(*) FROM ops WHERE attempts > 0").fetchone()[0]),
+            undo_of=self.get("undo_of"),
         )
 
     @property

@@ -107,8 +107,16 @@ def test_undo_and_resume_reports_go_next_to_the_run_and_runs_lists_them(
             for line in lines
         ), (info.report, listed.stdout)
     assert "`m365batch runs --json` has them in full" in listed.stdout
+    # an undo says which run it undid, not the name of the sheet it wrote for itself
+    undo_line = next(line for line in lines if line.startswith(_run_id(undone)))
+    assert undo_line.endswith(f"undo of {_run_id(applied)}"), listed.stdout
 
     as_json = json.loads(_cli(tenant, elsewhere, "runs", "--json").stdout)
     assert {r["run_id"]: r["report"] for r in as_json} == {i.run_id: i.report for i in found}
     assert str(undo_report) in {r["report"] for r in as_json}
     assert str(report) in {r["report"] for r in as_json}
+    assert {r["undo_of"] for r in as_json if r["kind"] == "undo"} == {
+        _run_id(applied),
+        _run_id(again),
+        _run_id(third),
+    }
