@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import datetime as dt
 import json
 import os
@@ -46,52 +45,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bench_apply import FLOW_FREE, make_tenant, write_sheet
+
 import batch.simulator.server as sim_server
 from batch.config import Settings
 from batch.graph.client import GraphClient
 from batch.graph.queries import user_path
 from batch.simulator import RunningSimulator, SimulatorOptions, start_simulator
-from batch.simulator.seed import generate_tenant
 
-FLOW_FREE = "f30db892-07e9-47e9-837c-80727f46fd3d"
 TENANT_USERS = 20_000
 TARGETS = {50: "whole command <= 2.5 s", 2000: "ratio >= 0.85 (<= 23.5 s)", 10000: "ratio >= 0.90"}
-
-
-# -- the tenant and the sheets ----------------------------------------------------------------
-
-
-def make_tenant(folder: Path, users: int) -> tuple[Path, list[str]]:
-    """A generated tenant with Power Automate seats for everyone; the users who lack it."""
-    tenant = generate_tenant(users=users, seed=1)
-    for sku in tenant["skus"]:
-        if sku["skuId"] == FLOW_FREE:
-            sku["prepaidUnits"]["enabled"] = users * 2
-    seed = folder / "seed.json"
-    seed.write_text(json.dumps(tenant), encoding="utf-8")
-    in_groups = {
-        m
-        for g in tenant["groups"]
-        for m in g["members"]
-        if any(a["skuId"] == FLOW_FREE for a in g.get("assignedLicenses", []))
-    }
-    lacking = [
-        u["userPrincipalName"]
-        for u in tenant["users"]
-        if u["accountEnabled"]
-        and u.get("usageLocation")
-        and u["id"] not in in_groups
-        and not any(lic["skuId"] == FLOW_FREE for lic in u.get("licenses", []))
-    ]
-    return seed, lacking
-
-
-def write_sheet(path: Path, upns: list[str]) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["UserPrincipalName", "AddLicenses"])
-        writer.writerows([upn, "FLOW_FREE"] for upn in upns)
-    return path
 
 
 # -- requests by kind -------------------------------------------------------------------------
