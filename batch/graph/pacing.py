@@ -33,7 +33,10 @@ from the service's answers; the engine asks it before every ``$batch`` how many 
   over the sends of the last ``measure`` seconds since the last hold (accepted items over
   the time from the first send to the last, so sends of any size measure their rate, and
   over at least half of ``measure``: over less, a window with room left looks faster than
-  it is). That first measure is low when the rate was still climbing, so it grows by
+  it is). A first 429 sooner than that (a burst into an empty window) measures the
+  window as the long one is measured, from its ``Retry-After``: the writes accepted over
+  ``sent + Retry-After - first write`` (the rate a burst was sent at is not the quota).
+  That first measure is low when the rate was still climbing, so it grows by
   ``near_growth`` per clean interval (the pacer made a send wait, nothing was throttled).
   A later 429 whose measure is within ``drop`` of the quota learnt confirms it: we were
   just over it or met the service's jitter, so it is lowered by ``decrease`` (3 %), and
@@ -46,6 +49,9 @@ from the service's answers; the engine asks it before every ``$batch`` how many 
   met the same overload count once.
 - *Pace*: ``backoff`` (0.98) of the learnt quota, in sends of at most ``rate x granule``
   items (1 to 20), so that a window's writes are spread over it rather than sent at once;
+  on a short window ``rate x short_granule`` (a twentieth of a second): equal sends that
+  do not divide the window's limit leave the rest unused (sends of 3 fit a limit of 20
+  only 6 times: 18), so they are kept small against a small quota;
   the bucket holds one send and a half (a send made late is caught up on), and after any
   hold it starts empty.
 
@@ -70,6 +76,7 @@ class PacerSettings:
     max_rate: float = 5000.0
     burst: int = 20  #: the most items one send may carry: one full $batch
     granule: float = 0.2  #: a send carries at most this many seconds of the rate
+    short_granule: float = 0.05  #: the same once a short window's quota is learnt
     interval: float = 0.5  #: seconds between increases
     near_growth: float = 1.05  #: growth per interval once near the limit, before any 429
     probe: float = 0.003  #: upward probe of a confirmed short window's quota, per interval
@@ -123,7 +130,9 @@ class Pacer:
     def batch_limit(self) -> int:
         """The most items the next send may carry."""
         s = self.settings
-        return max(1, min(s.burst, int(self.rate * s.granule)))
+        short = self.quota_rate is not None and self.quota_window is None
+        granule = s.short_granule if short else s.granule
+        return max(1, min(s.burst, int(self.rate * granule)))
 
     def wait_time(self, items: int, now: float) -> float:
         """Seconds before ``items`` may be sent (0 when they may go now)."""
@@ -201,7 +210,7 @@ class Pacer:
         ):
             self._learn_long_window(sent + retry_after - self._first_sent)
         else:
-            self._learn_short_window(now)
+            self._learn_short_window(now, sent, retry_after)
         self._last_decrease = now
         self.decreases += 1
 
@@ -239,7 +248,7 @@ class Pacer:
 
     # -- learning --------------------------------------------------------------------------
 
-    def _learn_short_window(self, now: float) -> None:
+    def _learn_short_window(self, now: float, sent: float, retry_after: float | None) -> None:
         """A 429 on a short window: the first measures the quota (the rate the service just
         accepted); a later one lowers it by ``decrease``, or half way to a clearly lower
         measure (see the module's docstring)."""
@@ -250,7 +259,7 @@ class Pacer:
         if measured is None and previous is not None:
             measured = previous  # too soon after the last hold to measure: a small step
         if measured is None:
-            measured = self.sent_rate(now) or self.accepted_rate(now)
+            measured = self._first_window_rate(sent, retry_after) or self.accepted_rate(now)
         if not measured:
             self.rate = max(s.min_rate, self.rate * s.floor)
             return
@@ -265,6 +274,16 @@ class Pacer:
             halfway = previous + min(0.0, measured - previous) / 2
             self.quota_rate = min(previous * (1 - s.decrease), halfway)
         self.rate = max(s.min_rate, self.quota_rate * s.backoff)
+
+    def _first_window_rate(self, sent: float, retry_after: float | None) -> float | None:
+        """A first 429 within a second or so of the first write: the window it fills was empty
+        at our first write, which is the first to leave it (after ``retry_after``); the rate
+        is what the window accepted over its length. None without a Retry-After."""
+        if retry_after is None or self._first_sent is None:
+            return None
+        window = sent + retry_after - self._first_sent
+        accepted = sum(n for at, n in self._sends if at < sent)
+        return accepted / window if window > 0 and accepted else None
 
     def sent_rate(self, now: float, *, since: float | None = None) -> float | None:
         """Writes accepted per second of sending, over the sends of the last ``measure``

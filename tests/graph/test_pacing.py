@@ -214,3 +214,27 @@ def test_a_hold_restarts_the_bucket_empty() -> None:
 )
 def test_reported_percentage(headers: dict[str, str], value: float | None) -> None:
     assert reported_percentage(headers) == value
+
+
+def test_a_first_429_within_the_first_window_measures_it_from_its_retry_after() -> None:
+    """Sends of 4 every 0.1 s from t=0 (40/s) into an empty 1 s window of 20: the 429 on
+    the send at t=0.5 says (Retry-After 0.5 s) the first write leaves at t=1.0, so the
+    window is 1 s and it accepted 20: 20/s, not the 40/s the burst was sent at."""
+    pacer = Pacer(PacerSettings(), now=0.0)
+    _burst(pacer, 5, 4, 0.1)
+    pacer.throttled(0.9, retry_after=0.5, sent_at=0.5)
+    assert pacer.quota_window is None
+    assert pacer.quota_rate == pytest.approx(20.0)
+
+
+def test_a_short_window_quota_takes_small_sends() -> None:
+    """Once a short window's quota is learnt a send carries a twentieth of a second of the
+    rate (1 item at 20/s: equal sends of 3 would fit only 6 to a window of 20)."""
+    pacer = Pacer(PacerSettings(), now=0.0)
+    pacer.rate = 100.0
+    assert pacer.batch_limit() == 20
+    _burst(pacer, 5, 4, 0.1)
+    pacer.throttled(0.9, retry_after=0.5, sent_at=0.5)
+    assert pacer.batch_limit() == 1  # 19.6/s x 0.05 s
+    pacer.quota_rate, pacer.rate = 200.0, 196.0
+    assert pacer.batch_limit() == 9
