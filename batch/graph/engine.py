@@ -99,7 +99,7 @@ class BatchEngine:
         self._renewals = policy.Renewals()
         self._min_attempts = policy.breaker_min_attempts(s, total)
         started = self._clock()
-        self._pacer = Pacer(s.pacer, now=started)
+        self._pacer = Pacer(s.pacer, now=started, items=total)
         self._started = started
         lookahead = s.batch_size * s.max_concurrency * 2
         workers = ThreadPoolExecutor(max_workers=s.max_concurrency, thread_name_prefix="batch")

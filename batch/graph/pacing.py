@@ -7,15 +7,21 @@ from the service's answers; the engine asks it before every ``$batch`` how many 
 (:meth:`Pacer.batch_limit`) and when (:meth:`Pacer.wait_time`), and tells it what came back
 (:meth:`Pacer.answered`, :meth:`Pacer.throttled`).
 
-- *Slow start*: from ``initial_rate`` the rate doubles every ``interval`` while nothing is
+- *Start burst*: a run of at most ``start_burst`` items (60: three full sends) goes at
+  once, in full sends and without tokens: one round trip. A larger run starts slowly (a
+  burst into a small quota would be answered 429 in part). Graph's quota
+  holds 3,000 writes per 150 s per app and tenant (graph-reference.md section 2): 60 are
+  2 % of it, whatever else the app is doing. A 429 or a hold ends it.
+- *Slow start*: then from ``initial_rate`` the rate doubles every ``interval`` while nothing is
   throttled and the pacer was the bottleneck (it made a batch wait), but never beyond twice
   the rate the service is seen to accept.
 - *Before the first 429* what is in flight is capped, so that a long window we are filling
   with a burst is not overrun by the batches in flight when it fills: Graph sends
   ``x-ms-throttle-limit-percentage`` once more than 0.8 of a limit is used, and a window
   holds at most the writes accepted so far; so without the header the window has room for
-  a quarter of them, and with it for ``accepted / percentage - accepted`` (the percentage
-  taken ``rounding`` lower, as it may be rounded up). One batch more may go: the one that
+  a quarter of them (and at least the start burst), and with it for
+  ``accepted / percentage - accepted`` (the percentage taken ``rounding`` lower, as it may
+  be rounded up). One batch more may go: the one that
   meets the 429. Once the header has come and gone again the window is short (a long one
   only fills until it is throttled), and nothing is capped. The header also ends slow
   start, the rate then no faster than the accepted rate over the percentage, growing by
@@ -72,6 +78,7 @@ class PacerSettings:
     """Tuning of :class:`Pacer`; the defaults suit Graph's identity write quota."""
 
     initial_rate: float = 40.0  #: items per second at the start
+    start_burst: int = 60  #: items that may go at once at the start, in full sends
     min_rate: float = 1.0
     max_rate: float = 5000.0
     burst: int = 20  #: the most items one send may carry: one full $batch
@@ -95,7 +102,11 @@ class PacerSettings:
 class Pacer:
     """A token bucket of item sends whose rate is learnt from the service's answers."""
 
-    def __init__(self, settings: PacerSettings | None = None, *, now: float = 0.0) -> None:
+    def __init__(
+        self, settings: PacerSettings | None = None, *, now: float = 0.0, items: int | None = None
+    ) -> None:
+        """``items``: how many the run holds, when known (a run of at most ``start_burst``
+        goes at once)."""
         self.settings = settings or PacerSettings()
         self.rate = self.settings.initial_rate
         self.slow_start = True
@@ -106,7 +117,12 @@ class Pacer:
         #: the learnt limit (writes per ``quota_window``)
         self.quota_limit: float | None = None
         self.decreases = 0
-        self._tokens = float(self.batch_limit())
+        # items sent so far; a larger or unknown run has no start burst
+        small = items is not None and items <= self.settings.start_burst
+        self._sent_total = 0 if small else self.settings.start_burst
+        self._tokens = float(
+            max(1, min(self.settings.burst, int(self.rate * self.settings.granule)))
+        )
         self._refilled = now
         self._hold_until = now
         self._last_decrease = -1e9
@@ -130,6 +146,8 @@ class Pacer:
     def batch_limit(self) -> int:
         """The most items the next send may carry."""
         s = self.settings
+        if self._starting():
+            return s.burst
         short = self.quota_rate is not None and self.quota_window is None
         granule = s.short_granule if short else s.granule
         return max(1, min(s.burst, int(self.rate * granule)))
@@ -143,7 +161,9 @@ class Pacer:
         room = self._window_wait(needed, now)
         if room > 0:
             return room
-        if self._tokens >= needed - 1e-9:  # what the refill's rounding may leave short
+        if (
+            self._starting(needed) or self._tokens >= needed - 1e-9
+        ):  # what the refill's rounding may leave short
             return 0.0
         self._limited = True
         return (needed - self._tokens) / self.rate
@@ -151,15 +171,23 @@ class Pacer:
     def take(self, items: int, now: float) -> None:
         """Spend tokens for ``items`` sent now; they are in flight until answered."""
         self._refill(now)
-        self._tokens -= min(items, self.settings.burst)
+        if not self._starting(items):
+            self._tokens -= min(items, self.settings.burst)
+        self._sent_total += items
         self._inflight += items
 
     def hold(self, until: float) -> None:
         """Send nothing before ``until`` (a Retry-After); the bucket restarts empty then."""
+        self._sent_total = max(self._sent_total, self.settings.start_burst)  # no start burst
         if until > self._hold_until:
             self._hold_until = until
             self._tokens = 0.0
             self._refilled = max(self._refilled, until)
+
+    def _starting(self, items: int = 1) -> bool:
+        """``items`` more still fit the start burst (nothing was throttled yet)."""
+        fits = self._sent_total + items <= self.settings.start_burst
+        return fits and self.quota_rate is None and self.decreases == 0
 
     # -- feedback --------------------------------------------------------------------------
 
@@ -355,7 +383,7 @@ class Pacer:
             room = self._accepted_total * (1 / s.near)
             if self._room is not None:
                 room = min(room, self._room)
-            cap = s.burst + room - self._accepted_total
+            cap = max(s.start_burst, s.burst + room - self._accepted_total)
             return s.interval if self._inflight + items > cap else 0.0
         if self.quota_window is None or self.quota_limit is None:
             return 0.0

@@ -238,3 +238,30 @@ def test_a_short_window_quota_takes_small_sends() -> None:
     assert pacer.batch_limit() == 1  # 19.6/s x 0.05 s
     pacer.quota_rate, pacer.rate = 200.0, 196.0
     assert pacer.batch_limit() == 9
+
+
+def test_a_small_run_goes_at_once_in_full_sends() -> None:
+    """A run of at most ``start_burst`` items (3 full sends) goes at once, whatever the
+    rate; anything more waits for the bucket."""
+    pacer = Pacer(PacerSettings(initial_rate=40), now=0.0, items=60)
+    for _ in range(3):
+        assert pacer.batch_limit() == 20
+        assert pacer.wait_time(20, 0.0) == 0.0
+        pacer.take(20, 0.0)
+    assert pacer.batch_limit() == 8  # 40/s x 0.2 s
+    assert pacer.wait_time(8, 0.0) > 0
+
+
+def test_a_larger_or_unknown_run_starts_slowly() -> None:
+    for items in (61, None):
+        pacer = Pacer(PacerSettings(initial_rate=40), now=0.0, items=items)
+        assert pacer.batch_limit() == 8
+        pacer.take(8, 0.0)
+        assert pacer.wait_time(8, 0.0) > 0
+
+
+def test_no_start_burst_after_a_429() -> None:
+    pacer = Pacer(PacerSettings(initial_rate=40), now=0.0, items=50)
+    _burst(pacer, 1, 20, 0.1)
+    pacer.throttled(0.5, retry_after=0.5, sent_at=0.0)
+    assert pacer.batch_limit() < 20
