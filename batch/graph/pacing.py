@@ -7,25 +7,24 @@ from the service's answers; the engine asks it before every ``$batch`` how many 
 (:meth:`Pacer.batch_limit`) and when (:meth:`Pacer.wait_time`), and tells it what came back
 (:meth:`Pacer.answered`, :meth:`Pacer.throttled`).
 
-- *Start burst*: a run of at most ``start_burst`` items (60: three full sends) goes at
-  once, in full sends and without tokens: one round trip. A larger run starts slowly (a
-  burst into a small quota would be answered 429 in part). Graph's quota
-  holds 3,000 writes per 150 s per app and tenant (graph-reference.md section 2): 60 are
-  2 % of it, whatever else the app is doing. A 429 or a hold ends it.
-- *Slow start*: then from ``initial_rate`` the rate doubles every ``interval`` while nothing is
+- *Start burst*: a run of at most ``start_burst`` items (60: three full sends) goes at once,
+  in full sends and without tokens: one round trip. Graph's quota holds 3,000 writes per
+  150 s per app and tenant (graph-reference.md section 2): 60 are 2 % of it, whatever else
+  the app is doing. A larger run starts slowly (a burst into a small quota would be answered
+  429 in part). A 429 or a hold ends it.
+- *Slow start*: from ``initial_rate`` the rate doubles every ``interval`` while nothing is
   throttled and the pacer was the bottleneck (it made a batch wait), but never beyond twice
   the rate the service is seen to accept.
 - *Before the first 429* what is in flight is capped, so that a long window we are filling
   with a burst is not overrun by the batches in flight when it fills: Graph sends
   ``x-ms-throttle-limit-percentage`` once more than 0.8 of a limit is used, and a window
-  holds at most the writes accepted so far; so without the header the window has room for
-  a quarter of them (and at least the start burst), and with it for
+  holds at most the writes accepted so far; so without the header the window has room for a
+  quarter of them (and at least the start burst), and with it for
   ``accepted / percentage - accepted`` (the percentage taken ``rounding`` lower, as it may
-  be rounded up). One batch more may go: the one that
-  meets the 429. Once the header has come and gone again the window is short (a long one
-  only fills until it is throttled), and nothing is capped. The header also ends slow
-  start, the rate then no faster than the accepted rate over the percentage, growing by
-  ``near_growth`` per interval.
+  be rounded up). One batch more may go: the one that meets the 429. Once the header has
+  come and gone again the window is short (a long one only fills until it is throttled), and
+  nothing is capped. The header also ends slow start, the rate then no faster than the
+  accepted rate over the percentage, growing by ``near_growth`` per interval.
 - *The first 429 tells the window*: its ``Retry-After`` is the time until the oldest write
   the service counts leaves its window. A long one (above ``long_after`` seconds) means we
   filled a long window with a burst, so the write it forgets first is our first one: the
@@ -38,28 +37,26 @@ from the service's answers; the engine asks it before every ``$batch`` how many 
 - A short ``Retry-After`` means a short window: the quota is the rate the service accepted
   over the sends of the last ``measure`` seconds since the last hold (accepted items over
   the time from the first send to the last, so sends of any size measure their rate, and
-  over at least half of ``measure``: over less, a window with room left looks faster than
-  it is). A first 429 sooner than that (a burst into an empty window) measures the
-  window as the long one is measured, from its ``Retry-After``: the writes accepted over
-  ``sent + Retry-After - first write`` (the rate a burst was sent at is not the quota).
-  That first measure is low when the rate was still climbing, so it grows by
-  ``near_growth`` per clean interval (the pacer made a send wait, nothing was throttled).
-  A later 429 whose measure is within ``drop`` of the quota learnt confirms it: we were
-  just over it or met the service's jitter, so it is lowered by ``decrease`` (3 %), and
-  from then on grows by ``probe`` (0.3 %) per clean interval (so that at most one 429 in
-  about ten intervals keeps it steady). Too soon after a hold to measure, it is lowered by
-  ``decrease`` too. A measure further below moves
-  the quota half way down to it, unconfirmed (a first measure taken too early, or a quota
-  that dropped), and it grows back by ``near_growth`` only up to just under where it met
-  the 429, then by ``probe``. One decrease per ``cooldown``: the batches in flight that
-  met the same overload count once.
+  over at least half of ``measure``: over less, a window with room left looks faster than it
+  is). A first 429 sooner than that (a burst into an empty window) measures the window as
+  the long one is measured, from its ``Retry-After``: the writes accepted over
+  ``sent + Retry-After - first write`` (the rate a burst was sent at is not the quota). That
+  first measure is low when the rate was still climbing, so it grows by ``near_growth`` per
+  clean interval (the pacer made a send wait, nothing was throttled). A later 429 whose
+  measure is within ``drop`` of the quota learnt confirms it: we were just over it or met
+  the service's jitter, so it is lowered by ``decrease`` (3 %), and from then on grows by
+  ``probe`` (0.3 %) per clean interval (so that at most one 429 in about ten intervals keeps
+  it steady). Too soon after a hold to measure, it is lowered by ``decrease`` too. A measure
+  further below moves the quota half way down to it, unconfirmed (a first measure taken too
+  early, or a quota that dropped), and it grows back by ``near_growth`` only up to just
+  under where it met the 429, then by ``probe``. One decrease per ``cooldown``: the batches
+  in flight that met the same overload count once.
 - *Pace*: ``backoff`` (0.98) of the learnt quota, in sends of at most ``rate x granule``
-  items (1 to 20), so that a window's writes are spread over it rather than sent at once;
-  on a short window ``rate x short_granule`` (a twentieth of a second): equal sends that
-  do not divide the window's limit leave the rest unused (sends of 3 fit a limit of 20
-  only 6 times: 18), so they are kept small against a small quota;
-  the bucket holds one send and a half (a send made late is caught up on), and after any
-  hold it starts empty.
+  items (1 to 20), so that a window's writes are spread over it rather than sent at once; on
+  a short window ``rate x short_granule`` (a twentieth of a second): equal sends that do not
+  divide the window's limit leave the rest unused (sends of 3 fit a limit of 20 only 6
+  times: 18), so they are kept small against a small quota; the bucket holds one send and a
+  half (a send made late is caught up on), and after any hold it starts empty.
 
 The engine is single-threaded around the pacer (all calls come from its dispatch loop), so
 the pacer has no lock. Times are ``time.monotonic()`` seconds passed in by the caller.
