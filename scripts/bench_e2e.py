@@ -46,9 +46,9 @@ from pathlib import Path
 from typing import Any
 
 from bench_apply import FLOW_FREE, make_tenant, write_sheet
+from bench_engine import client_settings
 
 import batch.simulator.server as sim_server
-from batch.config import Settings
 from batch.graph.client import GraphClient
 from batch.graph.queries import user_path
 from batch.simulator import RunningSimulator, SimulatorOptions, start_simulator
@@ -192,16 +192,7 @@ def _log_phases(home: Path) -> dict[str, float]:
 
 
 def _client(sim: RunningSimulator, home: Path) -> GraphClient:
-    settings = Settings(
-        home=home,
-        tenant_id=sim.tenant_id,
-        client_id=sim.client_id,
-        client_secret=sim.client_secret,
-        authority_host=sim.authority_host,
-        graph_url=sim.graph_url,
-        ca_bundle=str(sim.ca_path),
-    )
-    return GraphClient(settings)
+    return GraphClient(client_settings(sim, home))
 
 
 def _body() -> dict[str, Any]:
