@@ -282,8 +282,10 @@ class BatchEngine:
             if delay is not None:
                 self._pacer.hold(at + delay)
         url = f"{self.client.graph_url}/$batch"
+        if kind is policy.RequestAnswer.NO_ANSWER:  # one event on the wire, not one per item
+            self._count_attempt(failed=True)
         for unit in batch.units:
-            if kind in (policy.RequestAnswer.NO_ANSWER, policy.RequestAnswer.FAILED):
+            if kind is policy.RequestAnswer.FAILED:
                 self._count_attempt(failed=True)
             decision = policy.request_decision(unit, reply, self.settings, url=url)
             assert decision is not None
@@ -358,9 +360,9 @@ class BatchEngine:
             return False
         result = policy.answer_result(pre.key, answer, unit.pre_attempts)
         unit.prereq_result = result
-        self._count_answer(result)
         renewed = self._renewals.answered(unit.seq, result.status)
         decision = policy.prerequisite_answer(unit, answer, result, self.settings, renewed=renewed)
+        self._count_answer(result, decision)
         if isinstance(decision, policy.Proceed):
             unit.prereq_done = True
             result.outcome = Outcome.APPLIED
@@ -376,11 +378,10 @@ class BatchEngine:
             return
         result = policy.answer_result(unit.op.key, answer, unit.attempts)
         unit.last = result
-        self._count_answer(result)
         renewed = self._renewals.answered(unit.seq, result.status)
-        self._apply(
-            unit, policy.operation_answer(unit, answer, result, self.settings, renewed=renewed), at
-        )
+        decision = policy.operation_answer(unit, answer, result, self.settings, renewed=renewed)
+        self._count_answer(result, decision)
+        self._apply(unit, decision, at)
 
     # -- applying decisions ----------------------------------------------------------------
 
@@ -527,8 +528,8 @@ class BatchEngine:
         if failed:
             self.stats.failures += 1
 
-    def _count_answer(self, result: Result) -> None:
-        failed = policy.counts_as_failure(result.status or 0)
+    def _count_answer(self, result: Result, decision: policy.Decision) -> None:
+        failed = policy.counts_as_failure(result.status or 0, decision)
         if failed is not None:
             self._count_attempt(failed=failed)
 

@@ -35,8 +35,8 @@ A breaker (:class:`batch.errors.GuardStopped`) stops the run when more than
 ``breaker_ratio`` of item attempts failed after at least ``breaker_min_attempts``. Microsoft's
 provisioning service quarantines at 40 % after 5,000 failures; our runs are smaller, so the
 minimum defaults to a tenth of the run (when its size is known), clamped to 20..5,000, and
-to 100 for a stream of unknown length. Throttling (429) is pacing, not failure, and is not
-counted; a prerequisite's answer counts as an attempt of its own.
+to 100 for a stream of unknown length. Not counted: a 429 or a 401/403 that renews the token;
+a ``$batch`` with no answer counts once; a prerequisite's answer counts as an attempt too.
 """
 
 from __future__ import annotations
@@ -238,11 +238,11 @@ def retry_after(answer: Mapping[str, Any]) -> float | None:
     return parse_retry_after(lower_keys(answer.get("headers")).get("retry-after"))
 
 
-def counts_as_failure(status: int) -> bool | None:
-    """For the breaker: 2xx is a success, 429 is not counted (None), anything else failed."""
+def counts_as_failure(status: int, decision: Decision | None = None) -> bool | None:
+    """For the breaker: 2xx succeeded; a 429 or a token renewal is not counted (None)."""
     if 200 <= status < 300:
         return False
-    return None if status == 429 else True
+    return None if status == 429 or isinstance(decision, RenewToken) else True
 
 
 def verifier(unit: Unit) -> Verifier | None:

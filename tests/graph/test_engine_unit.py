@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import requests
 
 from batch.errors import GuardStopped
 from batch.graph.engine import BatchEngine, EngineSettings, Outcome, assign_license
@@ -112,6 +113,44 @@ def test_breaker_stops_and_accounts_for_everything(tmp_path: Path) -> None:
     assert info.value.exit_code == 4
     assert len(results) == 200
     assert {r.outcome for r in results.values()} == {Outcome.FAILED, Outcome.NOT_ATTEMPTED}
+
+
+def test_a_batch_left_without_an_answer_counts_once_for_the_breaker(tmp_path: Path) -> None:
+    """A reset connection is one event on the wire: 20 items in it are not 20 failures."""
+    fake = _tenant(60)
+    resets = [requests.ConnectionError("reset by peer")] * 2
+
+    def outer(items: list) -> object:
+        with fake.lock:
+            return resets.pop() if resets else None
+
+    fake.outer = outer
+    engine = BatchEngine(fake_client(fake, tmp_path), _settings(breaker_min_attempts=20))
+    stats = engine.run(_ops(60), total=60)
+    assert all(r.outcome.name.endswith("APPLIED") for r in engine.results.values())
+    assert stats.failures == 2 and stats.attempts >= 60
+    assert all(fake.applied[f"u{i}"] == 1 for i in range(60))
+
+
+def test_a_token_renewal_is_not_counted_by_the_breaker(tmp_path: Path) -> None:
+    """Every item of the first batch answered 401 (the token expired): renewed, not failures."""
+    fake = _tenant(40)
+
+    def script(item: dict) -> object:
+        if len(fake.batches) == 1:
+            error = {"error": {"code": "InvalidAuthenticationToken", "message": "expired"}}
+            return (401, {}, error)
+        return None
+
+    fake.script = script
+    engine = BatchEngine(
+        fake_client(fake, tmp_path),
+        _settings(breaker_min_attempts=20, max_concurrency=1, initial_concurrency=1),
+    )
+    stats = engine.run(_ops(40), total=40)
+    assert all(r.outcome is Outcome.APPLIED for r in engine.results.values())
+    assert stats.failures == 0 and stats.attempts == 40
+    assert len(fake.batches) == 3  # the first one's 20 items were sent again
 
 
 def test_retry_after_http_date_and_fractional_are_honoured(tmp_path: Path) -> None:
