@@ -157,6 +157,9 @@ def run_apply(sim: RunningSimulator, sheet: Path, home: Path) -> dict[str, Any]:
     rp = phases.get("report started"), phases.get("report written")
     figures["report"] = rp[1] - rp[0] if all(rp) else None  # type: ignore[operator]
     figures["after the report (exit)"] = ended_wall - rp[1] if rp[1] else None
+    figures["phases"] = {name: at - started_wall for name, at in phases.items()}
+    if first_sent:
+        figures["phases"]["first write sent"] = first_sent - started_wall
     return figures
 
 
@@ -248,6 +251,19 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f} s"
 
 
+def _print_timeline(admitted: list[float], rate: float, step: float = 0.5) -> None:
+    """Writes the service admitted per ``step`` seconds from the command's start."""
+    if not admitted:
+        return
+    counts = [0] * (int(max(admitted) / step) + 1)
+    for t in admitted:
+        counts[int(t / step)] += 1
+    print(f"  writes admitted per {step:g} s (quota {rate * step:g}):")
+    for i in range(0, len(counts), 10):
+        chunk = " ".join(f"{n:>4}" for n in counts[i : i + 10])
+        print(f"    {i * step:>6.1f} s  {chunk}")
+
+
 def bench_sheet(args: argparse.Namespace, folder: Path, seed: Path, upns: list[str]) -> None:
     rows = len(upns)
     options = SimulatorOptions(
@@ -265,8 +281,10 @@ def bench_sheet(args: argparse.Namespace, folder: Path, seed: Path, upns: list[s
     ):
         kinds.install(sim)
         kinds.add("token", -sim.counters["token_requests"])
+        started = time.monotonic()
         figures = run_apply(sim, sheet, folder / f"home-{rows}")
         kinds.add("token", sim.counters["token_requests"])
+        admitted = [t - started for t in sim.counters.write_times if t >= started]
     rate = args.quota / args.window
     bound = rows / rate
     share = kinds.write_429 / max(1, kinds.write_items)
@@ -285,6 +303,10 @@ def bench_sheet(args: argparse.Namespace, folder: Path, seed: Path, upns: list[s
     print(
         "  requests by kind     " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.counts.items()))
     )
+    if args.timeline:
+        for name, at in sorted(figures["phases"].items(), key=lambda item: item[1]):
+            print(f"    {at:>6.2f} s  {name}")
+        _print_timeline(admitted, rate)
     if args.no_yardsticks:
         return
     with start_simulator(folder / f"sim-{rows}-loop", options, seed_path=seed) as sim:
@@ -309,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--item-latency-ms", type=int, default=10)
     parser.add_argument("--loop-sample", type=int, default=50, help="users the loop is timed on")
     parser.add_argument("--no-yardsticks", action="store_true")
+    parser.add_argument(
+        "--timeline", action="store_true", help="print the writes admitted per half second"
+    )
     args = parser.parse_args(argv)
     sizes = [int(n) for n in args.rows.split(",") if n.strip()]
     with tempfile.TemporaryDirectory(prefix="m365batch-bench-") as tmp:

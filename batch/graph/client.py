@@ -73,6 +73,7 @@ from batch.graph.queries import (
 )
 from batch.graph.reads import (
     MAX_BATCH_ITEMS,
+    MAX_IN_FLIGHT,
     RETRY_READ_STATUSES,
     ReadAnswer,
     ReadBudget,
@@ -472,6 +473,7 @@ class GraphClient:
         users: Iterable[str],
         *,
         select: Iterable[str] = ("id", "userPrincipalName"),
+        in_flight: int = MAX_IN_FLIGHT,
     ) -> dict[str, dict[str, Any]]:
         """Look users up by UPN (or object id) and return ``{as asked: user object}``.
 
@@ -484,6 +486,7 @@ class GraphClient:
         not asked for (no UPN is that long: 64 + 1 + 48), so it is simply not found. When
         Graph refuses a lookup with 400, its values are asked for one by one, and a single
         value Graph still refuses is left out (not found, so its row fails, not the run).
+        ``in_flight``: ``$batch`` requests at once (1: one after the other, 20 to a batch).
         """
         fields = list(dict.fromkeys(["id", "userPrincipalName", *select]))
         wanted: dict[str, list[str]] = {}  # casefolded -> every spelling asked
@@ -507,7 +510,7 @@ class GraphClient:
         paths = list(queries)
         while paths:
             rejected: list[tuple[str, GraphStatusError]] = []
-            for user in self._read_many(paths, rejected=rejected):
+            for user in self._read_many(paths, rejected=rejected, in_flight=in_flight):
                 if not isinstance(user, dict):
                     continue
                 for key in ("userPrincipalName", "id"):
@@ -531,6 +534,7 @@ class GraphClient:
         paths: list[str],
         *,
         rejected: list[tuple[str, GraphStatusError]] | None = None,
+        in_flight: int = MAX_IN_FLIGHT,
     ) -> Iterator[dict[str, Any]]:
         """Yield the items of several collection GETs, sent 20 to a ``$batch`` when many,
         several batches in flight (:func:`batch.graph.reads.get_many`).
@@ -547,7 +551,7 @@ class GraphClient:
                         raise
                     rejected.append((path, exc))
             return
-        answers = get_many(self, paths)
+        answers = get_many(self, paths, in_flight=in_flight)
         for path in dict.fromkeys(paths):
             answer = answers[path]
             if answer.status < 400:

@@ -89,11 +89,20 @@ def test_every_user_is_found_with_several_batches_in_flight() -> None:
     found = client.resolve_users(asked)
     assert set(found) == set(asked)
     assert all(found[upn]["userPrincipalName"] == upn for upn in asked)
-    assert graph.posts == [20] * 5  # 100 lookups of 15, 20 to a $batch
+    # 100 lookups of 15: fewer than 8 full batches, so spread over 8 batches in flight
+    assert sorted(graph.posts) == [9] + [13] * 7
     assert 1 < graph.most_in_flight <= MAX_IN_FLIGHT
     # the round trip of a batch of reads is what the next choice of lookups is priced at
-    assert client.stats.read_batches == 5 and client.stats.singles == 0
+    assert client.stats.read_batches == 8 and client.stats.singles == 0
     assert client.stats.round_trips(default=0.2) == (0.2, 0.0)
+
+
+def test_a_large_read_goes_20_to_a_batch() -> None:
+    graph = _Graph(6_000)
+    client = _client(graph)
+    found = client.resolve_users([f"user{i}@contoso.example" for i in range(0, 6_000, 2)])
+    assert len(found) == 3_000
+    assert graph.posts == [20] * 10  # 200 lookups: 10 full batches, at most 8 in flight
 
 
 def test_a_user_named_twice_and_a_missing_user() -> None:

@@ -28,10 +28,12 @@ def _prepared(rows: int, ops_per_row: int = 1) -> Any:
 class _Reader:
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
+        self.last: list[bool] = []
         self.read = threading.Event()
 
-    def __call__(self, names: list[str]) -> dict[str, Any]:
+    def __call__(self, names: list[str], last: bool) -> dict[str, Any]:
         self.calls.append(names)
+        self.last.append(last)
         self.read.set()
         return {name.casefold(): f"state of {name}" for name in names}
 
@@ -59,7 +61,7 @@ def test_a_failed_early_read_leaves_its_rows_to_the_read_back() -> None:
 
     failed = threading.Event()
 
-    def read(names: list[str]) -> dict[str, Any]:
+    def read(names: list[str], last: bool) -> dict[str, Any]:
         failed.set()
         raise GraphRequestError("no answer", method="POST", url="https://graph/$batch")
 
@@ -69,3 +71,18 @@ def test_a_failed_early_read_leaves_its_rows_to_the_read_back() -> None:
     assert failed.wait(5)
     early.finish()
     assert early.rows == set() and early.users == {}
+
+
+def test_when_the_writes_end_the_rest_is_read_at_once_in_the_background() -> None:
+    reader = _Reader()
+    early = EarlyReadBack(_prepared(5), reader, chunk=3).start()
+    for n in range(5):
+        early.settled(f"op{n}.0")  # one chunk of 3 goes; 2 rows are left, less than a chunk
+    assert reader.read.wait(5)
+    early.read_rest()
+    assert early.join().rows == {0, 1, 2, 3, 4}
+    assert reader.calls == [
+        ["user0@x.example", "user1@x.example", "user2@x.example"],
+        ["user3@x.example", "user4@x.example"],
+    ]
+    assert reader.last == [False, True]  # the rest is read the quick way

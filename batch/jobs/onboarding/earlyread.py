@@ -2,9 +2,11 @@
 
 Writes are paced by Graph's write quota (100 a second or less), reads are not: so while the
 engine writes, the users of rows whose every write has settled are read back, 300 at a time
-(20 lookups of 15, one ``$batch``), and after the last write only the rows not read yet
-are. The read-back then treats the users read early as read (:func:`reconcile_rows`
-re-reads a written row that does not match yet, as it would any).
+(20 lookups of 15, one ``$batch``). When the last write is answered the rest of the settled
+rows are read at once, in the background, while the run settles lost answers and sums up
+its outcomes; the read-back then reads only rows that settled otherwise. It treats the
+users read early as read (:func:`reconcile_rows` re-reads a written row that does not match
+yet, as it would any).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from batch.errors import BatchError, GraphError
@@ -36,7 +38,7 @@ class EarlyReadBack:
     def __init__(
         self,
         prepared: Prepared,
-        read: Callable[[list[str]], dict[str, UserState]],
+        read: Callable[[list[str], bool], dict[str, UserState]],
         *,
         chunk: int = EARLY_CHUNK,
     ) -> None:
@@ -48,6 +50,7 @@ class EarlyReadBack:
         self._user = {row.row: row.request.user for row in rows}
         self._ready: list[int] = []
         self._stopping = False
+        self._last = False  # the writes ended: read what is ready, whatever its size, then end
         self._cond = threading.Condition()
         self.users: dict[str, UserState] = {}
         self.rows: set[int] = set()
@@ -70,24 +73,36 @@ class EarlyReadBack:
                 if len(self._ready) >= self.chunk:
                     self._cond.notify()
 
+    def read_rest(self) -> None:
+        """The writes ended: read every settled row not read yet, in the background."""
+        with self._cond:
+            self._last = True
+            self._cond.notify()
+
     def finish(self) -> None:
         """Stop reading (a read under way ends first); what is not read is read later."""
         with self._cond:
             self._stopping = True
             self._cond.notify()
+        self.join()
+
+    def join(self) -> EarlyReadBack:
+        """Wait for the reads under way (and the rest, after :meth:`read_rest`)."""
         if self._thread.is_alive():
             self._thread.join()
+        return self
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while len(self._ready) < self.chunk and not self._stopping:
+                while len(self._ready) < self.chunk and not (self._stopping or self._last):
                     self._cond.wait()
-                if self._stopping:
+                if self._stopping or (self._last and not self._ready):
                     return
-                rows, self._ready = self._ready[: self.chunk], self._ready[self.chunk :]
+                size = len(self._ready) if self._last else self.chunk
+                rows, self._ready = self._ready[:size], self._ready[size:]
             try:
-                users = self._read([self._user[row] for row in rows])
+                users = self._read([self._user[row] for row in rows], self._last)
             except (GraphError, OSError) as exc:  # the read-back reads them again
                 log.debug("early read-back of %d rows failed: %s", len(rows), exc)
                 continue
@@ -102,15 +117,27 @@ class Written:
 
     stats: list[EngineStats]
     stop: BatchError | None = None
-    users: dict[str, UserState] = field(default_factory=dict)
-    rows: set[int] = field(default_factory=set)
+    early: EarlyReadBack | None = None
+
+    @property
+    def users(self) -> dict[str, UserState]:
+        """The users read early, by casefolded name (waits for the reads under way)."""
+        return self.early.join().users if self.early is not None else {}
+
+    @property
+    def rows(self) -> set[int]:
+        """The rows whose users were read early (waits for the reads under way)."""
+        return self.early.join().rows if self.early is not None else set()
 
 
 def write(ctx: RunContext, prepared: Prepared) -> Written:
     """Send what is still to send and settle lost answers; read rows back as they settle."""
     journal = ctx.journal
     client: Any = ctx.client
-    early = EarlyReadBack(prepared, lambda names: read_users(client, names)).start()
+    # while writing nobody waits: 20 lookups to a batch; the rest, spread to come back soonest
+    early = EarlyReadBack(
+        prepared, lambda names, last: read_users(client, names, in_flight=0 if last else 1)
+    ).start()
     stop: BatchError | None = None
     try:
         _, stats = execute_plan(
@@ -124,9 +151,11 @@ def write(ctx: RunContext, prepared: Prepared) -> Written:
     except BatchError as exc:  # breaker, permissions: report what happened, then stop
         journal.set(stop_reason=str(exc))
         stop, stats = exc, []
-    finally:
+    except BaseException:
         early.finish()
+        raise
     log.info("phase: writes finished (%d rows read back already)", len(early.rows))
+    early.read_rest()
     # answers lost in this process or an earlier one: the tenant says how they ended
     settle(client, journal, wait=0 if stop else prepared.options.verify_wait)
-    return Written(stats, stop, early.users, early.rows)
+    return Written(stats, stop, early)
