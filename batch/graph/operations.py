@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -121,13 +121,19 @@ class Result:
         """Whether the change is in place."""
         return self.outcome.done
 
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready copy for the journal and the report."""
-        data = asdict(self)
+    def as_dict(self, *, body: bool = True) -> dict[str, Any]:
+        """A JSON-ready copy for the journal and the report (``body`` shared, not copied;
+        left out with ``body=False``, the prerequisite's too)."""
+        data = {name: getattr(self, name) for name in _RESULT_FIELDS}
         data["outcome"] = self.outcome.value
+        if not body:
+            del data["body"]
         if self.prerequisite is not None:
-            data["prerequisite"] = self.prerequisite.as_dict()
+            data["prerequisite"] = self.prerequisite.as_dict(body=body)
         return data
+
+
+_RESULT_FIELDS = tuple(f.name for f in fields(Result))
 
 
 @dataclass(frozen=True)

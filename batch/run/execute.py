@@ -113,6 +113,7 @@ def execute_plan(
     ops = list(ops)
     done = {j.key: j.result or {} for j in journal.ops("done")}
     stats: list[EngineStats] = []
+    journaled: dict[str, dict[str, Any]] = {}  # as journaled by this process
     for wave in sorted({op.wave for op in ops}):
         todo = [operation_for(op) for op in ops if op.wave == wave and op.key not in done]
         if not todo:
@@ -123,7 +124,8 @@ def execute_plan(
             # Operations the run did not finish stay open in the journal ("planned", or
             # "sent" with an unknown outcome) so that resume takes them up again.
             if result.outcome not in _UNFINISHED:
-                journal.mark_done(operation.key, _settled(operation, result))
+                journaled[operation.key] = data = _settled(operation, result)
+                journal.mark_done(operation.key, data)
                 if on_done is not None:
                     on_done(operation.key)
 
@@ -138,7 +140,7 @@ def execute_plan(
         )
         stats.append(wave_stats)
         for key, result in results.items():
-            done[key] = _settled(by_key[key], result)
+            done[key] = journaled.get(key) or _settled(by_key[key], result)
     return done, stats
 
 
@@ -201,11 +203,7 @@ def _settled(operation: Operation, result: Result) -> dict[str, Any]:
     A successful answer's body (the whole user object) is dropped: the read-back is what
     tells the user's state, and the journal stays small. Error bodies are kept.
     """
-    data = result.as_dict()
-    if result.ok:
-        data.pop("body", None)
-        if data.get("prerequisite"):
-            data["prerequisite"].pop("body", None)
+    data = result.as_dict(body=not result.ok)
     op = operation.context
     if isinstance(op, PlannedOp) and result.outcome is Outcome.FAILED:
         already = (
