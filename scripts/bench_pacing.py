@@ -32,8 +32,10 @@ item answered 429: during the first window Graph lets a whole window's worth of 
 through at once (with the 150 s window that burst is free quota: counting it would put
 the use above 100 %), and the pacer starts below any quota and ramps up until the service
 first pushes back (with the 1 s window that takes a few seconds, which a longer run makes
-up for). It ends at the last write admitted. ``overall`` is the whole run's accepted
-writes per second of wall time over q, ramp and first burst included.
+up for). It ends at the last write admitted, or with a long window at the end of the last
+whole window before it (a pacer that fills each window as the service frees it sends in
+bursts: a part of a window ending on a burst would count above 100 %). ``overall`` is the
+whole run's accepted writes per second of wall time over q, ramp and first burst included.
 
 Figures are wall-clock figures: on a loaded machine latencies stretch and the engine's
 threads are late, which costs quota use and adds 429s.
@@ -47,6 +49,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 import time
@@ -161,9 +164,12 @@ def run_case(sim: Any, client: GraphClient, pool: Pool, case: Case, args: Any) -
     if times:
         overall = len(times) / wall / case.quota
         bound_from = max(times[0] + case.wall_window, *first_429)
-        bound = [t for t in times if t >= bound_from]
-        if len(bound) > 1 and bound[-1] > bound_from:
-            quota_use = len(bound) / (bound[-1] - bound_from) / case.quota
+        span = times[-1] - bound_from
+        if case.window > 1 and span >= case.wall_window:  # whole windows only
+            span = math.floor(span / case.wall_window) * case.wall_window
+        bound = [t for t in times if bound_from <= t < bound_from + span]
+        if len(bound) > 1 and span > 0:
+            quota_use = len(bound) / span / case.quota
     return Figures(
         items=stats.items_sent,
         throttled=stats.throttled_items,

@@ -28,12 +28,17 @@ from the service's answers; the engine asks it before every ``$batch`` how many 
 - *The first 429 tells the window*: its ``Retry-After`` is the time until the oldest write
   the service counts leaves its window. A long one (above ``long_after`` seconds) means we
   filled a long window with a burst, so the write it forgets first is our first one: the
-  window is ``sent + Retry-After - first write`` (150 s on Graph) and the limit is every
-  write accepted in it (answers still in flight then are added as they come). The engine
-  holds every send until the ``Retry-After`` (the quota is the whole app's), then the pacer
-  paces at the learnt sustained rate, limit / window, rather than bursting again, and a
-  model of the window (our accepted writes by send time, plus those in flight) keeps what
-  the window holds under the limit. A later 429 lowers the limit to what the window holds.
+  window is ``answered + Retry-After - first write`` (150 s on Graph; the service decided
+  somewhere between the send and the answer, and the later bound never counts a write gone
+  before the service does) and the limit is every write accepted in it (answers still in
+  flight then are added as they come). The engine holds every send until the
+  ``Retry-After`` (the quota is the whole app's). Then a model of the window (our accepted
+  writes by send time, plus those in flight) keeps what it holds under the limit, and the
+  bucket runs at ``long_pace`` (2) times the sustained rate limit / window: writes go as
+  the model frees room, so a window filled unevenly (slowly at first, then fast) is filled
+  the same way again as its writes leave it. Paced at the sustained rate instead, every
+  later window would lose the echo of the first one's slow start (6 % of the quota at 200
+  writes/s). A later 429 lowers the limit to what the window holds.
 - A short ``Retry-After`` means a short window: the quota is the rate the service accepted
   over the sends of the last ``measure`` seconds since the last hold (accepted items over
   the time from the first send to the last, so sends of any size measure their rate, and
@@ -50,13 +55,18 @@ from the service's answers; the engine asks it before every ``$batch`` how many 
   further below moves the quota half way down to it, unconfirmed (a first measure taken too
   early, or a quota that dropped), and it grows back by ``near_growth`` only up to just
   under where it met the 429, then by ``probe``. One decrease per ``cooldown``: the batches
-  in flight that met the same overload count once.
-- *Pace*: ``backoff`` (0.98) of the learnt quota, in sends of at most ``rate x granule``
-  items (1 to 20), so that a window's writes are spread over it rather than sent at once; on
-  a short window ``rate x short_granule`` (a twentieth of a second): equal sends that do not
-  divide the window's limit leave the rest unused (sends of 3 fit a limit of 20 only 6
-  times: 18), so they are kept small against a small quota; the bucket holds one send and a
-  half (a send made late is caught up on), and after any hold it starts empty.
+  in flight that met the same overload count once. While no share above ``near`` (0.8) is
+  reported, under 0.85 of the limit is used (the figure may be rounded by ``rounding``):
+  the quota is well above what was learnt, confirmed or not, and it grows by ``regrowth``
+  (10 %) per clean interval.
+- *Pace*: on a short window ``backoff`` (0.98) of the learnt quota (a long one: above), in
+  sends of at most ``rate x granule`` items (1 to 20), so that a window's writes are spread
+  over it rather than sent at once; on a short window ``rate x short_granule`` (a twentieth
+  of a second): equal sends that do not divide the window's limit leave the rest unused
+  (sends of 3 fit a limit of 20 only 6 times: 18), so they are kept small against a small
+  quota; the bucket holds one send and a half (a send made late is caught up on). It does
+  not fill during a hold, but keeps what it held: a hold of a few milliseconds (a 429's
+  Retry-After on a short window) costs no send.
 
 The engine is single-threaded around the pacer (all calls come from its dispatch loop), so
 the pacer has no lock. Times are ``time.monotonic()`` seconds passed in by the caller.
@@ -83,10 +93,12 @@ class PacerSettings:
     short_granule: float = 0.05  #: the same once a short window's quota is learnt
     interval: float = 0.5  #: seconds between increases
     near_growth: float = 1.05  #: growth per interval once near the limit, before any 429
+    regrowth: float = 1.1  #: growth per interval of a short window's quota, Graph saying under 0.85
     probe: float = 0.003  #: upward probe of a confirmed short window's quota, per interval
     drop: float = 0.1  #: a short window's measure within this of its quota confirms it
     decrease: float = 0.03  #: a confirmed short window's quota is lowered so much by a 429
     backoff: float = 0.98  #: pace at this fraction of the learnt quota
+    long_pace: float = 2.0  #: on a long window, the bucket runs at this times the learnt rate
     floor: float = 0.25  #: one decrease never goes below rate x floor
     measure: float = 2.0  #: seconds of sends that measure a short window's quota
     long_after: float = 2.0  #: a longer Retry-After means a long window
@@ -125,6 +137,7 @@ class Pacer:
         self._last_decrease = -1e9
         self._last_increase = now
         self._clean = True  # not throttled since the last increase
+        self._near_seen = True  # a percentage above ``near`` came since the last increase
         self._limited = False  # the bucket made a send wait since the last increase
         self._confirmed = False  # a 429 came near the short window's learnt quota
         self._ceiling: float | None = None  # a short window's quota when it last met a 429
@@ -174,11 +187,12 @@ class Pacer:
         self._inflight += items
 
     def hold(self, until: float) -> None:
-        """Send nothing before ``until`` (a Retry-After); the bucket restarts empty then."""
+        """Send nothing before ``until`` (a Retry-After): the bucket keeps what it holds (a
+        hold of a few ms must not cost a send) but does not fill meanwhile."""
         self._sent_total = max(self._sent_total, self.settings.start_burst)  # no start burst
         if until > self._hold_until:
             self._hold_until = until
-            self._tokens = 0.0
+            self._tokens = max(self._tokens, 0.0)
             self._refilled = max(self._refilled, until)
 
     def _starting(self, items: int = 1) -> bool:
@@ -204,6 +218,8 @@ class Pacer:
         """
         sent = now if sent_at is None else sent_at
         self._inflight = max(0, self._inflight - items)
+        if limit_percentage is not None and limit_percentage > self.settings.near:
+            self._near_seen = True
         self._recent.append((sent, accepted))
         if accepted:
             self._answers.append((now, accepted))
@@ -233,7 +249,9 @@ class Pacer:
         elif (
             retry_after is not None and retry_after > s.long_after and self._first_sent is not None
         ):
-            self._learn_long_window(sent + retry_after - self._first_sent)
+            # the 429 was decided between sending and answering: the later bound keeps
+            # the window's model from counting a write gone before the service does
+            self._learn_long_window(now + retry_after - self._first_sent)
         else:
             self._learn_short_window(now, sent, retry_after)
         self._last_decrease = now
@@ -252,7 +270,9 @@ class Pacer:
                 self.rate *= s.near_growth
             elif self.quota_window is None:  # a short window: probe its quota upwards
                 probed = self.quota_rate * (1 + s.probe)
-                if not self._confirmed:  # quickly back to just under where it met a 429
+                if not self._near_seen:  # Graph says under 0.85 of the limit: well below it
+                    probed = self.quota_rate * s.regrowth
+                elif not self._confirmed:  # quickly back to just under where it met a 429
                     ceiling = self._ceiling * (1 - s.decrease) if self._ceiling else math.inf
                     probed = max(probed, min(self.quota_rate * s.near_growth, ceiling))
                 self.quota_rate = probed
@@ -261,6 +281,7 @@ class Pacer:
         self._last_increase = now
         self._clean = True
         self._limited = False
+        self._near_seen = False
 
     def accepted_rate(self, now: float) -> float:
         """Writes accepted per second over the last ``measure`` seconds (by answer time)."""
@@ -350,7 +371,7 @@ class Pacer:
         s = self.settings
         assert self.quota_window is not None and self.quota_limit is not None
         self.quota_rate = self.quota_limit / self.quota_window
-        self.rate = max(s.min_rate, min(s.max_rate, self.quota_rate * s.backoff))
+        self.rate = max(s.min_rate, min(s.max_rate, self.quota_rate * s.long_pace))
 
     def _near_limit(self, value: float | None, now: float) -> None:
         s = self.settings

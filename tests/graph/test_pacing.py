@@ -20,19 +20,21 @@ def _burst(pacer: Pacer, sends: int, items: int, every: float, start: float = 0.
 
 
 def test_a_long_retry_after_teaches_the_window_and_its_limit() -> None:
-    """300 writes accepted in a burst from t=0, then a 429 on a send at t=1.5 whose
-    Retry-After (13.5 s) says the first write leaves the window at t=15: the window is
-    15 s, the limit 300, the pace 98 % of 20/s."""
+    """300 writes accepted in a burst from t=0, then a 429 on a send at t=1.5, answered at
+    t=1.9, whose Retry-After (13.5 s) says the first write leaves the window 13.5 s after
+    the service decided: at the latest at 1.9 + 13.5, so the window is taken as 15.4 s (a
+    write is never counted gone before the service forgets it). The limit is 300; the
+    bucket runs at twice the sustained rate and the window's model keeps the limit."""
     pacer = Pacer(PacerSettings(), now=0.0)
     at = _burst(pacer, 15, 20, 0.1)
     pacer.take(20, 1.5)
     pacer.answered(20, 0, 1.9, sent_at=1.5)
     pacer.throttled(1.9, retry_after=13.5, sent_at=1.5)
     assert at < 1.9
-    assert pacer.quota_window == pytest.approx(15.0)
+    assert pacer.quota_window == pytest.approx(15.4)
     assert pacer.quota_limit == 300
-    assert pacer.quota_rate == pytest.approx(20.0)
-    assert pacer.rate == pytest.approx(19.6)
+    assert pacer.quota_rate == pytest.approx(300 / 15.4)
+    assert pacer.rate == pytest.approx(2 * 300 / 15.4)
 
 
 def test_a_write_in_flight_when_the_window_was_learnt_counts_in_its_limit() -> None:
@@ -45,12 +47,13 @@ def test_a_write_in_flight_when_the_window_was_learnt_counts_in_its_limit() -> N
     assert pacer.quota_limit == 280
     pacer.answered(20, 20, 2.0, sent_at=1.4)
     assert pacer.quota_limit == 300
-    assert pacer.quota_rate == pytest.approx(20.0)
+    assert pacer.quota_rate == pytest.approx(300 / 15.4)
 
 
-def test_after_a_long_hold_it_paces_instead_of_bursting_again() -> None:
-    """Once the Retry-After has passed the bucket starts empty and the window model lets
-    no more than the limit in: sends go at the learnt rate, a batch at a time."""
+def test_after_a_long_hold_each_window_is_filled_as_the_service_frees_it() -> None:
+    """Once the Retry-After has passed, writes go as the first window's leave it (a
+    sliding window frees them in the order they came), at most twice the sustained rate
+    and a batch at a time: the second window takes its whole limit, never more."""
     pacer = Pacer(PacerSettings(), now=0.0)
     _burst(pacer, 15, 20, 0.1)
     pacer.take(20, 1.5)
@@ -59,20 +62,20 @@ def test_after_a_long_hold_it_paces_instead_of_bursting_again() -> None:
     pacer.hold(1.9 + 13.5)
     assert pacer.wait_time(1, 10.0) == pytest.approx(5.4)
     limit = pacer.batch_limit()
-    assert limit == 3  # 19.6/s x 0.2 s
-    # at the hold's end the burst's first writes are leaving; the bucket is empty
-    assert pacer.wait_time(limit, 15.4) == pytest.approx(limit / pacer.rate)
-    sent = 0
+    assert limit == 7  # 39/s x 0.2 s
+    sent: list[float] = []
     now = 15.4
-    while now < 30.0:  # a second window's worth of time
+    while now < 15.4 + 15.4:  # the second window
         wait = pacer.wait_time(limit, now)
         if wait > 0:
             now += wait
             continue
         pacer.take(limit, now)
         pacer.answered(limit, limit, now + 0.4, sent_at=now)
-        sent += limit
-    assert 270 <= sent <= 300  # about 19.6/s over 14.6 s, never more than the limit
+        sent += [now] * limit
+    assert 290 <= len(sent) <= 300  # the window's limit, used
+    soon = 15.4 + 300 / pacer.rate + 0.5  # at twice the sustained rate
+    assert sum(1 for at in sent if at < soon) >= 280
 
 
 def test_the_window_model_keeps_what_it_holds_under_the_limit() -> None:
@@ -82,12 +85,12 @@ def test_the_window_model_keeps_what_it_holds_under_the_limit() -> None:
     pacer.answered(20, 0, 1.9, sent_at=1.5)
     pacer.throttled(1.9, retry_after=13.5, sent_at=1.5)
     pacer.rate = 1000.0  # even a fast bucket cannot send into a full window
-    # the write sent at t=0 leaves the window at t=15: not before
-    assert pacer.wait_time(1, 14.0) == pytest.approx(1.0)
-    assert pacer.wait_time(20, 15.01) == 0.0  # the 20 sent at t=0 have left
-    pacer.take(20, 15.01)
+    # the write sent at t=0 leaves the window (of 15.4 s) at t=15.4: not before
+    assert pacer.wait_time(1, 14.0) == pytest.approx(1.4)
+    assert pacer.wait_time(20, 15.41) == 0.0  # the 20 sent at t=0 have left
+    pacer.take(20, 15.41)
     # in flight, they fill the window again until the send of t=0.1 leaves it
-    assert pacer.wait_time(1, 15.01) == pytest.approx(0.09)
+    assert pacer.wait_time(1, 15.41) == pytest.approx(0.09)
 
 
 def test_a_short_retry_after_measures_the_accepted_rate() -> None:
@@ -103,11 +106,13 @@ def test_a_short_retry_after_measures_the_accepted_rate() -> None:
     assert pacer.rate == pytest.approx(98.0)
 
 
-def _grow(pacer: Pacer, now: float) -> None:
-    """One clean interval in which the bucket made a send wait."""
+def _grow(pacer: Pacer, now: float, percentage: float | None = 0.9) -> None:
+    """One clean interval in which the bucket made a send wait, and the service reported
+    ``percentage`` of its limit used."""
     pacer.tick(now)  # closes the interval with the 429
     pacer.take(20, now + 0.1)
     assert pacer.wait_time(20, now + 0.1) > 0
+    pacer.answered(0, 0, now + 0.2, sent_at=now + 0.1, limit_percentage=percentage)
     pacer.tick(now + 0.5)
 
 
@@ -142,6 +147,21 @@ def test_a_short_window_quota_once_confirmed_moves_in_small_steps() -> None:
         _grow(pacer, 16.0 + i)
     ceiling = confirmed * (1 - settings.decrease)
     assert ceiling < pacer.quota_rate <= ceiling * (1 + settings.probe) ** 10
+
+
+def test_a_short_window_quota_grows_faster_while_graph_reports_it_well_below() -> None:
+    """No percentage reported (or 0.8): under 0.85 of the limit is used, so the quota is
+    clearly above what was learnt: it grows by ``regrowth``, confirmed or not."""
+    settings = PacerSettings(cooldown=0.0)
+    pacer = Pacer(settings, now=0.0)
+    _burst(pacer, 30, 10, 0.1)  # 100/s accepted
+    pacer.throttled(3.3, retry_after=0.05, sent_at=2.9)
+    _grow(pacer, 3.4, percentage=None)
+    assert pacer.quota_rate == pytest.approx(100.0 * settings.regrowth)
+    _grow(pacer, 4.4, percentage=0.8)
+    assert pacer.quota_rate == pytest.approx(100.0 * settings.regrowth**2)
+    _grow(pacer, 5.4, percentage=0.9)  # near the limit again: back to small steps
+    assert pacer.quota_rate == pytest.approx(100.0 * settings.regrowth**2 * settings.near_growth)
 
 
 def test_one_decrease_per_cooldown() -> None:
@@ -196,11 +216,15 @@ def test_slow_start_doubles_only_while_the_service_keeps_up() -> None:
     assert pacer.rate == 80
 
 
-def test_a_hold_restarts_the_bucket_empty() -> None:
+def test_a_hold_stops_the_bucket_filling() -> None:
+    """Tokens held before a hold stay (a Retry-After of a few ms must not cost a send);
+    none come in during it."""
     pacer = Pacer(PacerSettings(initial_rate=100), now=0.0)
     assert pacer.wait_time(20, 0.0) == 0.0
     pacer.hold(1.0)
     assert pacer.wait_time(20, 0.5) == pytest.approx(0.5)
+    assert pacer.wait_time(20, 1.0) == 0.0  # the 20 tokens of t=0
+    pacer.take(20, 1.0)
     assert pacer.wait_time(20, 1.0) == pytest.approx(0.2)  # 20 items at 100/s
 
 
