@@ -35,6 +35,8 @@ DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 #: app used for device-code sign-in when no AZURE_CLIENT_ID is given
 GRAPH_CLI_CLIENT_ID = "14d82eec-204b-4c2f-b7e8-296a70dab67e"
 CONFIG_FILE_NAME = "m365batch.toml"
+#: seconds the read-back may spend re-reading written rows that do not match yet
+DEFAULT_VERIFY_WAIT = 8.0
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from batch import __version__
-from batch.config import GRAPH_CLI_CLIENT_ID, Settings, load_settings
+from batch.config import DEFAULT_VERIFY_WAIT, GRAPH_CLI_CLIENT_ID, Settings, load_settings
 from batch.errors import BatchError, ExitCode
 from batch.graph.connect import open_tenant
 from batch.intake.catalog import name_ids
@@ -72,7 +72,9 @@ class AppContext:
         from batch.graph.client import GraphClient  # requests and msal: only when needed
 
         with self.tenant() as settings:
-            yield settings, GraphClient(settings)
+            client = GraphClient(settings)
+            client.sign_in_ahead()  # while the command loads its job and reads its input
+            yield settings, client
 
 
 class _ClosedPipeSafe:
@@ -211,6 +213,20 @@ def text_table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
 
 
 FILE_PATH = click.Path(path_type=Path, dir_okay=False)
+
+
+def verify_wait_option(func: Any) -> Any:
+    """``--verify-wait SECONDS``: how long the read-back waits for Entra to show the writes."""
+    return click.option(
+        "--verify-wait",
+        type=click.FloatRange(min=0),
+        metavar="SECONDS",
+        default=None,
+        help=(
+            "How long the read-back may re-read written users that do not show the change "
+            f"yet (Entra is eventually consistent; default {DEFAULT_VERIFY_WAIT:g})."
+        ),
+    )(func)
 
 
 @contextmanager

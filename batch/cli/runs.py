@@ -20,6 +20,7 @@ from batch.cli.app import (
     print_plan_attention,
     print_run_result,
     progress_bar,
+    verify_wait_option,
 )
 from batch.errors import ExitCode
 from batch.status import RowStatus
@@ -67,23 +68,6 @@ def _run_options(func: Any) -> Any:
     return func
 
 
-def _verify_wait_option(func: Any) -> Any:
-    """``--verify-wait SECONDS``: how long the read-back waits for Entra to show the writes."""
-    from batch.jobs import onboarding
-
-    default = onboarding.RunOptions().verify_wait
-    return click.option(
-        "--verify-wait",
-        type=click.FloatRange(min=0),
-        metavar="SECONDS",
-        default=None,
-        help=(
-            "How long the read-back may re-read written users that do not show the change "
-            f"yet (Entra is eventually consistent; default {default:g})."
-        ),
-    )(func)
-
-
 def _country(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
@@ -128,9 +112,9 @@ def plan(app: AppContext, file: Path, output: Path | None, **options: Any) -> No
         m365batch plan samples/onboarding.xlsx
         m365batch plan offboarding.csv --default-usage-location GB
     """
-    from batch.jobs import onboarding
-
     with app.connect() as (settings, client):
+        from batch.jobs import onboarding  # loaded while the sign-in goes on
+
         prepared = onboarding.prepare(client, file, _options(**options))
         gc.freeze()  # what was read lives to the end: later collections skip it
     click.echo("\n".join(prepared.summary_lines()))
@@ -151,7 +135,7 @@ def plan(app: AppContext, file: Path, output: Path | None, **options: Any) -> No
     metavar="N",
     help="Allow the run to remove up to N licenses (default 100).",
 )
-@_verify_wait_option
+@verify_wait_option
 @click.pass_obj
 def apply(
     app: AppContext,
@@ -173,14 +157,14 @@ def apply(
         m365batch apply samples/onboarding.xlsx
         m365batch apply leavers.csv --yes --max-removals 400
     """
-    from batch.jobs import onboarding
-
     # absolute: the journal keeps where the input and the report are, wherever `runs` is run
     file, output = file.resolve(), output.resolve() if output else None
-    run_options = _options(**options)
-    if verify_wait is not None:
-        run_options = replace(run_options, verify_wait=verify_wait)
     with app.connect() as (settings, client):
+        from batch.jobs import onboarding  # loaded while the sign-in goes on
+
+        run_options = _options(**options)
+        if verify_wait is not None:
+            run_options = replace(run_options, verify_wait=verify_wait)
         prepared = onboarding.prepare(client, file, run_options)
         gc.freeze()  # what was read lives to the end: later collections skip it
         click.echo("\n".join(prepared.summary_lines()))
@@ -204,7 +188,7 @@ def apply(
     is_flag=True,
     help="Resume a run older than a later finished run on the tenant without asking.",
 )
-@_verify_wait_option
+@verify_wait_option
 @click.pass_obj
 def resume(
     app: AppContext, run_id: str | None, output: Path | None, yes: bool, verify_wait: float | None

@@ -235,6 +235,8 @@ class MsalTokenProvider:
         self._lock = threading.Lock()
         self._app: msal.ConfidentialClientApplication | None = None
         self._current: str | None = None
+        self._ahead: threading.Thread | None = None
+        self._ahead_error: Exception | None = None
         self.tokens_acquired = 0  #: tokens fetched from the identity provider (not the cache)
 
     @property
@@ -242,10 +244,30 @@ class MsalTokenProvider:
         """The scopes asked for (the Graph resource with ``/.default``)."""
         return list(self._scopes)
 
+    def sign_in_ahead(self) -> None:
+        """Start fetching a token in the background (while the command loads and reads its
+        input); the first :meth:`token` waits for it, and raises what it met."""
+        if self._ahead is None:
+            self._ahead = threading.Thread(target=self._fetch_ahead, name="sign-in", daemon=True)
+            self._ahead.start()
+
     def token(self) -> str:
         """A valid access token, from msal's cache when it has one that is not about to expire."""
+        ahead = self._ahead
+        if ahead is not None and ahead is not threading.current_thread():
+            ahead.join()
+            error, self._ahead_error = self._ahead_error, None
+            if error is not None:
+                raise error
         with self._lock:
             return self._acquire()
+
+    def _fetch_ahead(self) -> None:
+        try:
+            with self._lock:
+                self._acquire()
+        except Exception as exc:  # raised by the first token() that needs it
+            self._ahead_error = exc
 
     def renew(self, stale: str) -> str:
         """Drop ``stale`` from the cache and fetch a new token (once, whatever the threads)."""

@@ -195,6 +195,13 @@ class GraphClient:
         #: what was learnt about the tenant once and need not be asked again (its size)
         self.facts: dict[str, Any] = {}
 
+    def sign_in_ahead(self) -> None:
+        """Fetch the first token in the background, with app credentials (an interactive
+        sign-in waits for the first request, so that its prompt comes in its turn)."""
+        ahead = getattr(self.tokens, "sign_in_ahead", None)
+        if ahead is not None:
+            ahead()
+
     # -- URLs -------------------------------------------------------------------------
 
     def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:

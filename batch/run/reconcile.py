@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from batch.config import DEFAULT_VERIFY_WAIT
 from batch.run.changes import license_change
 from batch.run.plan import Plan, PlanOptions, RowPlan, desire_for
 from batch.run.tenant import (
@@ -48,8 +49,6 @@ GROUP_ERRORS = {
 }
 
 
-#: seconds the read-back may spend re-reading written rows that do not match yet
-DEFAULT_VERIFY_WAIT = 8.0
 #: the first pause before a re-read, doubled after each one up to the cap
 VERIFY_FIRST_DELAY = 0.25
 VERIFY_MAX_DELAY = 2.0

@@ -1,4 +1,5 @@
-"""msal's discovery answers are kept in the home between commands: one round trip saved."""
+"""Signing in sooner: msal's discovery answers are kept in the home between commands (one
+round trip saved), and a command fetches its token while it loads and reads its input."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from batch.errors import AuthError
 from batch.graph.auth import MsalTokenProvider
 from batch.graph.httpcache import CACHE_FILE
-from tests.graph.conftest import sim_settings
+from tests.graph.conftest import sim_client, sim_settings
 
 
 @pytest.fixture
@@ -54,3 +56,28 @@ def test_a_damaged_or_foreign_cache_is_ignored(
     (home / CACHE_FILE).chmod(0o666)  # others could have written it: not trusted
     assert MsalTokenProvider(settings).token()
     assert len(discoveries) == 2
+
+
+def test_a_token_fetched_ahead_is_the_one_the_first_request_uses(
+    live: Any, tmp_path: Path, discoveries: list[str]
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    client = sim_client(live, home)
+    client.sign_in_ahead()
+    assert client.get("/organization")["value"]
+    assert isinstance(client.tokens, MsalTokenProvider)
+    assert client.tokens.tokens_acquired == 1 and len(discoveries) == 1
+
+
+def test_a_sign_in_ahead_that_fails_fails_the_first_request_once(live: Any, tmp_path: Path) -> None:
+    client = sim_client(live, tmp_path, client_secret="Wr0ng-secret-value-0123456789")
+    before = live.counters["token_requests"]
+    client.sign_in_ahead()
+    with pytest.raises(AuthError) as info:
+        client.get("/organization")
+    assert info.value.error == "AADSTS7000215"
+    assert live.counters["token_requests"] == before + 1  # the answer met ahead, not asked twice
+    with pytest.raises(AuthError):  # asked again, not a stale error
+        client.get("/organization")
+    assert live.counters["token_requests"] == before + 2

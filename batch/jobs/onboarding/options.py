@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from batch.config import DEFAULT_VERIFY_WAIT
 from batch.errors import GuardStopped
 from batch.run.plan import Plan, PlanOptions
-from batch.run.reconcile import DEFAULT_VERIFY_WAIT
 
 __all__ = ["DEFAULT_MAX_REMOVALS", "RunOptions", "check_removals", "option_lines"]
 
