@@ -74,7 +74,10 @@ class AppContext:
         with self.tenant() as settings:
             client = GraphClient(settings)
             client.sign_in_ahead()  # while the command loads its job and reads its input
-            yield settings, client
+            try:
+                yield settings, client
+            finally:
+                client.close()
 
 
 class _ClosedPipeSafe:

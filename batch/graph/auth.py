@@ -235,6 +235,7 @@ class MsalTokenProvider:
         self._lock = threading.Lock()
         self._app: msal.ConfidentialClientApplication | None = None
         self._current: str | None = None
+        self._session: requests.Session | None = None  # msal's, made on first use
         self._ahead: threading.Thread | None = None
         self._ahead_error: Exception | None = None
         self.tokens_acquired = 0  #: tokens fetched from the identity provider (not the cache)
@@ -298,12 +299,21 @@ class MsalTokenProvider:
         self._current = token
         return token
 
+    def close(self) -> None:
+        """Close the sign-in's connections (a sign-in still under way then fails quietly)."""
+        if self._http_client is None and self._session is not None:
+            self._session.close()
+
     def _application(self) -> msal.ConfidentialClientApplication:
         if self._app is None:
+            if self._session is None:
+                self._session = self._http_client or new_session(
+                    self._settings.ca_bundle, timeout=self._timeout
+                )
             self._app = _msal_app(
                 msal.ConfidentialClientApplication,
                 self._settings,
-                self._http_client,
+                self._session,
                 self._timeout,
                 client_credential=self._credential,
             )

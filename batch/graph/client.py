@@ -195,6 +195,13 @@ class GraphClient:
         #: what was learnt about the tenant once and need not be asked again (its size)
         self.facts: dict[str, Any] = {}
 
+    def close(self) -> None:
+        """Close the client's connections, and its sign-in's."""
+        self.session.close()
+        close = getattr(self.tokens, "close", None)
+        if close is not None:
+            close()
+
     def sign_in_ahead(self) -> None:
         """Fetch the first token in the background, with app credentials (an interactive
         sign-in waits for the first request, so that its prompt comes in its turn)."""
