@@ -236,8 +236,7 @@ class MsalTokenProvider:
         self._app: msal.ConfidentialClientApplication | None = None
         self._current: str | None = None
         self._session: requests.Session | None = None  # msal's, made on first use
-        self._ahead: threading.Thread | None = None
-        self._ahead_error: Exception | None = None
+        self._closed = False
         self.tokens_acquired = 0  #: tokens fetched from the identity provider (not the cache)
 
     @property
@@ -245,30 +244,14 @@ class MsalTokenProvider:
         """The scopes asked for (the Graph resource with ``/.default``)."""
         return list(self._scopes)
 
-    def sign_in_ahead(self) -> None:
-        """Start fetching a token in the background (while the command loads and reads its
-        input); the first :meth:`token` waits for it, and raises what it met."""
-        if self._ahead is None:
-            self._ahead = threading.Thread(target=self._fetch_ahead, name="sign-in", daemon=True)
-            self._ahead.start()
-
     def token(self) -> str:
         """A valid access token, from msal's cache when it has one that is not about to expire."""
-        ahead = self._ahead
-        if ahead is not None and ahead is not threading.current_thread():
-            ahead.join()
-            error, self._ahead_error = self._ahead_error, None
-            if error is not None:
-                raise error
         with self._lock:
-            return self._acquire()
-
-    def _fetch_ahead(self) -> None:
-        try:
-            with self._lock:
-                self._acquire()
-        except Exception as exc:  # raised by the first token() that needs it
-            self._ahead_error = exc
+            try:
+                return self._acquire()
+            finally:
+                if self._closed:  # closed while it signed in (ahead, on another thread)
+                    self.close()
 
     def renew(self, stale: str) -> str:
         """Drop ``stale`` from the cache and fetch a new token (once, whatever the threads)."""
@@ -300,7 +283,8 @@ class MsalTokenProvider:
         return token
 
     def close(self) -> None:
-        """Close the sign-in's connections (a sign-in still under way then fails quietly)."""
+        """Close the sign-in's connections (those of a sign-in under way, once it ends)."""
+        self._closed = True
         if self._http_client is None and self._session is not None:
             self._session.close()
 

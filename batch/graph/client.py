@@ -79,6 +79,7 @@ from batch.graph.reads import (
     ReadBudget,
     get_many,
 )
+from batch.graph.signin import SignInAhead
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +195,7 @@ class GraphClient:
         self.read_budget = ReadBudget(sleep=sleep)
         #: what was learnt about the tenant once and need not be asked again (its size)
         self.facts: dict[str, Any] = {}
+        self._ahead: SignInAhead | None = None
 
     def close(self) -> None:
         """Close the client's connections, and its sign-in's."""
@@ -203,11 +205,9 @@ class GraphClient:
             close()
 
     def sign_in_ahead(self) -> None:
-        """Fetch the first token in the background, with app credentials (an interactive
-        sign-in waits for the first request, so that its prompt comes in its turn)."""
-        ahead = getattr(self.tokens, "sign_in_ahead", None)
-        if ahead is not None:
-            ahead()
+        """Fetch the first token on a thread, with app credentials (:mod:`.signin`)."""
+        if isinstance(self.tokens, MsalTokenProvider):
+            self._ahead = SignInAhead(self.tokens)
 
     # -- URLs -------------------------------------------------------------------------
 
@@ -374,6 +374,8 @@ class GraphClient:
         attempt: int,
         timeout: tuple[float, float] | None = None,
     ) -> requests.Response:
+        if self._ahead is not None:
+            self._ahead.wait()
         token = self.tokens.token()
         send_headers = {"Authorization": f"Bearer {token}", "client-request-id": str(uuid.uuid4())}
         if json_body is not None:
