@@ -30,11 +30,16 @@ def discoveries(live: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
+def _home(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    return home
+
+
 def test_a_second_command_does_not_ask_for_the_openid_configuration(
     live: Any, tmp_path: Path, discoveries: list[str]
 ) -> None:
-    home = tmp_path / "home"
-    home.mkdir(mode=0o700)
+    home = _home(tmp_path)
     settings = sim_settings(live, home)
     assert MsalTokenProvider(settings).token()
     assert len(discoveries) == 1
@@ -47,8 +52,7 @@ def test_a_second_command_does_not_ask_for_the_openid_configuration(
 def test_a_damaged_or_foreign_cache_is_ignored(
     live: Any, tmp_path: Path, discoveries: list[str]
 ) -> None:
-    home = tmp_path / "home"
-    home.mkdir(mode=0o700)
+    home = _home(tmp_path)
     settings = sim_settings(live, home)
     (home / CACHE_FILE).write_bytes(b"not a pickle")
     assert MsalTokenProvider(settings).token()
@@ -61,9 +65,7 @@ def test_a_damaged_or_foreign_cache_is_ignored(
 def test_a_token_fetched_ahead_is_the_one_the_first_request_uses(
     live: Any, tmp_path: Path, discoveries: list[str]
 ) -> None:
-    home = tmp_path / "home"
-    home.mkdir(mode=0o700)
-    client = sim_client(live, home)
+    client = sim_client(live, _home(tmp_path))
     client.sign_in_ahead()
     assert client.get("/organization")["value"]
     assert isinstance(client.tokens, MsalTokenProvider)
