@@ -140,7 +140,7 @@ def execute_plan(
         )
         stats.append(wave_stats)
         for key, result in results.items():
-            done[key] = journaled.get(key) or _settled(by_key[key], result)
+            done[key] = journaled[key] if key in journaled else _settled(by_key[key], result)
     return done, stats
 
 

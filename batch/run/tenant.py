@@ -218,14 +218,16 @@ def choose_reading(
     return "page" if paging_seconds(directory, round_trip) < lookup else "lookup"
 
 
-def read_users(client: Any, wanted: Iterable[str], *, in_flight: int = 0) -> dict[str, UserState]:
+def read_users(
+    client: Any, wanted: Iterable[str], *, in_flight: int | None = None
+) -> dict[str, UserState]:
     """Read the named users (UPNs or object ids); returns ``{casefolded name: state}``.
 
     Users are looked up by ``$filter`` (15 to a request, 20 requests to a ``$batch``,
     several batches in flight), or, when the sheet names so much of the directory that
     paging it (999 a page, one page after the other) is expected to be quicker, the whole
     directory is paged (:func:`choose_reading`; round trips are estimated from the
-    client's requests so far). ``in_flight``: lookup batches at once (0: the client's most;
+    client's requests so far). ``in_flight``: lookup batches at once (None: the client's most;
     1 for a read nobody waits for, 20 lookups to a batch).
     """
     names = {str(w).strip().casefold() for w in wanted if str(w).strip()}
@@ -253,7 +255,7 @@ def read_users(client: Any, wanted: Iterable[str], *, in_flight: int = 0) -> dic
                 if key in names:
                     found[key] = user_state(user)
         return found
-    spread = {"in_flight": in_flight} if in_flight else {}
+    spread = {} if in_flight is None else {"in_flight": in_flight}
     for asked, user in client.resolve_users(
         sorted(names), select=USER_SELECT.split(","), **spread
     ).items():

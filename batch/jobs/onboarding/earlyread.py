@@ -136,7 +136,7 @@ def write(ctx: RunContext, prepared: Prepared) -> Written:
     client: Any = ctx.client
     # while writing nobody waits: 20 lookups to a batch; the rest, spread to come back soonest
     early = EarlyReadBack(
-        prepared, lambda names, last: read_users(client, names, in_flight=0 if last else 1)
+        prepared, lambda names, last: read_users(client, names, in_flight=None if last else 1)
     ).start()
     stop: BatchError | None = None
     try:
