@@ -65,6 +65,7 @@ from batch.graph.auth import (
     as_token_provider,
     new_session,
 )
+from batch.graph.lifetime import InFlight, SignInAhead
 from batch.graph.queries import (
     chunks,
     encode_query,
@@ -79,7 +80,6 @@ from batch.graph.reads import (
     ReadBudget,
     get_many,
 )
-from batch.graph.signin import SignInAhead
 
 log = logging.getLogger(__name__)
 
@@ -196,16 +196,18 @@ class GraphClient:
         #: what was learnt about the tenant once and need not be asked again (its size)
         self.facts: dict[str, Any] = {}
         self._ahead: SignInAhead | None = None
+        self._in_flight = InFlight()
 
     def close(self) -> None:
-        """Close the client's connections, and its sign-in's."""
+        """Close the connections, its sign-in's too, once the requests under way end."""
+        self._in_flight.close()
         self.session.close()
         close = getattr(self.tokens, "close", None)
         if close is not None:
             close()
 
     def sign_in_ahead(self) -> None:
-        """Fetch the first token on a thread, with app credentials (:mod:`.signin`)."""
+        """Fetch the first token on a thread, with app credentials (:mod:`.lifetime`)."""
         if isinstance(self.tokens, MsalTokenProvider):
             self._ahead = SignInAhead(self.tokens)
 
@@ -376,31 +378,35 @@ class GraphClient:
     ) -> requests.Response:
         if self._ahead is not None:
             self._ahead.wait()
-        token = self.tokens.token()
-        send_headers = {"Authorization": f"Bearer {token}", "client-request-id": str(uuid.uuid4())}
-        if json_body is not None:
-            send_headers["Content-Type"] = "application/json"
-        send_headers.update(headers or {})
-        started = time.monotonic()
-        try:
-            response = self.session.request(
-                method,
-                url,
-                headers=send_headers,
-                data=json.dumps(json_body) if json_body is not None else None,
-                timeout=timeout or self.timeout,
-            )
-        except requests.RequestException as exc:
-            elapsed = time.monotonic() - started
-            log.debug(
-                "%s %s attempt %d: no answer after %.0f ms (%s)",
-                method,
-                display_url(url),
-                attempt,
-                elapsed * 1000,
-                type(exc).__name__,
-            )
-            raise request_error(method, url, exc) from exc
+        with self._in_flight.request(method, url):
+            token = self.tokens.token()
+            send_headers = {
+                "Authorization": f"Bearer {token}",
+                "client-request-id": str(uuid.uuid4()),
+            }
+            if json_body is not None:
+                send_headers["Content-Type"] = "application/json"
+            send_headers.update(headers or {})
+            started = time.monotonic()
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    headers=send_headers,
+                    data=json.dumps(json_body) if json_body is not None else None,
+                    timeout=timeout or self.timeout,
+                )
+            except requests.RequestException as exc:
+                elapsed = time.monotonic() - started
+                log.debug(
+                    "%s %s attempt %d: no answer after %.0f ms (%s)",
+                    method,
+                    display_url(url),
+                    attempt,
+                    elapsed * 1000,
+                    type(exc).__name__,
+                )
+                raise request_error(method, url, exc) from exc
         response._m365batch_token = token  # type: ignore[attr-defined]  # for renew()
         elapsed = time.monotonic() - started
         units = header_float(response.headers.get("x-ms-resource-unit"))

@@ -30,6 +30,7 @@ import queue
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -65,12 +66,16 @@ class BatchEngine:
         on_sent: Callable[[Operation], None] | None = None,
         on_result: Callable[[Operation, Result], None] | None = None,
         on_progress: Callable[[EngineStats], None] | None = None,
+        grouped: Callable[[], AbstractContextManager[Any]] = nullcontext,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.settings = settings or EngineSettings()
         self.on_sent = on_sent
         self.on_result = on_result
+        #: wraps the ``on_sent`` calls of one batch, and the ``on_result`` calls of the
+        #: answers handled together (a journal transaction: one sync to disk for them)
+        self.grouped = grouped
         self.on_progress = on_progress
         self.stats = EngineStats()
         self.results: dict[str, Result] = {}
@@ -160,9 +165,10 @@ class BatchEngine:
                 return
             self._pacer.take(len(batch.items), now)
             batch.sent_at = now
-            for unit in batch.units:
-                self._note_sent(unit, batch.ids[unit])
-                self._renewals.sent(unit.seq)
+            with self.grouped():
+                for unit in batch.units:
+                    self._note_sent(unit, batch.ids[unit])
+                    self._renewals.sent(unit.seq)
             self.stats.requests += 1
             self.stats.items_sent += len(batch.items)
             self._inflight += 1
@@ -236,18 +242,19 @@ class BatchEngine:
             kind, subject, answer, at = self._done_q.get(timeout=timeout)
         except queue.Empty:
             return
-        while True:
-            self._inflight -= 1
-            if kind == "batch":
-                self._batches -= 1
-                self._on_batch(subject, answer, at)
-            else:
-                self._on_verified(subject, answer, at)
-            self._check_breaker()
-            try:
-                kind, subject, answer, at = self._done_q.get_nowait()
-            except queue.Empty:
-                break
+        with self.grouped():
+            while True:
+                self._inflight -= 1
+                if kind == "batch":
+                    self._batches -= 1
+                    self._on_batch(subject, answer, at)
+                else:
+                    self._on_verified(subject, answer, at)
+                self._check_breaker()
+                try:
+                    kind, subject, answer, at = self._done_q.get_nowait()
+                except queue.Empty:
+                    break
         self._update_stats()
         if self.on_progress is not None:
             self.on_progress(self.stats.snapshot())
@@ -560,10 +567,16 @@ def run_operations(
     on_sent: Callable[[Operation], None] | None = None,
     on_result: Callable[[Operation, Result], None] | None = None,
     on_progress: Callable[[EngineStats], None] | None = None,
+    grouped: Callable[[], AbstractContextManager[Any]] = nullcontext,
 ) -> tuple[dict[str, Result], EngineStats]:
     """Run ``operations`` through a new :class:`BatchEngine`; return results by key and counters."""
     engine = BatchEngine(
-        client, settings, on_sent=on_sent, on_result=on_result, on_progress=on_progress
+        client,
+        settings,
+        on_sent=on_sent,
+        on_result=on_result,
+        on_progress=on_progress,
+        grouped=grouped,
     )
     stats = engine.run(operations, total=total)
     return engine.results, stats

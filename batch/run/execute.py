@@ -137,6 +137,7 @@ def execute_plan(
             on_sent=lambda operation: journal.mark_sent(operation.key),
             on_result=record,
             on_progress=on_progress,
+            grouped=journal.transaction,
         )
         stats.append(wave_stats)
         for key, result in results.items():

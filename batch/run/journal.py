@@ -3,7 +3,8 @@
 Graph has no idempotency keys, so exactly-once *effect* comes from desired state plus this
 journal. Each run has a folder ``M365BATCH_HOME/runs/<run-id>/`` holding ``journal.sqlite``
 (SQLite in WAL mode, ``synchronous=FULL``: a record is on disk before the next request
-goes out). The states of an operation::
+goes out; the records of one ``$batch`` share a transaction, :meth:`Journal.transaction`,
+so a run syncs once a batch, not once an operation). The states of an operation::
 
     planned --(sent)--> sent --(answer)--> done
                           \\--(no answer: timeout, reset, 504, killed)--> still "sent"
@@ -162,6 +163,8 @@ class Journal:
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
         self._db = connection
+        self._grouped = False
+        self._passed: list[str] = []  # crash points passed in the transaction under way
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -276,6 +279,37 @@ class Journal:
         self.set(state=state, finished=_now(), **values)
 
     # -- operations ----------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Write the records made inside as one transaction: one sync to disk for a batch's
+        twenty, not twenty. They are on disk when it ends, before the batch is sent."""
+        if self._grouped:
+            yield
+            return
+        self._grouped, self._passed = True, []
+        try:
+            with self._db:
+                yield
+        finally:
+            self._grouped = False
+        for point in self._passed:
+            crashpoint(point)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        if self._grouped:
+            yield
+        else:
+            with self._db:
+                yield
+
+    def _pass(self, point: str) -> None:
+        """A crash point reached once the record is on disk: at the transaction's end."""
+        if self._grouped:
+            self._passed.append(point)
+        else:
+            crashpoint(point)
+
     def add_ops(self, ops: Iterable[tuple[str, int | None, dict[str, Any]]]) -> None:
         """Record planned operations as ``(key, excel_row, payload)``, in order.
 
@@ -291,26 +325,26 @@ class Journal:
 
     def mark_sent(self, key: str) -> None:
         """Record that an operation is about to go out (before the request is sent)."""
-        with self._db:
+        with self._writing():
             cursor = self._db.execute(
                 "UPDATE ops SET state = CASE WHEN state = 'done' THEN 'done' ELSE 'sent' END, "
                 "attempts = attempts + 1, sent_at = ? WHERE key = ?",
                 (_now(), key),
             )
             crashpoint("journal.write")
-        crashpoint("journal.sent")
+        self._pass("journal.sent")
         if cursor.rowcount != 1:
             raise JournalError(f"Operation '{key}' is not in the journal of run {self.run_id}.")
 
     def mark_done(self, key: str, result: dict[str, Any]) -> None:
         """Record an operation's final outcome."""
-        with self._db:
+        with self._writing():
             cursor = self._db.execute(
                 "UPDATE ops SET state = 'done', done_at = ?, result = ? WHERE key = ?",
                 (_now(), json.dumps(result), key),
             )
             crashpoint("journal.write")
-        crashpoint("journal.done")
+        self._pass("journal.done")
         if cursor.rowcount != 1:
             raise JournalError(f"Operation '{key}' is not in the journal of run {self.run_id}.")
 

@@ -68,7 +68,13 @@ class _Server(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = self.socket.accept()
-        wrapped = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        try:
+            wrapped = self.context.wrap_socket(
+                sock, server_side=True, do_handshake_on_connect=False
+            )
+        except OSError as exc:  # the peer reset before the handshake
+            _close_half_wrapped(exc)
+            raise
         with self.sockets_lock:
             self.open_sockets.add(wrapped)
         return wrapped, address
@@ -88,6 +94,21 @@ class _Server(ThreadingHTTPServer):
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.close()
+
+
+def _close_half_wrapped(exc: OSError) -> None:
+    """Close the ``SSLSocket`` a failed ``wrap_socket`` made and dropped.
+
+    ``ssl.SSLSocket._create`` takes the accepted socket's descriptor over before it checks
+    the connection; when the peer has already reset, its ``recv(1)`` raises ECONNRESET and
+    the new socket is left open with nobody holding it. It is found in the traceback.
+    """
+    tb = exc.__traceback__
+    while tb is not None:
+        made = tb.tb_frame.f_locals.get("self")
+        if isinstance(made, ssl.SSLSocket):
+            made.close()
+        tb = tb.tb_next
 
 
 class _Handler(BaseHTTPRequestHandler):

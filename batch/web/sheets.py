@@ -7,6 +7,7 @@ plan the command line would print, and the workbooks are the ones it writes.
 from __future__ import annotations
 
 import uuid
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ __all__ = ["check_sheet", "plan_workbook", "tenant_template"]
 
 def check_sheet(settings: Settings, path: Path) -> dict[str, Any]:
     """Read, validate and plan a sheet against the tenant: what the check page shows."""
-    prepared = onboarding.prepare(GraphClient(settings), path, onboarding.RunOptions())
+    with closing(GraphClient(settings)) as client:
+        prepared = onboarding.prepare(client, path, onboarding.RunOptions())
     plan = prepared.plan
     return {
         "summary": prepared.summary_lines(),
@@ -65,7 +67,8 @@ def check_sheet(settings: Settings, path: Path) -> dict[str, Any]:
 
 def plan_workbook(settings: Settings, path: Path, output: Path) -> Path:
     """The plan of a sheet as ``m365batch plan`` writes it, against the tenant as it is now."""
-    prepared = onboarding.prepare(GraphClient(settings), path, onboarding.RunOptions())
+    with closing(GraphClient(settings)) as client:
+        prepared = onboarding.prepare(client, path, onboarding.RunOptions())
     output.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     output.unlink(missing_ok=True)
     return onboarding.write_plan_report(prepared, settings.describe(), output)
@@ -75,4 +78,5 @@ def tenant_template(settings: Settings, folder: Path) -> Path:
     """The input template ``m365batch template`` writes, with the tenant's SKUs as dropdowns."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     output = folder / f"template-{uuid.uuid4().hex[:8]}.xlsx"
-    return write_tenant_template(GraphClient(settings), output, as_csv=False)
+    with closing(GraphClient(settings)) as client:
+        return write_tenant_template(client, output, as_csv=False)

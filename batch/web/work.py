@@ -12,6 +12,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +111,15 @@ class Worker:
         if sub is None:
             return
         try:
-            client = GraphClient(self.settings)
-            prepared = onboarding.prepare(client, Path(sub.stored_path), onboarding.RunOptions())
-            onboarding.check_removals(prepared.plan, None)
-            track = self._tracker(sid, len(prepared.plan.ops))
-            meta = {"submitted_by": sub.submitter, "approved_by": sub.approver}
-            result = onboarding.apply(client, self.settings, prepared, on_progress=track, meta=meta)
+            with closing(GraphClient(self.settings)) as client:
+                stored = Path(sub.stored_path)
+                prepared = onboarding.prepare(client, stored, onboarding.RunOptions())
+                onboarding.check_removals(prepared.plan, None)
+                track = self._tracker(sid, len(prepared.plan.ops))
+                meta = {"submitted_by": sub.submitter, "approved_by": sub.approver}
+                result = onboarding.apply(
+                    client, self.settings, prepared, on_progress=track, meta=meta
+                )
             self.store.set_run_people(result.run_id, sub.submitter, sub.approver)
             self.store.update(sid, status=DONE, run_id=result.run_id, result=_result(result))
         except Exception as exc:
@@ -137,8 +141,8 @@ class Worker:
         def job() -> None:
             try:
                 track = self._tracker(sid, 0)
-                client = GraphClient(self.settings)
-                result = onboarding.resume(client, self.settings, run_id, on_progress=track)
+                with closing(GraphClient(self.settings)) as client:
+                    result = onboarding.resume(client, self.settings, run_id, on_progress=track)
                 self.store.set_run_people(result.run_id, sub.submitter, sub.approver or approver)
                 self.store.update(sid, status=DONE, result=_result(result))
             except Exception as exc:
@@ -152,10 +156,10 @@ class Worker:
 
         def job() -> None:
             try:
-                client = GraphClient(self.settings)
-                _, prepared = prepare_undo(client, self.settings, run_id)
-                track = self._tracker(f"undo-{run_id}", len(prepared.plan.ops))
-                result = apply_undo(client, self.settings, run_id, prepared, on_progress=track)
+                with closing(GraphClient(self.settings)) as client:
+                    _, prepared = prepare_undo(client, self.settings, run_id)
+                    track = self._tracker(f"undo-{run_id}", len(prepared.plan.ops))
+                    result = apply_undo(client, self.settings, run_id, prepared, on_progress=track)
                 self.store.set_run_people(result.run_id, approver, approver)
             except Exception:
                 log.exception("web: undo of %s failed", run_id)

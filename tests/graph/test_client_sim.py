@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import requests
 from batch.errors import AuthError, ConfigError, GraphStatusError, PermissionDenied
 from batch.graph.auth import MsalTokenProvider, certificate_thumbprint
 from batch.graph.client import GraphClient
+from batch.graph.lifetime import ClientClosed
 from batch.graph.queries import user_path
 from batch.logs import configure_logging
 from tests.graph.conftest import make_certificate, sim_client, sim_settings
@@ -53,6 +55,26 @@ def test_certificate_sign_in(live: Any, tmp_path: Path, form: str) -> None:
     client = GraphClient(settings)
     assert client.get("/subscribedSkus")["value"]
     assert len(certificate_thumbprint(settings) or "") == 64
+
+
+def test_closing_waits_for_a_request_under_way_and_sends_none_after(
+    live: Any, tmp_path: Path
+) -> None:
+    """A background read still running when a command ends finishes; none starts after."""
+    client = sim_client(live, tmp_path)
+    client.get("/organization")  # signed in
+    live.options.latency_ms = 400
+    answers: list[Any] = []
+    reader = threading.Thread(target=lambda: answers.append(client.get("/subscribedSkus")))
+    reader.start()
+    time.sleep(0.15)  # the read is under way
+    client.close()
+    assert answers and answers[0]["value"]  # close waited for it
+    sent = live.counters["requests"]
+    with pytest.raises(ClientClosed):
+        client.get("/organization")
+    assert live.counters["requests"] == sent
+    reader.join()
 
 
 def test_wrong_secret_is_an_auth_error_without_the_secret(live: Any, tmp_path: Path) -> None:

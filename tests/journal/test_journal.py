@@ -55,6 +55,23 @@ def test_state_survives_reopen(tmp_path: Path) -> None:
         assert journal.counts() == {"done": 1, "planned": 4}
 
 
+def test_a_batch_of_records_is_written_in_one_transaction(tmp_path: Path) -> None:
+    with _journal(tmp_path) as journal:
+        with journal.transaction():
+            journal.mark_sent("op0")
+            journal.mark_sent("op1")
+            with Journal.open(tmp_path, "20261128-090000-aaaa") as reader:
+                assert reader.counts() == {"planned": 5}  # nothing on disk until it ends
+        with Journal.open(tmp_path, "20261128-090000-aaaa") as reader:
+            assert reader.counts() == {"planned": 3, "sent": 2}
+        with pytest.raises(JournalError), journal.transaction():
+            journal.mark_done("op0", {"status": 200})
+            journal.mark_sent("nope")
+        assert journal.counts() == {"planned": 3, "sent": 2}  # all of it, or none
+        journal.mark_done("op0", {"status": 200})  # and the next record is its own again
+        assert journal.counts() == {"done": 1, "planned": 3, "sent": 1}
+
+
 def test_unknown_operation_is_an_error(tmp_path: Path) -> None:
     with _journal(tmp_path) as journal, pytest.raises(JournalError, match="nope"):
         journal.mark_sent("nope")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import socket
 import ssl
+import struct
 
 import pytest
 from simhelpers import Graph, error_of
 
 from batch.simulator import RunningSimulator
+from batch.simulator.server import _Server
 
 
 @pytest.mark.parametrize(
@@ -122,3 +125,21 @@ def test_untrusting_client_does_not_stall_the_server(sim: RunningSimulator, grap
     ):
         ssl.create_default_context().wrap_socket(raw, server_hostname="127.0.0.1")
     assert graph.get("/organization").status_code == 200
+
+
+def test_a_client_that_resets_before_the_handshake_leaves_no_socket_open(
+    sim: RunningSimulator,
+) -> None:
+    """ssl's wrap of an accepted socket whose peer already reset fails after taking the
+    descriptor over; the server closes what it made (pytest fails on the unclosed one)."""
+    server = _Server(("127.0.0.1", 0), sim._core, ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+    try:
+        client = socket.create_connection(server.server_address, timeout=5)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()  # RST, before the server accepts
+        with pytest.raises(OSError):
+            server.get_request()
+        gc.collect()
+        assert not server.open_sockets
+    finally:
+        server.server_close()
