@@ -35,6 +35,9 @@ CREATE TABLE IF NOT EXISTS users(
     department TEXT, employee_id TEXT, job_title TEXT, country TEXT, user_type TEXT,
     created TEXT NOT NULL, last_sign_in TEXT, last_non_interactive TEXT,
     last_successful TEXT, sign_in_missing INTEGER NOT NULL DEFAULT 0);
+-- $filter compares strings without case (as Graph does): lookups by name or id use these
+CREATE INDEX IF NOT EXISTS users_by_upn ON users(upn COLLATE NOCASE);
+CREATE INDEX IF NOT EXISTS users_by_id ON users(id COLLATE NOCASE);
 CREATE TABLE IF NOT EXISTS licenses(
     user_id TEXT NOT NULL, sku_id TEXT NOT NULL, source TEXT NOT NULL,
     disabled_plans TEXT NOT NULL, state TEXT NOT NULL, error TEXT NOT NULL,

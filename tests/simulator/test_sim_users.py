@@ -8,6 +8,7 @@ import pytest
 from simhelpers import FLOW_FREE, SPE_E3, Graph, error_of
 
 from batch.simulator import RunningSimulator
+from batch.simulator.odata import USER_FILTERS, compile_filter
 
 
 def test_paging_walks_every_user_once(graph: Graph, sim: RunningSimulator) -> None:
@@ -121,6 +122,26 @@ def test_filters_the_tool_needs(graph: Graph, sim: RunningSimulator) -> None:
 def _all_users(sim: RunningSimulator) -> list[dict]:
     db = sim.store.connection()
     return [sim.store.user(r[0]) for r in db.execute("SELECT id FROM users")]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "userPrincipalName in ('a@contoso.example', 'B@contoso.example')",
+        "userPrincipalName eq 'a@contoso.example'",
+        "id in ('0d6f4ce9-2c8a-4b1e-9f00-000000000001', '0D6F4CE9-2C8A-4B1E-9F00-000000000002')",
+    ],
+)
+def test_lookups_by_name_or_id_search_an_index(sim: RunningSimulator, text: str) -> None:
+    """The latency of a lookup is the simulator's setting, never a scan of the directory:
+    15 names compared without case in 20,000 users cost 2 ms a request with the index, 20
+    without it, serialized on the tenant's file."""
+    condition = compile_filter(text, USER_FILTERS, "User")
+    plan = sim.store.connection().execute(
+        f"EXPLAIN QUERY PLAN SELECT * FROM users WHERE {condition.sql}", condition.params
+    )
+    details = " ".join(str(row[3]) for row in plan)
+    assert "USING INDEX" in details and "SCAN" not in details, details
 
 
 def test_advanced_queries_need_eventual_and_count(graph: Graph, sim: RunningSimulator) -> None:
