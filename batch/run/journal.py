@@ -282,18 +282,19 @@ class Journal:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Write the records made inside as one transaction: one sync to disk for a batch's
-        twenty, not twenty. They are on disk when it ends, before the batch is sent."""
+        twenty, not twenty. They are on disk when it ends (before the batch is sent), and
+        kept when what it wraps fails: each says what was true when it was made."""
         if self._grouped:
             yield
             return
         self._grouped, self._passed = True, []
         try:
-            with self._db:
-                yield
+            yield
         finally:
             self._grouped = False
-        for point in self._passed:
-            crashpoint(point)
+            self._db.commit()
+            for point in self._passed:
+                crashpoint(point)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
