@@ -31,19 +31,17 @@ sections 7 and 11).
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlparse
 
 import msal
 import requests
-import requests.adapters
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
@@ -52,10 +50,8 @@ from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 from batch.config import Settings
 from batch.errors import AuthError, ConfigError
 from batch.graph.httpcache import load_http_cache, save_http_cache
+from batch.graph.transport import new_session
 from batch.logs import register_secret
-
-if TYPE_CHECKING:
-    from requests.sessions import _Settings  # the stubs' name for what the merge returns
 
 log = logging.getLogger(__name__)
 
@@ -112,42 +108,6 @@ def as_token_provider(value: TokenProvider | Callable[[], str]) -> TokenProvider
     if isinstance(value, TokenProvider):
         return value
     return StaticTokenProvider(value)
-
-
-class PinnedSession(requests.Session):
-    """A ``requests.Session`` whose configured ``verify`` wins over the environment.
-
-    requests lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` replace a session's ``verify``
-    (psf/requests#3829), so a machine-wide bundle would make the simulated tenant's CA, or a
-    CA configured for a tenant profile, silently ignored. Proxies still come from the
-    environment.
-    """
-
-    def merge_environment_settings(
-        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> _Settings:
-        merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
-        if verify in (None, True) and self.verify not in (None, True):
-            merged["verify"] = self.verify
-        return merged
-
-
-def new_session(
-    verify: str | bool | None, *, pool_size: int = 10, timeout: Any = None
-) -> requests.Session:
-    """A pooled session with no automatic retries, trusting ``verify`` whatever the environment."""
-    session = PinnedSession()
-    # Retries are the caller's (they must respect Retry-After and never repeat a write blindly).
-    adapter = requests.adapters.HTTPAdapter(
-        pool_connections=4, pool_maxsize=max(pool_size, 4), max_retries=0
-    )
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    session.verify = verify if verify not in (None, "") else True
-    if timeout is not None:
-        # msal calls the session without a timeout; give it one (requests has no default).
-        session.request = functools.partial(session.request, timeout=timeout)  # type: ignore[method-assign]
-    return session
 
 
 def graph_scope(graph_url: str) -> str:

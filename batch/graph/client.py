@@ -63,7 +63,6 @@ from batch.graph.auth import (
     MsalTokenProvider,
     TokenProvider,
     as_token_provider,
-    new_session,
 )
 from batch.graph.lifetime import InFlight, SignInAhead
 from batch.graph.queries import (
@@ -80,6 +79,7 @@ from batch.graph.reads import (
     ReadBudget,
     get_many,
 )
+from batch.graph.transport import new_session
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ from batch.simulator.calls import Call, split_url
 from batch.simulator.options import SimulatorOptions
 from batch.simulator.responses import GraphFault, Reply, dump_json, error_body, fault_reply
 from batch.simulator.service import Counters, Service, new_request_id
-from batch.simulator.state import AppCredentials, open_state
-from batch.simulator.store import TenantStore
+from batch.simulator.state import AppCredentials, TenantStore, open_state
+from batch.tls import close_half_made
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class _Server(ThreadingHTTPServer):
                 sock, server_side=True, do_handshake_on_connect=False
             )
         except OSError as exc:  # the peer reset before the handshake
-            _close_half_wrapped(exc)
+            close_half_made(exc)
             raise
         with self.sockets_lock:
             self.open_sockets.add(wrapped)
@@ -94,21 +94,6 @@ class _Server(ThreadingHTTPServer):
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.close()
-
-
-def _close_half_wrapped(exc: OSError) -> None:
-    """Close the ``SSLSocket`` a failed ``wrap_socket`` made and dropped.
-
-    ``ssl.SSLSocket._create`` takes the accepted socket's descriptor over before it checks
-    the connection; when the peer has already reset, its ``recv(1)`` raises ECONNRESET and
-    the new socket is left open with nobody holding it. It is found in the traceback.
-    """
-    tb = exc.__traceback__
-    while tb is not None:
-        made = tb.tb_frame.f_locals.get("self")
-        if isinstance(made, ssl.SSLSocket):
-            made.close()
-        tb = tb.tb_next
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -25,6 +25,16 @@ from batch.simulator.certs import TlsMaterial, ensure_tls_material
 from batch.simulator.graph import ALL_ROLES
 from batch.simulator.store import TenantStore
 
+__all__ = [
+    "AppCredentials",
+    "OpenedState",
+    "TenantStore",  # the store an opened state holds
+    "default_app",
+    "load_sample",
+    "open_state",
+    "open_store",
+]
+
 DB_FILE = "tenant.db"
 APP_FILE = "app.json"
 SAMPLE_PATH = Path(__file__).resolve().parents[2] / "samples" / "tenant.json"

@@ -22,7 +22,8 @@ import requests
 
 from batch.config import CONFIG_FILE_NAME, Settings
 from batch.errors import AuthError, ConfigError
-from batch.graph.auth import build_credential, needs_instance_discovery, new_session
+from batch.graph.auth import build_credential, needs_instance_discovery
+from batch.graph.transport import new_session
 
 __all__ = ["APPROVE", "SUBMIT", "Identity", "SignIn", "relay_authorize", "role_groups", "roles_of"]
 
