@@ -5,7 +5,7 @@ line, docstring included).
 
 Every ``import`` counts, at the top of a module or inside a function. The stage order is the
 pipeline's: the foundation modules at the top of ``batch`` (errors, config, logs, status,
-files, crashpoints), then intake, graph, run, reports, jobs, web, cli (the web app sits
+files, crashpoints, tls), then intake, graph, run, reports, jobs, web, cli (the web app sits
 beside the command line: only its ``serve`` command imports it). The simulator is a server
 the product talks to over HTTPS: it imports only the foundation, and only ``graph.connect``
 (which starts it when no tenant is configured) and the ``simulator`` commands import it.
