@@ -300,8 +300,14 @@ class DeviceCodeTokenProvider:
         self._timeout = timeout
         self._lock = threading.Lock()
         self._app: msal.PublicClientApplication | None = None
+        self._session: requests.Session | None = None  # msal's, made on first use
         self._current: str | None = None
         self._fresh_until = 0.0
+
+    def close(self) -> None:
+        """Close the sign-in's connections (a session passed in is the caller's to close)."""
+        if self._http_client is None and self._session is not None:
+            self._session.close()
 
     def token(self) -> str:
         """A valid access token: the current one, by refresh, or by a new device-code sign-in."""
@@ -350,8 +356,11 @@ class DeviceCodeTokenProvider:
 
     def _application(self) -> msal.PublicClientApplication:
         if self._app is None:
+            self._session = self._http_client or new_session(
+                self._settings.ca_bundle, timeout=self._timeout
+            )
             self._app = _msal_app(
-                msal.PublicClientApplication, self._settings, self._http_client, self._timeout
+                msal.PublicClientApplication, self._settings, self._session, self._timeout
             )
         return self._app
 

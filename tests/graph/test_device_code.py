@@ -71,6 +71,10 @@ def test_device_code_sign_in_gets_a_delegated_token_that_graph_accepts(tmp_path:
         assert "roles" not in claims
         client.get_all("/users", params={"$top": 5})  # the cached token serves further calls
         assert len(shown) == 1
+        sign_in = client.tokens._session  # type: ignore[attr-defined]
+        assert len(sign_in.get_adapter(sim.authority_host).poolmanager.pools) == 1
+        client.close()  # the sign-in's connections too
+        assert len(sign_in.get_adapter(sim.authority_host).poolmanager.pools) == 0
 
 
 def test_a_code_nobody_confirms_expires_with_a_clear_error(
